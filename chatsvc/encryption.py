@@ -1,0 +1,324 @@
+# -*- test-case-name: tests.test_encryption -*-
+"""
+The encrypting wrapper: Noise NNpsk0 records around any Twisted protocol,
+the way L{twisted.protocols.tls} wraps a protocol in TLS.
+
+On the server it also tells the two modes apart (PROTOCOL.md section 2): the
+first byte of the first frame is C{{} for plaintext, which then passes through
+untouched, or C{0x01} for a Noise handshake::
+
+    factory = EncryptingFactory(ChatFactory(room, config, reactor), psk,
+                                require_encryption=True, clock=reactor)
+    endpoint.listen(factory)
+
+A client wraps its own factory with C{initiator=True}; its protocol's writes
+are held until the handshake completes, and a plaintext error from the
+server before then is handed to it as ordinary inner-stream bytes::
+
+    endpoint.connect(EncryptingFactory(ClientFactory(), psk, initiator=True))
+
+The wrapped protocol never learns whether it is encrypted, except through the
+transport's C{encrypted} attribute. Writes made during one reactor turn are
+gathered and encrypted as one record per connection (as tls.py's
+C{_AggregateSmallWrites} does), so a fan-out of many messages costs one
+AES-GCM operation per recipient per turn.
+
+Until an encrypted client's handshake completes, whatever the wrapped server
+protocol writes goes out as plaintext: by the protocol, that can only be an
+error message (C{timeout}, C{server-full}, C{shutdown}, ...).
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any, List, Optional
+
+from twisted.logger import Logger
+from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
+from twisted.python.failure import Failure
+
+from .wire.errors import RemoteProtocolError
+from .wire.framing import HEADER, HEADER_SIZE, MAX_FRAME, encode_frame
+from .wire.messages import encode, error
+from .wire.records import DataReceived, HandshakeComplete, PlaintextFrame, RecordSession
+
+_log = Logger()
+
+_PLAINTEXT_BYTE = 0x7B  # "{"
+_HANDSHAKE_BYTE = 0x01
+
+
+class Mode(enum.Enum):
+    UNKNOWN = "unknown"  # server: the first frame has not said yet
+    PLAINTEXT = "plaintext"  # server: pass-through
+    HANDSHAKING = "handshaking"
+    OPEN = "open"  # handshake complete: everything is encrypted
+    CLOSED = "closed"
+
+
+class EncryptingProtocol(ProtocolWrapper):
+    """
+    One connection's record layer.
+
+    @ivar encrypted: C{True} once the handshake has completed.
+    """
+
+    encrypted = False
+    _failure: Optional[Failure] = None
+    _producer_registered = False
+    _dirty = False
+
+    def __init__(self, factory: "EncryptingFactory", wrappedProtocol: Any) -> None:
+        ProtocolWrapper.__init__(self, factory, wrappedProtocol)
+        self._initiator = factory.initiator
+        self._mode = Mode.HANDSHAKING if self._initiator else Mode.UNKNOWN
+        self._head = b""
+        self._session: Optional[RecordSession] = None
+        self._pending: List[bytes] = []
+
+    def makeConnection(self, transport: Any) -> None:
+        if self._initiator:
+            self._session = RecordSession(self.factory.psk, initiator=True)
+            transport.write(self._session.initiate())
+        # Connect the wrapped protocol at once: a server protocol must be
+        # able to time out or refuse a client that never completes the
+        # handshake, and a client's first writes are held until it does.
+        ProtocolWrapper.makeConnection(self, transport)
+
+    def _peer(self) -> str:
+        peer = self.transport.getPeer()
+        return getattr(peer, "host", str(peer))
+
+    # -- receiving -----------------------------------------------------------
+
+    def dataReceived(self, data: bytes) -> None:
+        mode = self._mode
+        if mode is Mode.PLAINTEXT:
+            self.wrappedProtocol.dataReceived(data)
+            return
+        if mode is Mode.CLOSED:
+            return
+        if mode is Mode.UNKNOWN:
+            data = self._detect_mode(data)
+            if data is None:
+                return
+            if self._mode is Mode.PLAINTEXT:
+                self.wrappedProtocol.dataReceived(data)
+                return
+        session = self._session
+        assert session is not None
+        session.receive_data(data)
+        try:
+            for event in session.events():
+                if self._mode is Mode.CLOSED:
+                    return
+                if isinstance(event, DataReceived):
+                    self.wrappedProtocol.dataReceived(event.data)
+                elif isinstance(event, HandshakeComplete):
+                    self._handshake_complete()
+                elif isinstance(event, PlaintextFrame):
+                    # A server's error before the handshake completed: hand
+                    # it to the client protocol as an ordinary frame.
+                    self.wrappedProtocol.dataReceived(encode_frame(event.body))
+        except RemoteProtocolError as e:
+            self._protocol_error(e)
+
+    def _detect_mode(self, data: bytes) -> Optional[bytes]:
+        head = self._head + data
+        if len(head) < HEADER_SIZE:
+            self._head = head
+            return None
+        (length,) = HEADER.unpack_from(head)
+        if length == 0:
+            self._refuse("bad-frame", "empty frame")
+            return None
+        if length > MAX_FRAME:
+            self._refuse("frame-too-long", f"frame of {length} bytes is over the limit of {MAX_FRAME}")
+            return None
+        if len(head) == HEADER_SIZE:
+            self._head = head
+            return None
+        self._head = b""
+        first = head[HEADER_SIZE]
+        factory = self.factory
+        if first == _PLAINTEXT_BYTE:
+            if factory.require_encryption:
+                self._refuse("encryption-required", "this server accepts encrypted clients only")
+                return None
+            self._mode = Mode.PLAINTEXT
+            return head
+        if first == _HANDSHAKE_BYTE:
+            if factory.psk is None:
+                self._refuse("encryption-not-enabled", "this server has no key; connect in plaintext")
+                return None
+            self._mode = Mode.HANDSHAKING
+            self._session = RecordSession(factory.psk, initiator=False)
+            return head
+        self._refuse("bad-frame", "a first frame starts with '{' (plaintext) or 0x01 (handshake)")
+        return None
+
+    def _handshake_complete(self) -> None:
+        session = self._session
+        assert session is not None
+        reply = session.data_to_send()
+        if reply:
+            self.transport.write(reply)
+        self._mode = Mode.OPEN
+        self.encrypted = True
+        if not self._initiator:
+            _log.debug("handshake complete with {peer}", peer=self._peer())
+        if self._pending:
+            self._flush()
+
+    def _protocol_error(self, e: RemoteProtocolError) -> None:
+        if e.code == "decrypt-failed":
+            # Tampered, replayed, reordered, truncated or under the wrong
+            # key: say nothing more, drop the connection at once.
+            _log.info("record from {peer} failed to decrypt; aborting", peer=self._peer())
+            self._abort(e)
+            return
+        if self._mode is not Mode.OPEN:
+            if self._initiator:
+                self._abort(e)
+            else:
+                _log.info("handshake with {peer} failed: {code}", peer=self._peer(), code=e.code)
+                self._refuse(e.code, e.text)
+            return
+        # A record out of place after the handshake: a last encrypted
+        # error, then close.
+        session = self._session
+        assert session is not None
+        self._pending.append(encode_frame(encode(error(e.code, e.text, True))))
+        self._flush()
+        self._failure = Failure(e)
+        self._mode = Mode.CLOSED
+        self._close()
+
+    # -- closing ------------------------------------------------------------
+
+    def _refuse(self, code: str, text: str) -> None:
+        """Send a plaintext fatal error and close (before the handshake)."""
+        self._mode = Mode.CLOSED
+        self._failure = Failure(RemoteProtocolError(code, text))
+        self.transport.write(encode_frame(encode(error(code, text, True))))
+        self._close()
+
+    def _close(self) -> None:
+        transport = self.transport
+        transport.pauseProducing()  # read nothing more
+        if self._producer_registered:
+            self._producer_registered = False
+            transport.unregisterProducer()
+        transport.loseConnection()
+        self.factory.clock.callLater(self.factory.close_timeout, transport.abortConnection)
+
+    def _abort(self, e: RemoteProtocolError) -> None:
+        self._mode = Mode.CLOSED
+        self._failure = Failure(e)
+        self._pending = []
+        self.transport.abortConnection()
+
+    def connectionLost(self, reason: Failure) -> None:
+        self._mode = Mode.CLOSED
+        self._pending = []
+        self._session = None  # forget this connection's keys
+        if self._failure is not None:
+            reason = self._failure
+        ProtocolWrapper.connectionLost(self, reason)
+
+    # -- the wrapped protocol's transport -----------------------------------
+
+    def write(self, data: bytes) -> None:
+        mode = self._mode
+        if mode is Mode.OPEN:
+            self._pending.append(data)
+            if not self._dirty:
+                self._dirty = True
+                self.factory.schedule_flush(self)
+        elif mode is Mode.HANDSHAKING and self._initiator:
+            self._pending.append(data)  # held until the handshake completes
+        elif mode is not Mode.CLOSED:
+            self.transport.write(data)
+
+    def writeSequence(self, data: List[bytes]) -> None:
+        self.write(b"".join(data))
+
+    def _flush(self) -> None:
+        self._dirty = False
+        if self._mode is not Mode.OPEN or not self._pending:
+            return
+        data = b"".join(self._pending)
+        self._pending = []
+        self.transport.write(self._session.send(data))  # type: ignore[union-attr]
+
+    def loseConnection(self) -> None:
+        self._flush()
+        ProtocolWrapper.loseConnection(self)
+
+    def abortConnection(self) -> None:
+        self._pending = []
+        self.transport.abortConnection()
+
+    def registerProducer(self, producer: Any, streaming: bool) -> None:
+        self._producer_registered = True
+        self.transport.registerProducer(producer, streaming)
+
+    def unregisterProducer(self) -> None:
+        if self._producer_registered:
+            self._producer_registered = False
+            self.transport.unregisterProducer()
+
+
+class EncryptingFactory(WrappingFactory):
+    """
+    Wrap C{wrappedFactory}'s protocols in L{EncryptingProtocol}.
+
+    @param psk: the 32-byte pre-shared key, or C{None} (server: plaintext
+        only, encrypted clients get C{encryption-not-enabled}).
+    @param initiator: C{True} on the client side.
+    @param require_encryption: server: refuse plaintext clients.
+    @param clock: an L{IReactorTime}; defaults to the wrapped factory's
+        C{clock}, else the global reactor (as C{TLSMemoryBIOFactory} does).
+    """
+
+    protocol = EncryptingProtocol
+    noisy = False
+
+    def __init__(
+        self,
+        wrappedFactory: Any,
+        psk: Optional[bytes] = None,
+        *,
+        initiator: bool = False,
+        require_encryption: bool = False,
+        clock: Any = None,
+        close_timeout: float = 5.0,
+    ) -> None:
+        WrappingFactory.__init__(self, wrappedFactory)
+        if initiator and psk is None:
+            raise ValueError("an encrypting client needs a key")
+        if require_encryption and psk is None:
+            raise ValueError("encryption cannot be required without a key")
+        if clock is None:
+            clock = getattr(wrappedFactory, "clock", None)
+        if clock is None:
+            from twisted.internet import reactor as clock
+        self.psk = psk
+        self.initiator = initiator
+        self.require_encryption = require_encryption
+        self.clock = clock
+        self.close_timeout = close_timeout
+        self._to_flush: List[EncryptingProtocol] = []
+        self._flush_call = None
+
+    def schedule_flush(self, proto: EncryptingProtocol) -> None:
+        """Encrypt C{proto}'s writes of this turn at the end of the turn."""
+        self._to_flush.append(proto)
+        if self._flush_call is None:
+            self._flush_call = self.clock.callLater(0, self._flush_all)
+
+    def _flush_all(self) -> None:
+        self._flush_call = None
+        protos, self._to_flush = self._to_flush, []
+        for proto in protos:
+            proto._flush()

@@ -1,0 +1,310 @@
+# -*- test-case-name: tests.test_protocol -*-
+"""
+L{ChatProtocol}: one client connection, from decoded frames to the room.
+
+It speaks the plaintext protocol of PROTOCOL.md section 4 over
+C{Int32StringReceiver} frames and never learns whether an encrypting wrapper
+(L{chatsvc.encryption}) sits between it and the socket. Limits, timeouts and
+the decision to close live here; names, order and fan-out live in the room.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Any, Callable, Dict, Optional
+
+from twisted.internet.protocol import connectionDone
+from twisted.logger import Logger
+from twisted.protocols.basic import Int32StringReceiver
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from .ratelimit import ALLOW, FLOOD, RateLimiter
+from .room import IChatMember
+from .sendq import SendQueue
+from .wire.errors import RemoteProtocolError
+from .wire.framing import MAX_FRAME, encode_frame
+from .wire.messages import Message, decode, encode, error, text_error
+
+_log = Logger()
+
+SNDBUF = 65536
+"""Kernel send buffer for accepted sockets: without it Linux lets a client
+that stopped reading absorb megabytes before the server notices."""
+
+# The reason others see in `left` when a connection ends with this error.
+_LEFT_REASONS = {
+    "timeout": "timeout",
+    "slow": "slow",
+    "flood": "flood",
+    "shutdown": "shutdown",
+    "replaced": "replaced",
+}
+
+_UNLIMITED = frozenset({"ping", "pong", "quit"})
+_BEFORE_HELLO = frozenset({"hello", "ping"})
+
+
+def _set_sndbuf(transport: Any, size: int) -> None:
+    get_handle = getattr(transport, "getHandle", None)
+    if get_handle is None:
+        return
+    try:
+        get_handle().setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
+    except (AttributeError, OSError, TypeError):
+        pass  # not a socket (tests, pipes): nothing to tune
+
+
+@implementer(IChatMember)
+class ChatProtocol(Int32StringReceiver):
+    """
+    The server side of one client.
+
+    @ivar name: the registered name, or C{None} before C{hello}.
+    @ivar send_frame: sends an encoded frame (the room's fast path).
+    """
+
+    MAX_LENGTH = MAX_FRAME
+
+    name: Optional[str] = None
+    session_id: Optional[str] = None
+    peer = "?"
+    closing = False
+    _deadline = None
+    _abort_call = None
+    _ping_sent_at: Optional[float] = None
+    _leave_text: Optional[str] = None
+
+    def __init__(self, factory: Any) -> None:
+        self.factory = factory
+        self.room = factory.room
+        self.config = factory.config
+        self._clock = factory.clock
+        self._handlers: Dict[str, Callable[[Message], None]] = {
+            "hello": self._hello,
+            "say": self._say,
+            "msg": self._msg,
+            "nick": self._nick,
+            "who": self._who,
+            "ping": self._ping,
+            "pong": self._pong,
+            "quit": self._quit,
+        }
+
+    # -- connection life --------------------------------------------------
+
+    def connectionMade(self) -> None:
+        config = self.config
+        transport = self.transport
+        peer = transport.getPeer()
+        self.peer = getattr(peer, "host", str(peer))
+        _set_sndbuf(transport, SNDBUF)
+        self._sendq = SendQueue(transport, config.sendq, self._overflowed)
+        self.send_frame = self._sendq.write
+        transport.registerProducer(self._sendq, True)
+        now = self._clock.seconds()
+        self.last_seen = now
+        self._limiter = (
+            RateLimiter(config.rate_burst, config.rate_per_second, now,
+                        config.flood_factor, config.flood_window)
+            if config.rate_burst else None
+        )
+        refusal = self.factory.connection_opened(self)
+        if refusal is not None:
+            self.fatal(*refusal)
+            return
+        _log.debug("connection from {peer}", peer=self.peer)
+        self._deadline = self._clock.callLater(
+            config.handshake_timeout, self.fatal, "timeout",
+            "no handshake and hello in time",
+        )
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        for call in (self._deadline, self._abort_call):
+            if call is not None and call.active():
+                call.cancel()
+        self._deadline = self._abort_call = None
+        self.closing = True
+        self.factory.connection_closed(self)
+        if self.name is not None and self in self.room:
+            self.room.leave(self, "disconnected")
+            _log.info("{name} disconnected ({peer}): {why}", name=self.name,
+                      peer=self.peer, why=reason.getErrorMessage())
+
+    def send(self, message: Message) -> None:
+        """Encode and send one message."""
+        self.send_frame(encode_frame(encode(message)))
+
+    def _send_error(self, e: RemoteProtocolError) -> None:
+        self.send(error(e.code, e.text, e.fatal))
+
+    def _overflowed(self) -> None:
+        # Called from inside a fan-out: leave the room on the next turn.
+        self._clock.callLater(0, self.fatal, "slow", "you stopped reading; output queue full")
+
+    def fatal(self, code: str, text: str) -> None:
+        """
+        Send the fatal error C{code}, leave the room and close.
+
+        Stops reading at once; aborts if the peer does not take the error
+        within the configured close timeout.
+        """
+        if self.closing:
+            return
+        self._close(_LEFT_REASONS.get(code, "disconnected"), None)
+        if code == "slow":
+            self._sendq.discard()
+        self._sendq.flush()
+        self._sendq.write(encode_frame(encode(error(code, text, True))))
+        self._sendq.flush()
+        self._finish()
+        if code not in ("shutdown",):
+            _log.info("closing {peer} ({name}): {code}", peer=self.peer,
+                      name=self.name or "-", code=code)
+
+    def _close(self, reason: str, text: Optional[str]) -> None:
+        self.closing = True
+        if self._deadline is not None and self._deadline.active():
+            self._deadline.cancel()
+        self._deadline = None
+        if self.name is not None:
+            self.room.leave(self, reason, text)
+        self.transport.pauseProducing()  # stop reading
+
+    def _finish(self) -> None:
+        transport = self.transport
+        self._sendq.paused = False  # anything later goes straight out
+        transport.unregisterProducer()
+        transport.loseConnection()
+        self._abort_call = self._clock.callLater(
+            self.config.close_timeout, transport.abortConnection
+        )
+
+    def replaced(self) -> None:
+        self.fatal("replaced", "another connection resumed this session")
+
+    # -- frames -------------------------------------------------------------
+
+    def lengthLimitExceeded(self, length: int) -> None:
+        self.fatal("frame-too-long", f"frame of {length} bytes is over the limit of {MAX_FRAME}")
+
+    def stringReceived(self, body: bytes) -> None:
+        if self.closing:
+            return
+        now = self.last_seen = self._clock.seconds()
+        if not body:
+            self.fatal("bad-frame", "empty frame")
+            return
+        try:
+            message = decode(body)
+        except RemoteProtocolError as e:
+            if self._limited(now):
+                return
+            self._send_error(e)
+            return
+        kind = message["type"]
+        if kind not in _UNLIMITED and self._limited(now):
+            return
+        handler = self._handlers.get(kind)
+        if handler is None:
+            self._send_error(RemoteProtocolError(
+                "unknown-type", f"unknown message type {kind[:64]!r}", fatal=False))
+            return
+        if self.name is None and kind not in _BEFORE_HELLO:
+            self._send_error(RemoteProtocolError(
+                "not-registered", "send hello first", fatal=False))
+            return
+        try:
+            handler(message)
+        except RemoteProtocolError as e:
+            self._send_error(e)
+
+    def _limited(self, now: float) -> bool:
+        limiter = self._limiter
+        if limiter is None:
+            return False
+        verdict = limiter.check(now)
+        if verdict is ALLOW:
+            return False
+        if verdict is FLOOD:
+            self.fatal("flood", "far over the message rate for too long")
+        else:
+            self._send_error(RemoteProtocolError(
+                "rate-limited", "too many messages; this one was not delivered", fatal=False))
+        return True
+
+    # -- message handlers ---------------------------------------------------
+
+    def _hello(self, message: Message) -> None:
+        if self.name is not None:
+            raise RemoteProtocolError("already-registered", "you said hello already", fatal=False)
+        name = self.room.register(
+            self,
+            name=message.get("name"),
+            resume=message.get("resume"),
+            since=message.get("since"),
+            encrypted=bool(getattr(self.transport, "encrypted", False)),
+        )
+        if self._deadline is not None and self._deadline.active():
+            self._deadline.cancel()
+        self._deadline = None
+        self.factory.registered(self)
+        _log.info("{name} registered from {peer} (id {id})", name=name,
+                  peer=self.peer, id=self.session_id)
+
+    def _text(self, message: Message) -> str:
+        text = message.get("text")
+        e = text_error(text, self.config.max_text)
+        if e is not None:
+            raise e
+        return text  # type: ignore[return-value]
+
+    def _say(self, message: Message) -> None:
+        self.room.say(self, self._text(message))
+
+    def _msg(self, message: Message) -> None:
+        self.room.private(self, message.get("to"), self._text(message))
+
+    def _nick(self, message: Message) -> None:
+        old = self.name
+        new = self.room.rename(self, message.get("name"))
+        if new != old:
+            _log.info("{old} is now {new}", old=old, new=new)
+
+    def _who(self, message: Message) -> None:
+        for frame in self.room.who_frames():
+            self.send_frame(frame)
+
+    def _ping(self, message: Message) -> None:
+        answer: Message = {"type": "pong"}
+        if "token" in message:
+            answer["token"] = message["token"]
+        body = encode(answer)
+        if len(body) > MAX_FRAME:
+            raise RemoteProtocolError("too-long", "the pong would not fit a frame", fatal=False)
+        self.send_frame(encode_frame(body))
+
+    def _pong(self, message: Message) -> None:
+        pass  # any frame counts as life; last_seen is already updated
+
+    def _quit(self, message: Message) -> None:
+        reason = message.get("reason")
+        text = reason if text_error(reason, self.config.max_text) is None else None
+        _log.info("{name} quit", name=self.name)
+        self._close("quit", text)
+        self._sendq.flush()
+        self._finish()
+
+    # -- keepalive (driven by the factory's sweep) -------------------------
+
+    def check_idle(self, now: float) -> None:
+        """Ping a silent client; time out one that stays silent."""
+        config = self.config
+        idle = now - self.last_seen
+        if idle >= config.ping_interval + config.ping_timeout:
+            self.fatal("timeout", "no answer to ping")
+        elif idle >= config.ping_interval:
+            sent = self._ping_sent_at
+            if sent is None or sent < self.last_seen:
+                self._ping_sent_at = now
+                self.send({"type": "ping", "token": int(now * 1000)})

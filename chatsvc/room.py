@@ -1,0 +1,406 @@
+# -*- test-case-name: tests.test_room -*-
+"""
+The chat room: who is here, their names, the message order (C{seq}), the
+history, and the fan-out. No I/O.
+
+The room talks to its members through the narrow L{IChatMember} interface
+(as C{twisted.words}' groups call C{IChatClient.receive}); it never touches a
+transport. Public messages are encoded once and the same frame is handed to
+every member, so the per-recipient cost is one method call::
+
+    room = Room(clock, history_size=50, message_log=None)
+    room.register(member, name="alice", resume=None, since=None)
+    room.say(member, "hello")              # everyone gets the same frame
+    room.leave(member, "quit", text="bye")
+
+Everything a later, distributed room must replace (ordering, history,
+names) sits behind the public methods of L{Room}.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import secrets
+from collections import deque
+from typing import Any, Callable, Deque, Dict, Iterable, List, Optional, Tuple
+
+from twisted.logger import Logger
+from zope.interface import Attribute, Interface
+
+from .wire.errors import RemoteProtocolError
+from .wire.framing import MAX_FRAME, encode_frame
+from .wire.messages import Message, encode, timestamp
+from .wire.names import InvalidName, name_key, normalize, with_suffix
+
+_log = Logger()
+
+MAX_WELCOME_USERS = 1000
+
+# Reasons for which the others are not told that a member left.
+SILENT_REASONS = frozenset({"shutdown", "replaced"})
+
+
+class IChatMember(Interface):
+    """What the room needs of a connected client."""
+
+    name = Attribute("The member's current name (set by the room).")
+    session_id = Attribute("The member's session id (set by the room).")
+
+    def send(message: Message) -> None:
+        """Send one message object to this member."""
+
+    def send_frame(frame: bytes) -> None:
+        """Send an already encoded frame (length prefix included)."""
+
+    def replaced() -> None:
+        """Another connection resumed this session: close with C{replaced}."""
+
+
+class MessageLogError(Exception):
+    """The message log could not take a message; nothing was delivered."""
+
+
+def split_list_frames(
+    head: bytes, items: List[bytes], tail: bytes, more_tail: bytes
+) -> List[bytes]:
+    """
+    Join pre-encoded JSON C{items} into as few message bodies as fit a frame:
+    C{head + b",".join(part) + tail}, every body but the last ending with
+    C{more_tail} instead.
+    """
+    room = MAX_FRAME - len(head) - max(len(tail), len(more_tail))
+    bodies: List[bytes] = []
+    part: List[bytes] = []
+    size = 0
+    for item in items:
+        extra = len(item) + (1 if part else 0)
+        if part and size + extra > room:
+            bodies.append(head + b",".join(part) + more_tail)
+            part, size, extra = [], 0, len(item)
+        part.append(item)
+        size += extra
+    bodies.append(head + b",".join(part) + tail)
+    return bodies
+
+
+class History:
+    """
+    The most recent public messages, as encoded bodies, and what was dropped.
+
+    @ivar dropped_upto: the highest C{seq} of a public message no longer held
+        (0 if none ever was dropped).
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: Deque[Tuple[int, bytes]] = deque()
+        self.dropped_upto = 0
+
+    def append(self, seq: int, body: bytes) -> None:
+        items = self._items
+        items.append((seq, body))
+        if len(items) > self.size:
+            self.dropped_upto = items.popleft()[0]
+
+    def since(self, since: Optional[int], newest_seq: int) -> Tuple[List[bytes], bool]:
+        """
+        The bodies a client that has seen up to C{since} should get, and
+        whether that list is complete (PROTOCOL.md 4.5).
+        """
+        items = self._items
+        if since is None:
+            return [body for _, body in items], self.dropped_upto == 0
+        if since > newest_seq:
+            return [body for _, body in items], False
+        return [body for seq, body in items if seq > since], self.dropped_upto <= since
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+class Room:
+    """
+    One chat: members, names, C{seq}, history, fan-out.
+
+    @param clock: an L{IReactorTime} for timestamps.
+    @param history_size: how many public messages to keep for C{history}.
+    @param message_log: an optional L{chatsvc.msglog.MessageLog}; every
+        message is appended to it before anyone is sent it.
+    @param motd: an optional message of the day for C{welcome}.
+    """
+
+    def __init__(
+        self,
+        clock: Any,
+        history_size: int = 50,
+        message_log: Any = None,
+        motd: Optional[str] = None,
+    ) -> None:
+        self._clock = clock
+        self._log_file = message_log
+        self.motd = motd
+        self._members: Dict[str, Any] = {}  # name key -> member
+        self._senders: Dict[Any, Callable[[bytes], None]] = {}  # member -> send_frame
+        self._tokens: Dict[str, Any] = {}  # resume token -> member
+        self._token_of: Dict[Any, str] = {}
+        self._ids = itertools.count(1)
+        self._id_prefix = os.urandom(3).hex() + "-"
+        self._guests = itertools.count(1)
+        self.seq = 0
+        self.history = History(history_size)
+        if message_log is not None:
+            self.seq, restored, dropped = message_log.restore(history_size)
+            for seq, body in restored:
+                self.history.append(seq, body)
+            self.history.dropped_upto = max(self.history.dropped_upto, dropped)
+
+    # -- queries --------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self._members)
+
+    def __contains__(self, member: Any) -> bool:
+        return member in self._senders
+
+    def names(self) -> List[str]:
+        return [m.name for m in self._members.values()]
+
+    def members(self) -> Iterable[Any]:
+        return list(self._members.values())
+
+    def find(self, name: object) -> Optional[Any]:
+        """The member called C{name} (same-name rules of 4.3), or C{None}."""
+        if not isinstance(name, str):
+            return None
+        return self._members.get(name_key(name))
+
+    # -- registration -------------------------------------------------
+
+    def _free_name(self, wanted: Optional[str]) -> str:
+        members = self._members
+        if wanted is None:
+            while True:
+                name = f"guest_{next(self._guests)}"
+                if name_key(name) not in members:
+                    return name
+        if name_key(wanted) not in members:
+            return wanted
+        for n in itertools.count(2):
+            name = with_suffix(wanted, n)
+            if name_key(name) not in members:
+                return name
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def register(
+        self,
+        member: Any,
+        name: object = None,
+        resume: object = None,
+        since: object = None,
+        encrypted: bool = False,
+    ) -> str:
+        """
+        Add C{member}, send it C{welcome} and C{history}, tell the others.
+
+        @raise RemoteProtocolError: C{bad-name} (not fatal) for an invalid
+            C{name}; the member stays unregistered.
+        @return: the assigned name.
+        """
+        old = self._tokens.get(resume) if isinstance(resume, str) else None
+        if old is not None and old is not member:
+            name_ = old.name
+            session_id = old.session_id
+            self._remove(old)
+            old.replaced()
+            _log.info("{name} resumed session {id}", name=name_, id=session_id)
+            silent = True
+        else:
+            if name is None:
+                wanted = None
+            else:
+                try:
+                    wanted = normalize(name)
+                except InvalidName as e:
+                    raise RemoteProtocolError("bad-name", str(e), fatal=False)
+            name_ = self._free_name(wanted)
+            session_id = self._id_prefix + str(next(self._ids))
+            silent = False
+
+        member.name = name_
+        member.session_id = session_id
+        others = list(self._senders.values())
+        self._members[name_key(name_)] = member
+        self._senders[member] = member.send_frame
+        token = secrets.token_urlsafe(18)
+        self._tokens[token] = member
+        self._token_of[member] = token
+
+        welcome: Message = {
+            "type": "welcome",
+            "name": name_,
+            "id": session_id,
+            "users": self._welcome_users(member),
+            "encrypted": encrypted,
+            "resume": token,
+        }
+        if self.motd:
+            welcome["motd"] = self.motd
+        member.send(welcome)
+        if isinstance(since, bool) or not isinstance(since, int) or since < 0:
+            since = None
+        bodies, complete = self.history.since(since, self.seq)
+        flag = b"true" if complete else b"false"
+        for body in split_list_frames(
+            b'{"type":"history","complete":' + flag + b',"messages":[',
+            bodies,
+            b"]}",
+            b'],"more":true}',
+        ):
+            member.send_frame(encode_frame(body))
+        if not silent:
+            self._fan_out(
+                {"type": "joined", "name": name_, "ts": self._now()}, others
+            )
+        return name_
+
+    def _welcome_users(self, member: Any) -> List[str]:
+        names = [member.name]
+        size = 200 + len(member.name.encode()) * 2 + len(self.motd or "") * 6
+        for other in self._members.values():
+            if other is member:
+                continue
+            if len(names) >= MAX_WELCOME_USERS:
+                break
+            size += len(other.name.encode("utf-8")) + 3
+            if size > MAX_FRAME:
+                break
+            names.append(other.name)
+        return names
+
+    def _remove(self, member: Any) -> None:
+        del self._members[name_key(member.name)]
+        del self._senders[member]
+        token = self._token_of.pop(member, None)
+        if token is not None:
+            del self._tokens[token]
+
+    def leave(self, member: Any, reason: str, text: Optional[str] = None) -> None:
+        """
+        Remove C{member}; unless C{reason} is C{shutdown} or C{replaced},
+        tell the others with C{left}. Leaving twice is harmless.
+        """
+        if member not in self._senders:
+            return
+        self._remove(member)
+        if reason in SILENT_REASONS:
+            return
+        message: Message = {"type": "left", "name": member.name, "reason": reason, "ts": self._now()}
+        if text is not None:
+            message["text"] = text
+        self._fan_out(message, self._senders.values())
+
+    # -- messages --------------------------------------------------------
+
+    def _now(self) -> str:
+        return timestamp(self._clock.seconds())
+
+    def _fan_out(self, message: Message, senders: Iterable[Callable[[bytes], None]]) -> None:
+        frame = encode_frame(encode(message))
+        for send in senders:
+            send(frame)
+
+    def _append_log(self, body: bytes) -> None:
+        if self._log_file is not None:
+            try:
+                self._log_file.append(body)
+            except OSError as e:
+                _log.error("message log write failed: {error}", error=e)
+                raise RemoteProtocolError(
+                    "unavailable", "the server cannot store messages right now; not delivered",
+                    fatal=False,
+                )
+
+    def say(self, member: Any, text: str) -> int:
+        """
+        Broadcast a public message from C{member} (text already checked).
+
+        @return: its C{seq}.
+        @raise RemoteProtocolError: C{unavailable} if the log failed.
+        """
+        seq = self.seq + 1
+        body = encode(
+            {"type": "message", "from": member.name, "text": text, "ts": self._now(), "seq": seq}
+        )
+        self._append_log(body)
+        self.seq = seq
+        self.history.append(seq, body)
+        frame = encode_frame(body)
+        for send in self._senders.values():
+            send(frame)
+        return seq
+
+    def private(self, member: Any, to: object, text: str) -> int:
+        """
+        Send a private message to the member called C{to}, echoed to the sender.
+
+        @raise RemoteProtocolError: C{no-such-user}, or C{unavailable}.
+        """
+        target = self.find(to)
+        if target is None:
+            raise RemoteProtocolError("no-such-user", "no user of that name is online", fatal=False)
+        seq = self.seq + 1
+        body = encode(
+            {
+                "type": "private",
+                "from": member.name,
+                "to": target.name,
+                "text": text,
+                "ts": self._now(),
+                "seq": seq,
+            }
+        )
+        self._append_log(body)
+        self.seq = seq
+        frame = encode_frame(body)
+        target.send_frame(frame)
+        if target is not member:
+            member.send_frame(frame)
+        return seq
+
+    def rename(self, member: Any, name: object) -> str:
+        """
+        Rename C{member}; everyone gets C{renamed}.
+
+        @raise RemoteProtocolError: C{bad-name} or C{name-taken}.
+        """
+        try:
+            new = normalize(name)
+        except InvalidName as e:
+            raise RemoteProtocolError("bad-name", str(e), fatal=False)
+        old = member.name
+        new_key = name_key(new)
+        holder = self._members.get(new_key)
+        if holder is not None and holder is not member:
+            raise RemoteProtocolError("name-taken", f"the name {new} is in use", fatal=False)
+        if new == old:
+            return new
+        del self._members[name_key(old)]
+        self._members[new_key] = member
+        member.name = new
+        self._fan_out({"type": "renamed", "old": old, "new": new, "ts": self._now()},
+                      self._senders.values())
+        return new
+
+    def who_frames(self) -> List[bytes]:
+        """The C{users} answer to C{who}, split over frames as needed."""
+        items = [_json_str(name) for name in self.names()]
+        return [
+            encode_frame(body)
+            for body in split_list_frames(b'{"type":"users","users":[', items, b"]}", b'],"more":true}')
+        ]
+
+
+def _json_str(value: str) -> bytes:
+    return json.dumps(value, ensure_ascii=False).encode("utf-8")

@@ -1,0 +1,94 @@
+# -*- test-case-name: tests.test_protocol -*-
+"""
+A per-client send queue, registered as the transport's streaming producer.
+
+C{transport.write()} never refuses data: it only pauses a registered producer
+once its buffer passes 64 KiB. L{SendQueue} is that producer. While the
+transport is paused it keeps outgoing frames itself and counts them; past its
+limit it stops taking data and calls C{on_overflow} (the server then drops
+the client as C{slow}), so a client that stops reading costs at most the
+limit in memory and never slows anybody else.
+
+(The chat protocol must not register itself: C{Int32StringReceiver} as a
+producer would stop I{reading} from the client when paused.)
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any, Callable, Deque
+
+from twisted.internet.interfaces import IPushProducer
+from zope.interface import implementer
+
+
+@implementer(IPushProducer)
+class SendQueue:
+    """
+    @param transport: the transport to write to.
+    @param limit: the most bytes queued here before C{on_overflow} (0: none).
+    @param on_overflow: called once, when the limit is first passed. It must
+        not re-enter the room synchronously (it may run inside a fan-out).
+    """
+
+    __slots__ = ("_write", "_limit", "_on_overflow", "_queue", "queued", "paused", "overflowed")
+
+    def __init__(self, transport: Any, limit: int, on_overflow: Callable[[], None]) -> None:
+        self._write = transport.write
+        self._limit = limit
+        self._on_overflow = on_overflow
+        self._queue: Deque[bytes] = deque()
+        self.queued = 0
+        self.paused = False
+        self.overflowed = False
+
+    def write(self, data: bytes) -> None:
+        """Send C{data} now if the transport takes it, else queue it."""
+        if not self.paused:
+            self._write(data)
+            return
+        if self.overflowed:
+            return
+        self._queue.append(data)
+        self.queued += len(data)
+        if self._limit and self.queued > self._limit:
+            self.overflowed = True
+            self.discard()
+            self._on_overflow()
+
+    def discard(self) -> None:
+        """Forget everything queued."""
+        self._queue.clear()
+        self.queued = 0
+
+    def flush(self) -> None:
+        """Hand everything queued to the transport, paused or not."""
+        queue = self._queue
+        if queue:
+            data = b"".join(queue)
+            self.discard()
+            self._write(data)
+
+    # IPushProducer
+
+    def pauseProducing(self) -> None:
+        self.paused = True
+
+    def resumeProducing(self) -> None:
+        self.paused = False
+        queue = self._queue
+        while queue and not self.paused:
+            # Hand over a batch at a time: the transport pauses us again
+            # synchronously once its own buffer is full.
+            batch = []
+            size = 0
+            while queue and size < 65536:
+                data = queue.popleft()
+                batch.append(data)
+                size += len(data)
+            self.queued -= size
+            self._write(b"".join(batch))
+
+    def stopProducing(self) -> None:
+        self.discard()
+        self.paused = True

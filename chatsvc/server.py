@@ -1,0 +1,160 @@
+# -*- test-case-name: tests.test_server -*-
+"""
+L{ChatFactory}: owns the room and the server's limits, builds one
+L{ChatProtocol} per connection, counts connections, runs the keepalive sweep
+and shuts everything down cleanly.
+
+    room = Room(reactor, history_size=50)
+    factory = ChatFactory(room, ServerConfig(), reactor)
+    endpoint.listen(EncryptingFactory(factory, psk))    # see chatsvc.tap
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from typing import Any, Dict, Optional, Set, Tuple
+
+from twisted.internet import defer
+from twisted.internet.protocol import Factory
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+
+from .protocol import ChatProtocol
+from .room import Room
+
+_log = Logger()
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Every limit of PROTOCOL.md section 6, with its default."""
+
+    max_text: int = 4096
+    rate_burst: int = 20
+    rate_per_second: float = 2.0
+    flood_factor: int = 3
+    flood_window: float = 30.0
+    sendq: int = 1 << 20
+    max_clients: int = 10000
+    max_per_ip: int = 16
+    handshake_timeout: float = 10.0
+    ping_interval: float = 60.0
+    ping_timeout: float = 30.0
+    close_timeout: float = 5.0
+    shutdown_timeout: float = 3.0
+
+    @property
+    def sweep_interval(self) -> float:
+        return max(0.05, min(5.0, min(self.ping_interval, self.ping_timeout) / 10))
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.split("%", 1)[0]).is_loopback
+    except ValueError:
+        return False
+
+
+class ChatFactory(Factory):
+    """
+    @ivar connections: every open connection.
+    @ivar registered_connections: connections that said C{hello}.
+    """
+
+    protocol = ChatProtocol
+    noisy = False
+
+    def __init__(self, room: Room, config: Optional[ServerConfig], clock: Any) -> None:
+        self.room = room
+        self.config = config or ServerConfig()
+        self.clock = clock
+        self.connections: Set[ChatProtocol] = set()
+        self.registered_connections: Set[ChatProtocol] = set()
+        self._per_ip: Dict[str, int] = {}
+        self._sweeper: Optional[LoopingCall] = None
+        self._closed_waiters: list = []
+
+    def buildProtocol(self, addr: Any) -> ChatProtocol:
+        return self.protocol(self)
+
+    def startFactory(self) -> None:
+        self._sweeper = LoopingCall(self.sweep)
+        self._sweeper.clock = self.clock
+        self._sweeper.start(self.config.sweep_interval, now=False)
+
+    def stopFactory(self) -> None:
+        if self._sweeper is not None and self._sweeper.running:
+            self._sweeper.stop()
+
+    # -- connection accounting -----------------------------------------
+
+    def connection_opened(self, proto: ChatProtocol) -> Optional[Tuple[str, str]]:
+        """Count a new connection; return C{(code, text)} to refuse it."""
+        config = self.config
+        self.connections.add(proto)
+        if config.max_clients and len(self.connections) > config.max_clients:
+            _log.warn("refusing {peer}: server full", peer=proto.peer)
+            return ("server-full", "the server is full; try again later")
+        host = proto.peer
+        count = self._per_ip.get(host, 0) + 1
+        self._per_ip[host] = count
+        proto.counted_ip = True
+        if config.max_per_ip and count > config.max_per_ip and not _is_loopback(host):
+            _log.warn("refusing {peer}: too many connections from it", peer=host)
+            return ("too-many-connections", "too many connections from your address")
+        return None
+
+    def registered(self, proto: ChatProtocol) -> None:
+        self.registered_connections.add(proto)
+
+    def connection_closed(self, proto: ChatProtocol) -> None:
+        self.connections.discard(proto)
+        self.registered_connections.discard(proto)
+        if getattr(proto, "counted_ip", False):
+            proto.counted_ip = False
+            host = proto.peer
+            count = self._per_ip.get(host, 0) - 1
+            if count > 0:
+                self._per_ip[host] = count
+            else:
+                self._per_ip.pop(host, None)
+        if not self.connections and self._closed_waiters:
+            waiters, self._closed_waiters = self._closed_waiters, []
+            for d in waiters:
+                d.callback(None)
+
+    # -- timers -------------------------------------------------------------
+
+    def sweep(self) -> None:
+        """Ping silent clients, time out the ones that stay silent."""
+        now = self.clock.seconds()
+        for proto in list(self.registered_connections):
+            if not proto.closing:
+                proto.check_idle(now)
+
+    def shutdown(self) -> defer.Deferred:
+        """
+        Send every client the fatal C{shutdown} error and close; the result
+        fires when every connection has closed (or aborted after the
+        configured shutdown timeout).
+        """
+        for proto in list(self.connections):
+            proto.fatal("shutdown", "the server is stopping")
+        if not self.connections:
+            return defer.succeed(None)
+        d: defer.Deferred = defer.Deferred()
+        self._closed_waiters.append(d)
+
+        def abort_stragglers() -> None:
+            for proto in list(self.connections):
+                proto.transport.abortConnection()
+
+        call = self.clock.callLater(self.config.shutdown_timeout, abort_stragglers)
+
+        def done(result: Any) -> Any:
+            if call.active():
+                call.cancel()
+            return result
+
+        return d.addBoth(done)

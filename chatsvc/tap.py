@@ -1,0 +1,190 @@
+# -*- test-case-name: tests.test_tap -*-
+"""
+The C{twistd chat} command: L{Options} and L{makeService}.
+
+    twistd -n chat --listen tcp:8000 --encrypted --psk keys/demo.key
+
+C{chat.tac} builds the same service from the same options.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, List, Optional
+
+from twisted.application.internet import StreamServerEndpointService
+from twisted.application.service import MultiService
+from twisted.internet import defer
+from twisted.internet.endpoints import serverFromString
+from twisted.logger import Logger
+from twisted.python import usage
+
+from .encryption import EncryptingFactory
+from .keys import KeyFileError, key_file_warning, load_key
+from .msglog import MessageLog
+from .ratelimit import parse_rate
+from .room import Room
+from .server import ChatFactory, ServerConfig
+
+_log = Logger()
+
+
+def _non_negative(kind: type, name: str):
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise usage.UsageError(f"--{name} takes a number, got {text!r}")
+        if not value >= 0 or value == float("inf"):
+            raise usage.UsageError(f"--{name} must not be negative, got {text!r}")
+        return value
+
+    parse.coerceDoc = "A non-negative number."  # type: ignore[attr-defined]
+    return parse
+
+
+class Options(usage.Options):
+    synopsis = "[options]"
+    longdesc = (
+        "A multi-client chat server (protocol: docs/protocol.md). Plaintext and "
+        "Noise-encrypted clients share one port; --encrypted refuses plaintext ones."
+    )
+
+    optFlags = [
+        ["encrypted", None, "Require encryption: refuse plaintext clients (needs --psk)."],
+        ["allow-plaintext", None, "With --encrypted: serve plaintext clients too."],
+    ]
+
+    optParameters = [
+        ["psk", None, None, "Pre-shared key file (one URL-safe base64 line; see chat-keygen)."],
+        ["log-messages", None, None, "Append every public and private message to this JSON-lines file; history and seq are restored from it on start."],
+        ["log-fsync", None, 1.0, "Seconds between fsyncs of the message log.", _non_negative(float, "log-fsync")],
+        ["history", None, 50, "Public messages kept for clients that (re)connect; 0 turns history off.", _non_negative(int, "history")],
+        ["max-message", None, 4096, "Longest message text, in UTF-8 bytes.", _non_negative(int, "max-message")],
+        ["rate", None, "20/2", "Frames per client: BURST/PER_SECOND, or 0 for no limit."],
+        ["flood", None, 3, "A client refused this many bursts' worth of frames within --flood-window seconds is dropped.", _non_negative(int, "flood")],
+        ["flood-window", None, 30.0, "Seconds over which --flood counts refusals.", _non_negative(float, "flood-window")],
+        ["sendq", None, 1 << 20, "Bytes queued for a client that is not reading before it is dropped as slow; 0 for no limit.", _non_negative(int, "sendq")],
+        ["max-clients", None, 10000, "Open connections at most; 0 for no limit.", _non_negative(int, "max-clients")],
+        ["max-per-ip", None, 16, "Connections per IP address (loopback exempt); 0 for no limit.", _non_negative(int, "max-per-ip")],
+        ["handshake-timeout", None, 10.0, "Seconds from connecting to a completed handshake and hello.", _non_negative(float, "handshake-timeout")],
+        ["ping-interval", None, 60.0, "Seconds of silence before the server pings a client.", _non_negative(float, "ping-interval")],
+        ["ping-timeout", None, 30.0, "Seconds more of silence before the client is dropped.", _non_negative(float, "ping-timeout")],
+        ["motd", None, None, "Message of the day, sent in every welcome."],
+    ]
+
+    def __init__(self) -> None:
+        usage.Options.__init__(self)
+        self["listen"] = []
+
+    def opt_listen(self, endpoint: str) -> None:
+        """
+        Listen on this endpoint (repeatable; default tcp:8000), e.g.
+        tcp:8000:interface=127.0.0.1 or tcp6:8000.
+        """
+        self["listen"].append(endpoint)
+
+    def postOptions(self) -> None:
+        if not self["listen"]:
+            self["listen"] = ["tcp:8000"]
+        try:
+            self["rate"] = parse_rate(self["rate"])
+        except ValueError as e:
+            raise usage.UsageError(str(e))
+        if self["allow-plaintext"] and not self["encrypted"]:
+            raise usage.UsageError("--allow-plaintext only makes sense with --encrypted")
+        if self["ping-interval"] <= 0 or self["ping-timeout"] <= 0:
+            raise usage.UsageError("--ping-interval and --ping-timeout must be positive")
+        if self["handshake-timeout"] <= 0:
+            raise usage.UsageError("--handshake-timeout must be positive")
+        if self["max-message"] < 1:
+            raise usage.UsageError("--max-message must be at least 1")
+
+    def config(self) -> ServerConfig:
+        burst, per_second = self["rate"]
+        return ServerConfig(
+            max_text=self["max-message"],
+            rate_burst=burst,
+            rate_per_second=per_second,
+            flood_factor=self["flood"],
+            flood_window=self["flood-window"],
+            sendq=self["sendq"],
+            max_clients=self["max-clients"],
+            max_per_ip=self["max-per-ip"],
+            handshake_timeout=self["handshake-timeout"],
+            ping_interval=self["ping-interval"],
+            ping_timeout=self["ping-timeout"],
+        )
+
+
+class ChatService(MultiService):
+    """
+    The listening ports, plus a clean stop: stop listening, send every client
+    C{shutdown}, then flush and close the message log.
+    """
+
+    def __init__(self, factory: ChatFactory, message_log: Optional[MessageLog]) -> None:
+        MultiService.__init__(self)
+        self.factory = factory
+        self.message_log = message_log
+
+    @defer.inlineCallbacks
+    def stopService(self):
+        yield MultiService.stopService(self)
+        _log.info("shutting down: {n} connections", n=len(self.factory.connections))
+        yield self.factory.shutdown()
+        if self.message_log is not None:
+            self.message_log.close()
+        _log.info("stopped")
+
+
+def _load_psk(path: Optional[str], encrypted: bool) -> Optional[bytes]:
+    if path is None:
+        if encrypted:
+            raise SystemExit("chat: --encrypted needs a key: --psk FILE (make one with chat-keygen FILE)")
+        return None
+    try:
+        psk = load_key(path)
+    except KeyFileError as e:
+        raise SystemExit(f"chat: {e}")
+    warning = key_file_warning(path)
+    if warning:
+        _log.warn("{warning}", warning=warning)
+    return psk
+
+
+def makeService(options: Options, reactor: Any = None) -> ChatService:
+    """Build the chat service from parsed L{Options}."""
+    if reactor is None:
+        from twisted.internet import reactor
+    psk = _load_psk(options["psk"], options["encrypted"])
+    require = bool(options["encrypted"]) and not options["allow-plaintext"]
+    if psk is not None and not options["encrypted"]:
+        _log.warn("a key was given without --encrypted: plaintext clients are served too "
+                  "(encryption is not required)")
+    message_log = None
+    if options["log-messages"]:
+        try:
+            message_log = MessageLog(options["log-messages"], clock=reactor,
+                                     fsync_interval=options["log-fsync"])
+        except OSError as e:
+            raise SystemExit(f"chat: cannot open the message log {options['log-messages']}: {e.strerror or e}")
+    room = Room(reactor, history_size=options["history"], message_log=message_log,
+                motd=options["motd"])
+    config = options.config()
+    factory = ChatFactory(room, config, reactor)
+    wrapper = EncryptingFactory(factory, psk, require_encryption=require, clock=reactor,
+                                close_timeout=config.close_timeout)
+    service = ChatService(factory, message_log)
+    for description in options["listen"]:
+        try:
+            endpoint = serverFromString(reactor, description)
+        except (ValueError, TypeError, KeyError) as e:
+            raise SystemExit(f"chat: bad --listen endpoint {description!r}: {e}")
+        StreamServerEndpointService(endpoint, wrapper).setServiceParent(service)
+    mode = ("encrypted only" if require else
+            "plaintext and encrypted" if psk is not None else "plaintext only")
+    _log.info("chatsvc on {listen} ({mode}); history {history}, seq {seq}",
+              listen=", ".join(options["listen"]), mode=mode,
+              history=options["history"], seq=room.seq)
+    return service
