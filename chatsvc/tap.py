@@ -39,7 +39,6 @@ def _non_negative(kind: type, name: str):
             raise usage.UsageError(f"--{name} must not be negative, got {text!r}")
         return value
 
-    parse.coerceDoc = "A non-negative number."  # type: ignore[attr-defined]
     return parse
 
 
@@ -78,10 +77,7 @@ class Options(usage.Options):
         self["listen"] = []
 
     def opt_listen(self, endpoint: str) -> None:
-        """
-        Listen on this endpoint (repeatable; default tcp:8000), e.g.
-        tcp:8000:interface=127.0.0.1 or tcp6:8000.
-        """
+        """Listen on this endpoint (repeatable; default tcp:8000), e.g. tcp:8000:interface=127.0.0.1."""
         self["listen"].append(endpoint)
 
     def postOptions(self) -> None:
@@ -149,7 +145,7 @@ def _load_psk(path: Optional[str], encrypted: bool) -> Optional[bytes]:
         raise SystemExit(f"chat: {e}")
     warning = key_file_warning(path)
     if warning:
-        _log.warn("{warning}", warning=warning)
+        _log.warn("{problem}", problem=warning)
     return psk
 
 
