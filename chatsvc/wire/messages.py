@@ -55,18 +55,37 @@ def encode(message: Message) -> bytes:
     return _encode(message).encode("utf-8")
 
 
-def _has_surrogate(value: Any) -> bool:
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return True
-        return False
-    if isinstance(value, dict):
-        return any(_has_surrogate(k) or _has_surrogate(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_surrogate(v) for v in value)
-    return False
+MAX_DEPTH = 100
+"""The deepest nesting of objects and arrays in a message (the message
+object itself is at depth 1). Deeper is C{bad-json}: whatever decodes must
+also encode again (a C{pong} echoes its token) at any stack depth."""
+
+
+def _value_problem(value: Any) -> Optional[str]:
+    """
+    Why C{value} cannot be a message member (a lone surrogate, nesting over
+    L{MAX_DEPTH}), or C{None}. Iterative, so no input exhausts the stack.
+    """
+    stack = [(value, 1)]
+    pop, push = stack.pop, stack.append
+    while stack:
+        item, depth = pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return "a string holds a lone surrogate"
+        elif isinstance(item, (dict, list)):
+            if depth > MAX_DEPTH:
+                return f"nested deeper than {MAX_DEPTH} levels"
+            if isinstance(item, dict):
+                for key, member in item.items():
+                    push((key, depth))
+                    push((member, depth + 1))
+            else:
+                for member in item:
+                    push((member, depth + 1))
+    return None
 
 
 def decode(body: bytes) -> Message:
@@ -75,7 +94,7 @@ def decode(body: bytes) -> Message:
 
     @raise RemoteProtocolError: C{bad-json} (not fatal) unless C{body} is a
         UTF-8 JSON object with a string C{type}, no NaN or Infinity, no
-        lone surrogate and no nesting deep enough to exhaust the stack.
+        lone surrogate and no nesting deeper than L{MAX_DEPTH}.
     """
     try:
         text = body.decode("utf-8")
@@ -87,9 +106,12 @@ def decode(body: bytes) -> Message:
             "bad-json", "a message is a JSON object with a string 'type'", fatal=False
         )
     # A lone surrogate can only arrive as a \u escape: strict UTF-8 decoding
-    # refuses encoded ones. Only walk the object when an escape is present.
-    if "\\u" in text and _has_surrogate(message):
-        raise RemoteProtocolError("bad-json", "a string holds a lone surrogate", fatal=False)
+    # refuses encoded ones. Deep nesting needs more brackets than MAX_DEPTH.
+    # Only walk the object when either is possible.
+    if "\\u" in text or text.count("[") + text.count("{") > MAX_DEPTH:
+        problem = _value_problem(message)
+        if problem is not None:
+            raise RemoteProtocolError("bad-json", problem, fatal=False)
     return message
 
 

@@ -1,0 +1,261 @@
+"""
+Tests for L{chatsvc.wire.messages}: encoding, the total decoder, the text
+rules of PROTOCOL.md 4.4, timestamps.
+"""
+
+from __future__ import annotations
+
+import json
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from twisted.trial.unittest import SynchronousTestCase
+
+from chatsvc.wire.errors import RemoteProtocolError
+from chatsvc.wire.messages import (
+    CLIENT_TYPES,
+    DEFAULT_MAX_TEXT,
+    MAX_DEPTH,
+    check_text,
+    decode,
+    encode,
+    error,
+    text_error,
+    timestamp,
+)
+
+
+class EncodeTests(SynchronousTestCase):
+    def test_compact(self) -> None:
+        self.assertEqual(encode({"type": "say", "text": "hi"}), b'{"type":"say","text":"hi"}')
+
+    def test_non_ascii_as_utf8(self) -> None:
+        body = encode({"type": "say", "text": "h\u00e9llo \u4e16\U0001f600"})
+        self.assertEqual(body, '{"type":"say","text":"h\u00e9llo \u4e16\U0001f600"}'.encode("utf-8"))
+        self.assertNotIn(b"\\u", body)
+
+    def test_nan_refused(self) -> None:
+        self.assertRaises(ValueError, encode, {"type": "x", "n": float("nan")})
+
+    def test_round_trip(self) -> None:
+        message = {"type": "msg", "to": "b\u00f6b", "text": "a\tb\nc \"q\" \\", "n": [1, 2.5, None, True]}
+        self.assertEqual(decode(encode(message)), message)
+
+
+class DecodeTests(SynchronousTestCase):
+    def assertBadJson(self, body: bytes) -> RemoteProtocolError:
+        e = self.assertRaises(RemoteProtocolError, decode, body)
+        self.assertEqual(e.code, "bad-json")
+        self.assertFalse(e.fatal)
+        return e
+
+    def test_good(self) -> None:
+        self.assertEqual(decode(b'{"type":"say","text":"hi","extra":[1]}'),
+                         {"type": "say", "text": "hi", "extra": [1]})
+
+    def test_escapes(self) -> None:
+        """Ordinary escapes and escaped surrogate pairs are fine."""
+        self.assertEqual(decode(b'{"type":"say","text":"\\u00e9\\ud83d\\ude00\\n"}')["text"],
+                         "\u00e9\U0001f600\n")
+
+    def test_utf8(self) -> None:
+        self.assertEqual(decode('{"type":"say","text":"\u00e9"}'.encode("utf-8"))["text"], "\u00e9")
+
+    def test_invalid_utf8(self) -> None:
+        self.assertBadJson(b'{"type":"say","text":"\xff"}')
+
+    def test_encoded_surrogate(self) -> None:
+        """A surrogate encoded as UTF-8 bytes is not UTF-8."""
+        self.assertBadJson(b'{"type":"say","text":"\xed\xa0\x80"}')
+
+    def test_latin1(self) -> None:
+        self.assertBadJson('{"type":"say","text":"\u00e9"}'.encode("latin-1"))
+
+    def test_not_json(self) -> None:
+        for body in (b"{", b'{"type":"say"', b"{'type':'say'}", b'{"type":"say"} x',
+                     b'\xef\xbb\xbf{"type":"say"}', b'{"type":"say","t":"a\x01"}'):
+            self.assertBadJson(body)
+
+    def test_not_an_object(self) -> None:
+        for body in (b"[]", b'["type"]', b'"type"', b"1", b"null", b"true"):
+            self.assertBadJson(body)
+
+    def test_no_string_type(self) -> None:
+        for body in (b"{}", b'{"type":null}', b'{"type":1}', b'{"type":["say"]}',
+                     b'{"type":{"a":1}}', b'{"Type":"say"}'):
+            self.assertBadJson(body)
+
+    def test_nan_and_infinity(self) -> None:
+        for literal in (b"NaN", b"Infinity", b"-Infinity", b"1e999", b"-1e400"):
+            self.assertBadJson(b'{"type":"ping","token":' + literal + b"}")
+
+    def test_big_float_allowed(self) -> None:
+        self.assertEqual(decode(b'{"type":"ping","token":1e308}')["token"], 1e308)
+
+    def test_lone_surrogate(self) -> None:
+        for body in (b'{"type":"say","text":"\\ud800"}',
+                     b'{"type":"say","text":"a\\udc00b"}',
+                     b'{"type":"say","text":"\\ude00\\ud83d"}',
+                     b'{"type":"say","\\ud800":1}',
+                     b'{"type":"say","x":[{"y":["\\ud800"]}]}',
+                     b'{"type":"\\ud800"}'):
+            self.assertBadJson(body)
+
+    def test_deep_nesting(self) -> None:
+        for depth in (2000, 100000):
+            self.assertBadJson(b'{"type":"x","a":' + b"[" * depth + b"]" * depth + b"}")
+            self.assertBadJson(b'{"type":"x","a":' + b'{"a":' * depth + b"1" + b"}" * depth + b"}")
+
+    def test_deep_nesting_with_escape(self) -> None:
+        """
+        Nesting the parser accepts, plus a C{\\u} escape, does not exhaust
+        the stack in the surrogate check: it is C{bad-json} past L{MAX_DEPTH}.
+        """
+        for depth in range(MAX_DEPTH, 1100, 50):
+            self.assertBadJson(
+                b'{"type":"x","a":' + b"[" * depth + b'"\\u00e9"' + b"]" * depth + b"}")
+
+    def test_depth_limit(self) -> None:
+        """
+        The message object is depth 1; L{MAX_DEPTH} levels decode, one more
+        is C{bad-json}, with or without escapes, for arrays and objects.
+        """
+        inner = MAX_DEPTH - 1
+        for value in (b"1", b'"\\u00e9"'):
+            ok = b'{"type":"x","a":' + b"[" * inner + value + b"]" * inner + b"}"
+            self.assertEqual(decode(ok)["type"], "x")
+            deep = b'{"type":"x","a":' + b"[" * (inner + 1) + value + b"]" * (inner + 1) + b"}"
+            e = self.assertBadJson(deep)
+            self.assertIn("nested", e.text)
+        ok = b'{"type":"x","a":' + b'{"a":' * inner + b"1" + b"}" * inner + b"}"
+        self.assertEqual(decode(ok)["type"], "x")
+        self.assertBadJson(b'{"type":"x","a":' + b'{"a":' * (inner + 1) + b"1" + b"}" * (inner + 1) + b"}")
+
+    def test_decoded_always_encodes(self) -> None:
+        """
+        The deepest message that decodes can be encoded again from a deep
+        stack (a C{pong} echoes a C{ping}'s token).
+        """
+        inner = MAX_DEPTH - 1
+        message = decode(b'{"type":"ping","token":' + b"[" * inner + b"]" * inner + b"}")
+
+        def nest(n: int) -> bytes:
+            return nest(n - 1) if n else encode({"type": "pong", "token": message["token"]})
+
+        self.assertEqual(len(nest(500)), len('{"type":"pong","token":}') + 2 * inner)
+
+    def test_many_brackets_in_strings(self) -> None:
+        """Brackets inside strings do not count as nesting."""
+        text = "[{" * 500
+        self.assertEqual(decode(encode({"type": "say", "text": text}))["text"], text)
+
+    def test_deep_surrogate(self) -> None:
+        depth = 300
+        self.assertBadJson(b'{"type":"x","a":' + b"[" * depth + b'"\\ud800"' + b"]" * depth + b"}")
+
+    def test_huge_integer(self) -> None:
+        self.assertBadJson(b'{"type":"ping","token":' + b"1" * 5000 + b"}")
+
+    def test_unknown_types_decode(self) -> None:
+        """Known or not, any string type decodes: the protocol decides."""
+        self.assertEqual(decode(b'{"type":"dance"}'), {"type": "dance"})
+
+    @settings(deadline=None, max_examples=300)
+    @given(st.binary(max_size=200))
+    def test_total_on_bytes(self, body: bytes) -> None:
+        try:
+            message = decode(body)
+        except RemoteProtocolError as e:
+            self.assertEqual(e.code, "bad-json")
+        else:
+            self.assertIsInstance(message["type"], str)
+
+    @settings(deadline=None, max_examples=300)
+    @given(st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
+        | st.text(),
+        lambda children: st.lists(children) | st.dictionaries(st.text(), children),
+        max_leaves=20,
+    ))
+    def test_total_on_json(self, value) -> None:
+        body = json.dumps({"type": "ping", "token": value}).encode("utf-8")
+        try:
+            message = decode(body)
+        except RemoteProtocolError as e:
+            self.assertEqual(e.code, "bad-json")
+        else:
+            self.assertEqual(message["type"], "ping")
+            encode(message)  # whatever decodes can be sent back
+
+
+class TextTests(SynchronousTestCase):
+    def assertTextError(self, text: object, code: str, max_bytes: int = DEFAULT_MAX_TEXT) -> None:
+        e = text_error(text, max_bytes)
+        self.assertIsNotNone(e, f"{text!r} accepted")
+        self.assertEqual((e.code, e.fatal), (code, False))
+        raised = self.assertRaises(RemoteProtocolError, check_text, text, max_bytes)
+        self.assertEqual(raised.code, code)
+
+    def assertGood(self, text: str, max_bytes: int = DEFAULT_MAX_TEXT) -> None:
+        self.assertIsNone(text_error(text, max_bytes))
+        self.assertEqual(check_text(text, max_bytes), text)
+
+    def test_default_limit(self) -> None:
+        self.assertEqual(DEFAULT_MAX_TEXT, 4096)
+
+    def test_good(self) -> None:
+        for text in ("hi", "a\tb", "line\nline", "\u00e9\u4e16\U0001f600", " ", "\u200f\u200e",
+                     "\u2029", "\u202f", "\u2065", "\u206a", "\u00a0"):
+            self.assertGood(text)
+
+    def test_missing_or_not_a_string(self) -> None:
+        for text in (None, 1, 1.5, True, ["a"], {"a": "b"}, b"hi"):
+            self.assertTextError(text, "bad-text")
+
+    def test_empty(self) -> None:
+        self.assertTextError("", "bad-text")
+
+    def test_control_characters(self) -> None:
+        for code in list(range(0x00, 0x20)) + list(range(0x7F, 0xA0)):
+            ch = chr(code)
+            if ch in "\t\n":
+                continue
+            self.assertTextError("a" + ch + "b", "bad-text")
+
+    def test_carriage_return(self) -> None:
+        self.assertTextError("line\r\n", "bad-text")
+        self.assertTextError("\r", "bad-text")
+
+    def test_escape_sequence(self) -> None:
+        self.assertTextError("\x1b[2J", "bad-text")
+
+    def test_bidi(self) -> None:
+        for code in list(range(0x202A, 0x202F)) + list(range(0x2066, 0x206A)):
+            self.assertTextError("abc" + chr(code) + "def", "bad-text")
+
+    def test_length_in_utf8_bytes(self) -> None:
+        self.assertGood("a" * 4096)
+        self.assertTextError("a" * 4097, "too-long")
+        self.assertGood("\u00e9" * 2048)  # 4096 bytes
+        self.assertTextError("\u00e9" * 2048 + "a", "too-long")
+        self.assertGood("\U0001f600" * 1024)
+        self.assertTextError("\U0001f600" * 1025, "too-long")
+
+    def test_custom_limit(self) -> None:
+        self.assertGood("abcd", max_bytes=4)
+        self.assertTextError("abcde", "too-long", max_bytes=5 - 1)
+        self.assertTextError("\u00e9\u00e9\u00e9", "too-long", max_bytes=5)
+
+
+class MiscTests(SynchronousTestCase):
+    def test_client_types(self) -> None:
+        self.assertEqual(CLIENT_TYPES, {"hello", "say", "msg", "nick", "who", "ping", "pong", "quit"})
+
+    def test_timestamp(self) -> None:
+        self.assertEqual(timestamp(1795315800.123), "2026-11-22T02:50:00.123Z")
+        self.assertEqual(timestamp(0), "1970-01-01T00:00:00.000Z")
+        self.assertEqual(timestamp(1795315800.9999), "2026-11-22T02:50:00.999Z")
+
+    def test_error(self) -> None:
+        self.assertEqual(error("slow", "read!", True),
+                         {"type": "error", "code": "slow", "text": "read!", "fatal": True})
