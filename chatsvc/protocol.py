@@ -13,6 +13,7 @@ from __future__ import annotations
 import socket
 from typing import Any, Callable, Dict, Optional
 
+from twisted.internet.defer import Deferred
 from twisted.internet.protocol import connectionDone
 from twisted.logger import Logger
 from twisted.protocols.basic import Int32StringReceiver
@@ -215,9 +216,33 @@ class ChatProtocol(Int32StringReceiver):
                 "not-registered", "send hello first", fatal=False))
             return
         try:
-            handler(message)
+            result = handler(message)
         except RemoteProtocolError as e:
             self._send_error(e)
+            return
+        if isinstance(result, Deferred):
+            self._wait_for(result)
+
+    def _wait_for(self, result: Deferred) -> None:
+        """
+        A room that answers later (a distributed one) returned a Deferred:
+        read nothing more from this client until it fires, so that its
+        requests are still handled one at a time and in order.
+        """
+        self.pauseProducing()
+
+        def failed(failure: Failure) -> None:
+            failure.trap(RemoteProtocolError)
+            if not self.closing:
+                self._send_error(failure.value)
+
+        def resume(_: object) -> None:
+            if not self.closing and self.transport is not None:
+                self.resumeProducing()
+
+        result.addErrback(failed)
+        result.addErrback(lambda f: _log.failure("room request failed", f))
+        result.addCallback(resume)
 
     def _limited(self, now: float) -> bool:
         limiter = self._limiter
@@ -235,16 +260,22 @@ class ChatProtocol(Int32StringReceiver):
 
     # -- message handlers ---------------------------------------------------
 
-    def _hello(self, message: Message) -> None:
+    def _hello(self, message: Message) -> Optional[Deferred]:
         if self.name is not None:
             raise RemoteProtocolError("already-registered", "you said hello already", fatal=False)
-        name = self.room.register(
+        result = self.room.register(
             self,
             name=message.get("name"),
             resume=message.get("resume"),
             since=message.get("since"),
             encrypted=bool(getattr(self.transport, "encrypted", False)),
         )
+        if isinstance(result, Deferred):
+            return result.addCallback(self._registered)
+        self._registered(result)
+        return None
+
+    def _registered(self, name: str) -> None:
         if self._deadline is not None and self._deadline.active():
             self._deadline.cancel()
         self._deadline = None
@@ -260,16 +291,23 @@ class ChatProtocol(Int32StringReceiver):
         return text  # type: ignore[return-value]
 
     def _say(self, message: Message) -> None:
-        self.room.say(self, self._text(message))
+        return self.room.say(self, self._text(message))
 
     def _msg(self, message: Message) -> None:
-        self.room.private(self, message.get("to"), self._text(message))
+        return self.room.private(self, message.get("to"), self._text(message))
 
-    def _nick(self, message: Message) -> None:
+    def _nick(self, message: Message) -> Optional[Deferred]:
         old = self.name
-        new = self.room.rename(self, message.get("name"))
-        if new != old:
-            _log.info("{old} is now {new}", old=old, new=new)
+
+        def renamed(new: str) -> None:
+            if new != old:
+                _log.info("{old} is now {new}", old=old, new=new)
+
+        result = self.room.rename(self, message.get("name"))
+        if isinstance(result, Deferred):
+            return result.addCallback(renamed)
+        renamed(result)
+        return None
 
     def _who(self, message: Message) -> None:
         for frame in self.room.who_frames():
