@@ -1,0 +1,111 @@
+"""
+Tests for L{chatsvc.ratelimit}: the token bucket, the flood guard, and
+C{--rate} parsing (PROTOCOL.md section 6).
+"""
+
+from __future__ import annotations
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from chatsvc.ratelimit import ALLOW, FLOOD, REFUSE, RateLimiter, Verdict, parse_rate
+
+
+def checks(limiter: RateLimiter, now: float, n: int):
+    return [limiter.check(now) for _ in range(n)]
+
+
+class BucketTests(SynchronousTestCase):
+    def test_burst(self) -> None:
+        limiter = RateLimiter(20, 2.0, now=100.0)
+        self.assertEqual(checks(limiter, 100.0, 20), [ALLOW] * 20)
+        self.assertEqual(limiter.check(100.0), REFUSE)
+
+    def test_refill(self) -> None:
+        """Two frames a second come back; half a second gives one."""
+        limiter = RateLimiter(20, 2.0, now=0.0)
+        checks(limiter, 0.0, 20)
+        self.assertEqual(limiter.check(0.25), REFUSE)
+        self.assertEqual(limiter.check(0.5), ALLOW)
+        self.assertEqual(limiter.check(0.5), REFUSE)
+        self.assertEqual(checks(limiter, 1.5, 3), [ALLOW, ALLOW, REFUSE])
+
+    def test_refused_frames_do_not_cost(self) -> None:
+        """A refusal takes no token: refill is not delayed by refused frames."""
+        limiter = RateLimiter(20, 2.0, now=0.0)
+        checks(limiter, 0.0, 20)
+        checks(limiter, 0.1, 5)
+        self.assertEqual(limiter.check(0.5), ALLOW)
+
+    def test_refill_capped_at_burst(self) -> None:
+        limiter = RateLimiter(20, 2.0, now=0.0)
+        checks(limiter, 0.0, 20)
+        self.assertEqual(checks(limiter, 1000.0, 21), [ALLOW] * 20 + [REFUSE])
+
+    def test_sustained_rate_always_allowed(self) -> None:
+        """A client that keeps to burst and rate is never refused."""
+        limiter = RateLimiter(20, 2.0, now=0.0)
+        self.assertEqual(checks(limiter, 0.0, 20), [ALLOW] * 20)
+        verdicts = {limiter.check(i * 0.5) for i in range(1, 2000)}
+        self.assertEqual(verdicts, {ALLOW})
+
+    def test_off(self) -> None:
+        limiter = RateLimiter(0, 0.0, now=0.0)
+        self.assertEqual(set(checks(limiter, 0.0, 10000)), {ALLOW})
+
+    def test_verdicts(self) -> None:
+        self.assertEqual({v.value for v in Verdict}, {"allow", "refuse", "flood"})
+
+
+class FloodTests(SynchronousTestCase):
+    def test_flood_after_three_bursts_refused(self) -> None:
+        """
+        With a burst of 20, the 60th refusal within 30 s is a flood; the 59
+        before it are plain refusals.
+        """
+        limiter = RateLimiter(20, 2.0, now=0.0)
+        checks(limiter, 0.0, 20)
+        self.assertEqual(checks(limiter, 0.0, 59), [REFUSE] * 59)
+        self.assertEqual(limiter.check(0.0), FLOOD)
+
+    def test_allowed_frames_do_not_reset(self) -> None:
+        """Frames allowed in between do not forgive earlier refusals."""
+        limiter = RateLimiter(20, 2.0, now=0.0)
+        checks(limiter, 0.0, 20)
+        verdicts = []
+        for i in range(1, 31):
+            now = i * 0.5
+            verdicts.append(limiter.check(now))  # refilled: allowed
+            verdicts.extend(checks(limiter, now, 2))
+        self.assertEqual(verdicts.count(ALLOW), 30)
+        self.assertEqual(verdicts.count(REFUSE), 59)
+        self.assertEqual(verdicts[-1], FLOOD)
+
+    def test_window(self) -> None:
+        """Refusals older than the window are forgotten."""
+        limiter = RateLimiter(2, 0.01, now=0.0, flood_factor=3, flood_window=30.0)
+        checks(limiter, 0.0, 2)
+        self.assertEqual(checks(limiter, 0.0, 5), [REFUSE] * 5)
+        # 31 s later the five are out of the window: five more are refused.
+        self.assertEqual(checks(limiter, 31.0, 5), [REFUSE] * 5)
+        self.assertEqual(limiter.check(31.0), FLOOD)
+
+    def test_custom_factor(self) -> None:
+        limiter = RateLimiter(5, 1.0, now=0.0, flood_factor=1)
+        checks(limiter, 0.0, 5)
+        self.assertEqual(checks(limiter, 0.0, 5), [REFUSE] * 4 + [FLOOD])
+
+
+class ParseRateTests(SynchronousTestCase):
+    def test_good(self) -> None:
+        self.assertEqual(parse_rate("20/2"), (20, 2.0))
+        self.assertEqual(parse_rate(" 5/0.5 "), (5, 0.5))
+        self.assertEqual(parse_rate("10"), (10, 10.0))
+
+    def test_off(self) -> None:
+        self.assertEqual(parse_rate("0"), (0, 0.0))
+        self.assertEqual(parse_rate("off"), (0, 0.0))
+
+    def test_bad(self) -> None:
+        for text in ("", "abc", "20/x", "x/2", "-1/2", "20/0", "20/-1", "20/nan", "20/inf", "1.5/2"):
+            e = self.assertRaises(ValueError, parse_rate, text)
+            self.assertIn("--rate", str(e))
