@@ -58,6 +58,20 @@ class IChatMember(Interface):
         """Another connection resumed this session: close with C{replaced}."""
 
 
+_HISTORY_HEAD = b'{"type":"history","complete":%s,"messages":['
+_MORE_TAIL = b'],"more":true}'
+
+MAX_PUBLIC_BODY = MAX_FRAME - len(_HISTORY_HEAD % b"false") - len(_MORE_TAIL)
+"""The largest encoded C{message}: it must fit a frame, and a C{history}
+frame on its own."""
+
+
+def _too_big() -> RemoteProtocolError:
+    return RemoteProtocolError(
+        "too-long", "the message would not fit a frame; nothing delivered", fatal=False
+    )
+
+
 class MessageLogError(Exception):
     """The message log could not take a message; nothing was delivered."""
 
@@ -252,12 +266,7 @@ class Room:
             since = None
         bodies, complete = self.history.since(since, self.seq)
         flag = b"true" if complete else b"false"
-        for body in split_list_frames(
-            b'{"type":"history","complete":' + flag + b',"messages":[',
-            bodies,
-            b"]}",
-            b'],"more":true}',
-        ):
+        for body in split_list_frames(_HISTORY_HEAD % flag, bodies, b"]}", _MORE_TAIL):
             member.send_frame(encode_frame(body))
         if not silent:
             self._fan_out(
@@ -327,12 +336,16 @@ class Room:
         Broadcast a public message from C{member} (text already checked).
 
         @return: its C{seq}.
-        @raise RemoteProtocolError: C{unavailable} if the log failed.
+        @raise RemoteProtocolError: C{too-long} if the encoded message would
+            not fit a frame (escapes can double a text's size, and the text
+            limit is an option), C{unavailable} if the log failed.
         """
         seq = self.seq + 1
         body = encode(
             {"type": "message", "from": member.name, "text": text, "ts": self._now(), "seq": seq}
         )
+        if len(body) > MAX_PUBLIC_BODY:
+            raise _too_big()
         self._append_log(body)
         self.seq = seq
         self.history.append(seq, body)
@@ -345,7 +358,7 @@ class Room:
         """
         Send a private message to the member called C{to}, echoed to the sender.
 
-        @raise RemoteProtocolError: C{no-such-user}, or C{unavailable}.
+        @raise RemoteProtocolError: C{no-such-user}, C{too-long} or C{unavailable}.
         """
         target = self.find(to)
         if target is None:
@@ -361,6 +374,8 @@ class Room:
                 "seq": seq,
             }
         )
+        if len(body) > MAX_FRAME:
+            raise _too_big()
         self._append_log(body)
         self.seq = seq
         frame = encode_frame(body)
