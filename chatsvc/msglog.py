@@ -44,6 +44,7 @@ class MessageLog:
         self.path = path
         self._file = open(path, "ab", buffering=0)
         self._terminate_torn_line()
+        self._torn = False
         self._dirty = False
         self._timer: Optional[LoopingCall] = None
         if clock is not None and fsync_interval > 0:
@@ -66,13 +67,20 @@ class MessageLog:
         Append one message (its encoded JSON body) as a line.
 
         @raise OSError: if the line could not be written whole; what was
-            written of it is a torn line that L{restore} skips.
+            written of it is a torn line that L{restore} skips, and the next
+            append first ends it.
         """
         line = body + b"\n"
+        if self._torn:
+            # End the part written of the failed line, or the next record
+            # would join it and be lost too.
+            line = b"\n" + line
+        self._torn = True  # until this write is known to be whole
         written = self._file.write(line)
+        self._dirty = True
         if written != len(line):
             raise OSError(f"short write to the message log ({written} of {len(line)} bytes)")
-        self._dirty = True
+        self._torn = False
 
     def sync(self) -> None:
         """fsync the file if anything was written since the last sync."""
