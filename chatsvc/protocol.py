@@ -153,11 +153,13 @@ class ChatProtocol(Int32StringReceiver):
         if self.closing:
             return
         self._close(_LEFT_REASONS.get(code, "disconnected"), None)
+        sendq = self._sendq
         if code == "slow":
-            self._sendq.discard()
-        self._sendq.flush()
-        self._sendq.write(encode_frame(encode(error(code, text, True))))
-        self._sendq.flush()
+            sendq.discard()
+        sendq.flush()
+        # Straight to the transport: a queue that overflowed takes nothing
+        # more, and the error must still go out.
+        self.transport.write(encode_frame(encode(error(code, text, True))))
         self._finish()
         if code not in ("shutdown",):
             _log.info("closing {peer} ({name}): {code}", peer=self.peer,
