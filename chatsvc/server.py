@@ -49,11 +49,20 @@ class ServerConfig:
         return max(0.05, min(5.0, min(self.ping_interval, self.ping_timeout) / 10))
 
 
-def _is_loopback(host: str) -> bool:
+def _exempt_from_per_ip(host: str) -> bool:
+    """
+    Whether the per-address limit spares this peer: loopback (an IPv4
+    loopback address seen by a dual-stack IPv6 socket as C{::ffff:127.0.0.1}
+    too), and peers that have no IP address at all (UNIX sockets).
+    """
     try:
-        return ipaddress.ip_address(host.split("%", 1)[0]).is_loopback
+        address = ipaddress.ip_address(host.split("%", 1)[0])
     except ValueError:
-        return False
+        return True
+    mapped = getattr(address, "ipv4_mapped", None)
+    if mapped is not None:
+        address = mapped
+    return address.is_loopback
 
 
 class ChatFactory(Factory):
@@ -100,7 +109,7 @@ class ChatFactory(Factory):
         count = self._per_ip.get(host, 0) + 1
         self._per_ip[host] = count
         proto.counted_ip = True
-        if config.max_per_ip and count > config.max_per_ip and not _is_loopback(host):
+        if config.max_per_ip and count > config.max_per_ip and not _exempt_from_per_ip(host):
             _log.warn("refusing {peer}: too many connections from it", peer=host)
             return ("too-many-connections", "too many connections from your address")
         return None

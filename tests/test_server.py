@@ -1,0 +1,269 @@
+"""
+Tests for L{chatsvc.server}: L{ServerConfig} defaults, connection limits
+(C{server-full}, C{too-many-connections}), the keepalive sweep, and
+C{shutdown}.
+"""
+
+from __future__ import annotations
+
+from typing import List
+
+from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransportWithDisconnection
+from twisted.trial.unittest import SynchronousTestCase
+
+from chatsvc.protocol import ChatProtocol
+from chatsvc.room import Room
+from chatsvc.server import ChatFactory, ServerConfig, _exempt_from_per_ip
+
+from .helpers import FakeClient, LogCapture, decode_frames, make_factory, only
+
+
+class ServerConfigTests(SynchronousTestCase):
+    def test_defaults_match_the_protocol(self) -> None:
+        """PROTOCOL.md section 6."""
+        c = ServerConfig()
+        self.assertEqual(
+            (c.max_text, c.rate_burst, c.rate_per_second, c.flood_factor, c.flood_window,
+             c.sendq, c.max_clients, c.max_per_ip, c.handshake_timeout, c.ping_interval,
+             c.ping_timeout),
+            (4096, 20, 2.0, 3, 30.0, 1 << 20, 10000, 16, 10.0, 60.0, 30.0),
+        )
+
+    def test_sweep_interval(self) -> None:
+        self.assertEqual(ServerConfig().sweep_interval, 3.0)
+        self.assertEqual(ServerConfig(ping_interval=0.1, ping_timeout=0.1).sweep_interval, 0.05)
+        self.assertEqual(ServerConfig(ping_interval=600, ping_timeout=300).sweep_interval, 5.0)
+
+    def test_frozen(self) -> None:
+        self.assertRaises(Exception, setattr, ServerConfig(), "sendq", 1)
+
+
+class FactoryTestCase(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.logs = LogCapture.install(self)
+
+    def tearDown(self) -> None:
+        self.logs.assert_no_failures(self)
+
+    def assertRefused(self, client: FakeClient, code: str) -> None:
+        [error] = client.received()
+        self.assertEqual((error["type"], error["code"], error["fatal"]), ("error", code, True))
+        self.assertTrue(client.closed)
+        self.assertIsNone(client.transport.producer)
+
+
+class FactoryTests(FactoryTestCase):
+    def test_build_protocol(self) -> None:
+        factory = make_factory()
+        proto = factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 1))
+        self.assertIsInstance(proto, ChatProtocol)
+        self.assertIs(proto.factory, factory)
+        self.assertIs(proto.room, factory.room)
+
+    def test_default_config(self) -> None:
+        factory = ChatFactory(Room(Clock()), None, Clock())
+        self.assertEqual(factory.config, ServerConfig())
+
+    def test_sweeper(self) -> None:
+        clock = Clock()
+        factory = ChatFactory(Room(clock), ServerConfig(), clock)
+        self.assertEqual(clock.getDelayedCalls(), [])
+        factory.startFactory()
+        [call] = clock.getDelayedCalls()
+        self.assertEqual(call.getTime(), 3.0)
+        factory.stopFactory()
+        self.assertEqual(clock.getDelayedCalls(), [])
+        factory.stopFactory()
+
+    def test_registered_connections(self) -> None:
+        factory = make_factory()
+        c = FakeClient(factory)
+        self.assertEqual(factory.registered_connections, set())
+        c.hello("a")
+        self.assertEqual(factory.registered_connections, {c.protocol})
+        c.lose()
+        self.assertEqual(factory.registered_connections, set())
+        self.assertEqual(factory.connections, set())
+
+
+class ServerFullTests(FactoryTestCase):
+    def test_server_full(self) -> None:
+        factory = make_factory(max_clients=2)
+        a, b = FakeClient(factory), FakeClient(factory)
+        a.hello("a")
+        b.hello("b")
+        a.received()
+        c = FakeClient(factory)
+        self.assertRefused(c, "server-full")
+        self.assertEqual(a.received(), [])  # never registered, never announced
+        c.send({"type": "hello", "name": "c"})
+        self.assertEqual(c.received(), [])  # not read
+        self.assertIsNone(factory.room.find("c"))
+        c.lose()
+        self.assertEqual(len(factory.connections), 2)
+        a.lose()
+        d = FakeClient(factory)
+        self.assertEqual(d.hello("d")[0]["name"], "d")
+
+    def test_unregistered_count(self) -> None:
+        """The limit counts open connections, registered or not."""
+        factory = make_factory(max_clients=1)
+        FakeClient(factory)
+        self.assertRefused(FakeClient(factory), "server-full")
+
+    def test_no_limit(self) -> None:
+        factory = make_factory(max_clients=0)
+        clients = [FakeClient(factory) for _ in range(50)]
+        self.assertFalse(any(c.closed for c in clients))
+
+
+class PerAddressTests(FactoryTestCase):
+    def test_too_many_connections(self) -> None:
+        factory = make_factory(max_per_ip=2)
+        a = FakeClient(factory, host="10.0.0.1")
+        b = FakeClient(factory, host="10.0.0.1")
+        c = FakeClient(factory, host="10.0.0.1")
+        self.assertRefused(c, "too-many-connections")
+        self.assertFalse(a.closed or b.closed)
+        other = FakeClient(factory, host="10.0.0.2")
+        self.assertFalse(other.closed)
+        c.lose()
+        a.lose()
+        d = FakeClient(factory, host="10.0.0.1")
+        self.assertFalse(d.closed)
+        self.assertEqual(d.hello("d")[0]["name"], "d")
+        self.assertRefused(FakeClient(factory, host="10.0.0.1"), "too-many-connections")
+
+    def test_peer_address_from_transport(self) -> None:
+        """The address is the transport's peer (as in the brief's example)."""
+        from twisted.internet.testing import StringTransport
+
+        factory = make_factory(max_per_ip=1)
+        peer = IPv4Address("TCP", "10.0.0.1", 1234)
+        FakeClient(factory, transport=StringTransport(peerAddress=peer), peer=peer)
+        late = FakeClient(factory, transport=StringTransport(peerAddress=peer), peer=peer)
+        self.assertEqual(decode_frames(late.transport.value())[0]["code"], "too-many-connections")
+
+    def test_loopback_exempt(self) -> None:
+        factory = make_factory(max_per_ip=2)
+        clients = [FakeClient(factory, host="127.0.0.1") for _ in range(20)]
+        clients += [FakeClient(factory, host="127.0.0.2") for _ in range(5)]
+        clients += [FakeClient(factory, peer=IPv6Address("TCP", "::1", 5)) for _ in range(5)]
+        self.assertFalse(any(c.closed for c in clients))
+
+    def test_ipv4_mapped_loopback_exempt(self) -> None:
+        """A dual-stack socket sees IPv4 loopback clients as ::ffff:127.0.0.1."""
+        factory = make_factory(max_per_ip=2)
+        clients = [FakeClient(factory, peer=IPv6Address("TCP", "::ffff:127.0.0.1", 5))
+                   for _ in range(5)]
+        self.assertFalse(any(c.closed for c in clients))
+        mapped = [FakeClient(factory, peer=IPv6Address("TCP", "::ffff:10.0.0.1", 5))
+                  for _ in range(3)]
+        self.assertEqual([c.closed for c in mapped], [False, False, True])
+
+    def test_ipv6(self) -> None:
+        factory = make_factory(max_per_ip=1)
+        FakeClient(factory, peer=IPv6Address("TCP", "2001:db8::1", 5))
+        self.assertRefused(FakeClient(factory, peer=IPv6Address("TCP", "2001:db8::1", 6)),
+                           "too-many-connections")
+
+    def test_unix_socket_exempt(self) -> None:
+        """A UNIX socket peer has no IP address to limit."""
+        factory = make_factory(max_per_ip=2)
+        clients = [FakeClient(factory, peer=UNIXAddress(None)) for _ in range(5)]
+        self.assertFalse(any(c.closed for c in clients))
+
+    def test_no_limit(self) -> None:
+        factory = make_factory(max_per_ip=0)
+        clients = [FakeClient(factory, host="10.0.0.1") for _ in range(30)]
+        self.assertFalse(any(c.closed for c in clients))
+
+    def test_exempt_function(self) -> None:
+        for host in ("127.0.0.1", "127.1.2.3", "::1", "::ffff:127.0.0.1", "::1%lo",
+                     "UNIXAddress(None)"):
+            self.assertTrue(_exempt_from_per_ip(host), host)
+        for host in ("10.0.0.1", "192.168.1.1", "2001:db8::1", "::ffff:10.0.0.1", "fe80::1%eth0"):
+            self.assertFalse(_exempt_from_per_ip(host), host)
+
+
+class ShutdownTests(FactoryTestCase):
+    def test_shutdown(self) -> None:
+        factory = make_factory()
+        alice, bob = FakeClient(factory), FakeClient(factory)
+        alice.hello("alice")
+        bob.hello("bob")
+        unregistered = FakeClient(factory)
+        clients = [alice, bob, unregistered]
+        for c in clients:
+            c.received()
+        d = factory.shutdown()
+        for c in clients:
+            [error] = c.received()  # no left for anybody
+            self.assertEqual((error["type"], error["code"], error["fatal"]),
+                             ("error", "shutdown", True))
+            self.assertTrue(c.closed)
+        self.assertNoResult(d)
+        alice.lose()
+        bob.lose()
+        self.assertNoResult(d)
+        unregistered.lose()
+        self.assertIsNone(self.successResultOf(d))
+        self.assertEqual(len(factory.room), 0)
+        for c in clients:
+            self.assertEqual(c.received(), [])
+            self.assertFalse(c.aborted)
+        self.assertEqual(factory.clock.getDelayedCalls(), [factory._sweeper.call])
+
+    def test_no_connections(self) -> None:
+        factory = make_factory()
+        self.assertIsNone(self.successResultOf(factory.shutdown()))
+
+    def test_connections_that_close_at_once(self) -> None:
+        factory = make_factory()
+        for _ in range(3):
+            transport = StringTransportWithDisconnection(
+                peerAddress=IPv4Address("TCP", "127.0.0.1", 1))
+            c = FakeClient(factory, transport=transport)
+            transport.protocol = c.protocol
+            c.hello()
+        self.assertIsNone(self.successResultOf(factory.shutdown()))
+        self.assertEqual(factory.connections, set())
+
+    def test_stragglers_aborted(self) -> None:
+        factory = make_factory(shutdown_timeout=3.0, close_timeout=10.0)
+        alice, bob = FakeClient(factory), FakeClient(factory)
+        alice.hello("alice")
+        d = factory.shutdown()
+        alice.lose()
+        factory.clock.advance(2.9)
+        self.assertFalse(bob.aborted)
+        factory.clock.advance(0.1)
+        self.assertTrue(bob.aborted)
+        self.assertNoResult(d)
+        bob.lose()  # the abort completes
+        self.successResultOf(d)
+
+    def test_client_already_closing(self) -> None:
+        """A client that quit gets no shutdown error; the Deferred waits for it."""
+        factory = make_factory()
+        alice = FakeClient(factory)
+        alice.hello("alice")
+        alice.send({"type": "quit"})
+        alice.received()
+        d = factory.shutdown()
+        self.assertEqual(alice.received(), [])
+        self.assertNoResult(d)
+        alice.lose()
+        self.successResultOf(d)
+
+    def test_shutdown_not_logged_as_failure(self) -> None:
+        factory = make_factory()
+        clients: List[FakeClient] = [FakeClient(factory) for _ in range(3)]
+        factory.shutdown()
+        for c in clients:
+            c.lose()
+        self.assertEqual(self.logs.failures(), [])
+        self.assertEqual(only(decode_frames(clients[0].transport.value()), "error")[0]["code"],
+                         "shutdown")
