@@ -56,6 +56,10 @@ def _set_sndbuf(transport: Any, size: int) -> None:
         pass  # not a socket (tests, pipes): nothing to tune
 
 
+def _discard(frame: bytes) -> None:
+    pass
+
+
 @implementer(IChatMember)
 class ChatProtocol(Int32StringReceiver):
     """
@@ -176,7 +180,9 @@ class ChatProtocol(Int32StringReceiver):
 
     def _finish(self) -> None:
         transport = self.transport
-        self._sendq.paused = False  # anything later goes straight out
+        # The error (or the quit) was the last thing to go out: a room that
+        # answers later must not write to a connection being closed.
+        self.send_frame = _discard
         transport.unregisterProducer()
         transport.loseConnection()
         self._abort_call = self._clock.callLater(
@@ -231,19 +237,27 @@ class ChatProtocol(Int32StringReceiver):
         read nothing more from this client until it fires, so that its
         requests are still handled one at a time and in order.
         """
-        self.pauseProducing()
 
         def failed(failure: Failure) -> None:
             failure.trap(RemoteProtocolError)
             if not self.closing:
                 self._send_error(failure.value)
 
+        answered = []
+        result.addErrback(failed)
+        result.addErrback(lambda f: _log.failure("room request failed", f))
+        result.addCallback(answered.append)
+        if answered:
+            # Already fired: carry on in the current dataReceived loop.
+            # Pausing and resuming here would re-enter dataReceived, which
+            # would handle this frame and the ones after it a second time.
+            return
+        self.pauseProducing()
+
         def resume(_: object) -> None:
             if not self.closing and self.transport is not None:
                 self.resumeProducing()
 
-        result.addErrback(failed)
-        result.addErrback(lambda f: _log.failure("room request failed", f))
         result.addCallback(resume)
 
     def _limited(self, now: float) -> bool:
@@ -278,6 +292,11 @@ class ChatProtocol(Int32StringReceiver):
         return None
 
     def _registered(self, name: str) -> None:
+        if self.closing:
+            # The connection ended while a room that answers later was
+            # registering it: take it out again, or it stays as a ghost.
+            self.room.leave(self, "disconnected")
+            return
         if self._deadline is not None and self._deadline.active():
             self._deadline.cancel()
         self._deadline = None

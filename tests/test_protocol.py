@@ -12,6 +12,7 @@ import json
 from typing import Any, Dict, List
 
 from twisted.internet.address import IPv4Address
+from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionLost
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
@@ -1031,3 +1032,148 @@ def decode_raw(data: bytes) -> List[bytes]:
     d = FrameDecoder()
     d.receive_data(data)
     return list(d.frames())
+
+
+class DeferredRoom:
+    """
+    A room that answers later, as a distributed one would: C{register},
+    C{say}, C{private} and C{rename} return Deferreds and are carried out
+    by L{release} (or at once, already fired, with C{immediate}).
+    """
+
+    def __init__(self, room: Any, immediate: bool = False) -> None:
+        self._room = room
+        self.immediate = immediate
+        self.pending: List[Any] = []
+
+    def _later(self, operation: Any, *args: Any, **kwargs: Any) -> Deferred:
+        d: Deferred = Deferred()
+
+        def run() -> None:
+            try:
+                result = operation(*args, **kwargs)
+            except Exception:
+                d.errback()
+            else:
+                d.callback(result)
+
+        if self.immediate:
+            run()
+        else:
+            self.pending.append(run)
+        return d
+
+    def release(self) -> int:
+        """Carry out every pending operation, in order; return how many."""
+        pending, self.pending = self.pending, []
+        for run in pending:
+            run()
+        return len(pending)
+
+    def register(self, member: Any, **kwargs: Any) -> Deferred:
+        return self._later(self._room.register, member, **kwargs)
+
+    def say(self, member: Any, text: str) -> Deferred:
+        return self._later(self._room.say, member, text)
+
+    def private(self, member: Any, to: Any, text: str) -> Deferred:
+        return self._later(self._room.private, member, to, text)
+
+    def rename(self, member: Any, name: Any) -> Deferred:
+        return self._later(self._room.rename, member, name)
+
+    def leave(self, member: Any, reason: str, text: Any = None) -> None:
+        self._room.leave(member, reason, text)
+
+    def who_frames(self) -> List[bytes]:
+        return self._room.who_frames()
+
+    def find(self, name: Any) -> Any:
+        return self._room.find(name)
+
+    def __contains__(self, member: Any) -> bool:
+        return member in self._room
+
+    def __len__(self) -> int:
+        return len(self._room)
+
+
+class DeferredRoomTests(ProtocolTestCase):
+    """ChatProtocol with a room that answers with Deferreds."""
+
+    def use(self, immediate: bool) -> DeferredRoom:
+        self.deferred_room = DeferredRoom(self.factory.room, immediate)
+        self.factory.room = self.deferred_room
+        return self.deferred_room
+
+    def test_already_fired(self) -> None:
+        """Answers that are already there: every frame is handled once."""
+        self.use(immediate=True)
+        alice = self.connect()
+        bob = self.connect()
+        bob.hello("bob")
+        alice.send_raw(frame({"type": "hello", "name": "alice"})
+                       + frame({"type": "say", "text": "one"})
+                       + frame({"type": "say", "text": "two"})
+                       + frame({"type": "nick", "name": "alicia"}))
+        self.assertEqual([m["type"] for m in alice.received()],
+                         ["welcome", "history", "message", "message", "renamed"])
+        self.assertEqual([m["type"] for m in bob.received()],
+                         ["joined", "message", "message", "renamed"])
+        self.assertEqual(self.room.seq, 2)
+
+    def test_one_at_a_time_in_order(self) -> None:
+        room = self.use(immediate=False)
+        alice = self.connect()
+        alice.send_raw(frame({"type": "hello", "name": "alice"})
+                       + frame({"type": "say", "text": "one"})
+                       + frame({"type": "say", "text": "two"}))
+        self.assertEqual(alice.received(), [])
+        self.assertEqual(alice.transport.producerState, "paused")  # not reading
+        self.assertEqual(room.release(), 1)
+        self.assertEqual([m["type"] for m in alice.received()], ["welcome", "history"])
+        self.assertEqual(room.release(), 1)
+        self.assertEqual([m["text"] for m in alice.received()], ["one"])
+        self.assertEqual(room.release(), 1)
+        self.assertEqual([m["text"] for m in alice.received()], ["two"])
+        self.assertEqual(room.release(), 0)
+        self.assertEqual(alice.transport.producerState, "producing")
+        self.assertIn(alice.protocol, self.factory.registered_connections)
+
+    def test_error_answer(self) -> None:
+        room = self.use(immediate=False)
+        alice = self.connect()
+        alice.send({"type": "hello", "name": ""})
+        room.release()
+        self.assertError(alice.received(), "bad-name", False)
+        alice.send({"type": "hello", "name": "alice"})
+        room.release()
+        self.assertEqual(alice.received()[0]["name"], "alice")
+        alice.send({"type": "msg", "to": "nobody", "text": "x"})
+        room.release()
+        self.assertError(alice.received(), "no-such-user", False)
+
+    def test_closed_while_registering(self) -> None:
+        """A connection that ends before the room answers leaves no ghost."""
+        room = self.use(immediate=False)
+        bob = self.connect()
+        bob.send({"type": "hello", "name": "bob"})
+        room.release()
+        bob.received()
+        alice = self.connect()
+        alice.send({"type": "hello", "name": "alice"})
+        alice.lose()
+        room.release()
+        self.assertIsNone(self.room.find("alice"))
+        self.assertNotIn(alice.protocol, self.factory.registered_connections)
+        self.assertEqual([m["type"] for m in bob.received()], ["joined", "left"])
+
+    def test_timeout_while_registering(self) -> None:
+        room = self.use(immediate=False)
+        alice = self.connect()
+        alice.send({"type": "hello", "name": "alice"})
+        self.clock.advance(10)
+        self.assertFatal(alice, "timeout")
+        room.release()
+        self.assertIsNone(self.room.find("alice"))
+        self.assertEqual(alice.received(), [])
