@@ -417,6 +417,14 @@ class QuitTests(ProtocolTestCase):
             self.assertNotIn("text", left)
             bob.lose()
 
+    def test_quit_reason_too_big_for_a_frame(self) -> None:
+        """With a large --max-message, a reason that would not fit is left out."""
+        self.factory = make_factory(max_text=65536)
+        alice, bob = self.clients("alice", "bob")
+        alice.send({"type": "quit", "reason": "r" * (MAX_FRAME - 60)})
+        self.assertNotIn("text", self.assertLeft(bob, "alice", "quit"))
+        self.assertTrue(alice.closed)
+
     def test_quit_before_hello(self) -> None:
         c = self.connect()
         c.send({"type": "quit"})

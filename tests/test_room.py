@@ -467,6 +467,14 @@ class LeaveTests(RoomTestCase):
         self.room.leave(alice, "timeout")
         self.assertNotIn("text", bob.messages()[0])
 
+    def test_text_left_out_if_too_big(self) -> None:
+        """A quit reason that would not fit a frame is left out, not a crash."""
+        alice, bob = self.joined("alice", "bob")
+        self.room.leave(alice, "quit", text='"' * 40000)
+        [left] = bob.messages()
+        self.assertEqual((left["name"], left["reason"]), ("alice", "quit"))
+        self.assertNotIn("text", left)
+
     def test_silent(self) -> None:
         for reason in ("shutdown", "replaced"):
             alice, bob = self.joined("alice", "bob")
