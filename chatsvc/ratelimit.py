@@ -30,8 +30,9 @@ FLOOD = Verdict.FLOOD
 class RateLimiter:
     """
     A token bucket of C{burst} frames refilled at C{per_second}, and a flood
-    guard: more than C{flood_factor * burst} refusals within C{flood_window}
-    seconds is a flood.
+    guard: the C{flood_factor * burst}th refusal within C{flood_window}
+    seconds is a flood (with the defaults, 59 frames are refused with
+    C{rate-limited} and the 60th closes the connection with C{flood}).
 
     A C{burst} of 0 turns the limit off (for benchmarks).
     """

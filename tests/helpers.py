@@ -67,8 +67,7 @@ def decode_frames(data: bytes) -> List[Dict[str, Any]]:
 
 class RecordingTransport(StringTransport):
     """
-    A L{StringTransport} that records C{abortConnection} and (like a real
-    transport) stops delivering writes to the peer once aborted.
+    A L{StringTransport} that records C{abortConnection}.
 
     @ivar aborted: whether C{abortConnection} was called.
     """
