@@ -16,6 +16,7 @@ from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import MultiService
 from twisted.internet import defer
 from twisted.internet.endpoints import serverFromString
+from twisted.internet.interfaces import _ISupportsExitSignalCapturing
 from twisted.logger import Logger
 from twisted.python import usage
 
@@ -119,10 +120,12 @@ class ChatService(MultiService):
     C{shutdown}, then flush and close the message log.
     """
 
-    def __init__(self, factory: ChatFactory, message_log: Optional[MessageLog]) -> None:
+    def __init__(self, factory: ChatFactory, message_log: Optional[MessageLog],
+                 reactor: Any = None) -> None:
         MultiService.__init__(self)
         self.factory = factory
         self.message_log = message_log
+        self._reactor = reactor
 
     @defer.inlineCallbacks
     def stopService(self):
@@ -132,6 +135,11 @@ class ChatService(MultiService):
         if self.message_log is not None:
             self.message_log.close()
         _log.info("stopped")
+        # twistd re-raises the SIGTERM/SIGINT that stopped it once the reactor
+        # is done, so the process dies "by signal". A SIGTERM is how a chat
+        # server is asked to stop, and it has stopped cleanly: exit 0.
+        if _ISupportsExitSignalCapturing.providedBy(self._reactor):
+            self._reactor._exitSignal = None
 
 
 def _load_psk(path: Optional[str], encrypted: bool) -> Optional[bytes]:
@@ -171,7 +179,7 @@ def makeService(options: Options, reactor: Any = None) -> ChatService:
     factory = ChatFactory(room, config, reactor)
     wrapper = EncryptingFactory(factory, psk, require_encryption=require, clock=reactor,
                                 close_timeout=config.close_timeout)
-    service = ChatService(factory, message_log)
+    service = ChatService(factory, message_log, reactor)
     for description in options["listen"]:
         try:
             endpoint = serverFromString(reactor, description)
