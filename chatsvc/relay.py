@@ -98,7 +98,9 @@ class _Downstream(Protocol):
         self._to_client = WireDescriber(f"#{number} server->client")
 
     def connectionMade(self) -> None:
-        self.relay.emit(f"#{self.number} connected from {self.transport.getPeer()}")
+        peer = self.transport.getPeer()
+        where = f"{peer.host}:{peer.port}" if hasattr(peer, "port") else str(peer)
+        self.relay.emit(f"#{self.number} connected from {where}")
         d = self.relay.target.connect(Factory.forProtocol(lambda: _Upstream(self)))
         d.addErrback(self._cannot_connect)
 
@@ -181,7 +183,7 @@ def main(argv: Optional[List[str]] = None, out: TextIO = sys.stdout) -> int:
         return 2
 
     def listening(port: Any) -> None:
-        emit(f"relay: {args.listen} -> {args.connect}")
+        emit(f"relay: listening on port {port.getHost().port}, relaying to {args.connect}")
 
     def failed(failure: Failure) -> None:
         print(f"relay: cannot listen: {failure.getErrorMessage()}", file=sys.stderr)
