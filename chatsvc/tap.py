@@ -24,10 +24,15 @@ from .encryption import EncryptingFactory
 from .keys import KeyFileError, key_file_warning, load_key
 from .msglog import MessageLog
 from .ratelimit import parse_rate
+from .wire.messages import text_error
 from .room import Room
 from .server import ChatFactory, ServerConfig
 
 _log = Logger()
+
+MAX_MOTD = 4096
+"""The longest message of the day, in UTF-8 bytes: it must leave room in the
+welcome frame for the user list."""
 
 
 def _non_negative(kind: type, name: str):
@@ -96,6 +101,10 @@ class Options(usage.Options):
             raise usage.UsageError("--handshake-timeout must be positive")
         if self["max-message"] < 1:
             raise usage.UsageError("--max-message must be at least 1")
+        if self["motd"] is not None:
+            problem = text_error(self["motd"], MAX_MOTD)
+            if problem is not None:
+                raise usage.UsageError(f"--motd: {problem.text}")
 
     def config(self) -> ServerConfig:
         burst, per_second = self["rate"]
