@@ -76,6 +76,9 @@ class Options(usage.Options):
         ["ping-interval", None, 60.0, "Seconds of silence before the server pings a client.", _non_negative(float, "ping-interval")],
         ["ping-timeout", None, 30.0, "Seconds more of silence before the client is dropped.", _non_negative(float, "ping-timeout")],
         ["motd", None, None, "Message of the day, sent in every welcome."],
+        ["redis", None, None, "Scale out: serve one chat with every server started with this Redis client endpoint (e.g. tcp:127.0.0.1:6379) and --chat; needs chatsvc[redis]."],
+        ["chat", None, "chat", "With --redis: the chat's name in Redis (letters, digits, _ - .)."],
+        ["redis-lease", None, 10.0, "With --redis: seconds after which the names of a server that stopped (or lost Redis) are released.", _non_negative(float, "redis-lease")],
     ]
 
     def __init__(self) -> None:
@@ -105,6 +108,17 @@ class Options(usage.Options):
             problem = text_error(self["motd"], MAX_MOTD)
             if problem is not None:
                 raise usage.UsageError(f"--motd: {problem.text}")
+        if self["redis"] is not None:
+            if self["log-messages"]:
+                raise usage.UsageError("--log-messages is for a single server; with --redis the "
+                                       "history lives in Redis (turn on its appendonly file)")
+            if self["redis-lease"] < 1:
+                raise usage.UsageError("--redis-lease must be at least 1 second")
+            from .redisscripts import check_chat_name
+            try:
+                check_chat_name(self["chat"])
+            except ValueError as e:
+                raise usage.UsageError(f"--chat: {e}")
 
     def config(self) -> ServerConfig:
         burst, per_second = self["rate"]
@@ -136,11 +150,20 @@ class ChatService(MultiService):
         self.message_log = message_log
         self._reactor = reactor
 
+    def startService(self) -> None:
+        start = getattr(self.factory.room, "start", None)  # a Redis room connects
+        if start is not None:
+            start()
+        MultiService.startService(self)
+
     @defer.inlineCallbacks
     def stopService(self):
         yield MultiService.stopService(self)
         _log.info("shutting down: {n} connections", n=len(self.factory.connections))
         yield self.factory.shutdown()
+        stop = getattr(self.factory.room, "stop", None)
+        if stop is not None:
+            yield stop()
         if self.message_log is not None:
             self.message_log.close()
         _log.info("stopped")
@@ -166,6 +189,24 @@ def _load_psk(path: Optional[str], encrypted: bool) -> Optional[bytes]:
     return psk
 
 
+def _redis_room(options: Options, reactor: Any) -> Any:
+    """The room of a server that shares its chat with others through Redis."""
+    from twisted.internet.endpoints import clientFromString
+
+    from .redislink import _txredisapi
+    from .redisroom import RedisRoom
+
+    _txredisapi()  # a clear message now if the extra is not installed
+    try:
+        endpoint = clientFromString(reactor, options["redis"])
+    except (ValueError, TypeError, KeyError) as e:
+        raise SystemExit(f"chat: bad --redis endpoint {options['redis']!r}: {e}")
+    _log.info("serving chat {chat} through Redis at {redis}", chat=options["chat"],
+              redis=options["redis"])
+    return RedisRoom(reactor, endpoint, chat=options["chat"], history_size=options["history"],
+                     motd=options["motd"], lease=options["redis-lease"])
+
+
 def makeService(options: Options, reactor: Any = None) -> ChatService:
     """Build the chat service from parsed L{Options}."""
     if reactor is None:
@@ -182,8 +223,11 @@ def makeService(options: Options, reactor: Any = None) -> ChatService:
                                      fsync_interval=options["log-fsync"])
         except OSError as e:
             raise SystemExit(f"chat: cannot open the message log {options['log-messages']}: {e.strerror or e}")
-    room = Room(reactor, history_size=options["history"], message_log=message_log,
-                motd=options["motd"])
+    if options["redis"] is not None:
+        room = _redis_room(options, reactor)
+    else:
+        room = Room(reactor, history_size=options["history"], message_log=message_log,
+                    motd=options["motd"])
     config = options.config()
     factory = ChatFactory(room, config, reactor)
     wrapper = EncryptingFactory(factory, psk, require_encryption=require, clock=reactor,
