@@ -31,7 +31,7 @@ error message (C{timeout}, C{server-full}, C{shutdown}, ...).
 from __future__ import annotations
 
 import enum
-from typing import Any, List, Optional
+from typing import Any, Dict, List, Optional
 
 from twisted.logger import Logger
 from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
@@ -115,6 +115,10 @@ class EncryptingProtocol(ProtocolWrapper):
                 if isinstance(event, DataReceived):
                     self.wrappedProtocol.dataReceived(event.data)
                 elif isinstance(event, HandshakeComplete):
+                    if not self._initiator and not self.factory.first_use(session.remote_ephemeral):
+                        _log.warn("{peer} replayed a handshake message 1", peer=self._peer())
+                        self._refuse("handshake-failed", "handshake message replayed")
+                        return
                     self._handshake_complete()
                 elif isinstance(event, PlaintextFrame):
                     # A server's error before the handshake completed: hand
@@ -269,6 +273,14 @@ class EncryptingProtocol(ProtocolWrapper):
             self.transport.unregisterProducer()
 
 
+REPLAY_CACHE_SIZE = 16384
+"""How many recent message 1 ephemeral keys a server remembers to refuse a
+replayed message 1 (about 2.5 MB when full; only authenticated handshakes
+are remembered). NNpsk0's message 1 carries no freshness: a replay of an
+older one passes, and its connection can do nothing (it has no key) until
+the handshake timeout."""
+
+
 class EncryptingFactory(WrappingFactory):
     """
     Wrap C{wrappedFactory}'s protocols in L{EncryptingProtocol}.
@@ -310,6 +322,20 @@ class EncryptingFactory(WrappingFactory):
         self.close_timeout = close_timeout
         self._to_flush: List[EncryptingProtocol] = []
         self._flush_call = None
+        self._seen_ephemerals: Dict[bytes, None] = {}
+
+    def first_use(self, ephemeral: bytes) -> bool:
+        """
+        Remember an initiator's ephemeral key; C{False} if it was seen
+        before (a replayed message 1). Keeps the last L{REPLAY_CACHE_SIZE}.
+        """
+        seen = self._seen_ephemerals
+        if ephemeral in seen:
+            return False
+        seen[ephemeral] = None
+        if len(seen) > REPLAY_CACHE_SIZE:
+            del seen[next(iter(seen))]
+        return True
 
     def schedule_flush(self, proto: EncryptingProtocol) -> None:
         """Encrypt C{proto}'s writes of this turn at the end of the turn."""

@@ -234,6 +234,11 @@ class HandshakeState:
         return self._index == 2
 
     @property
+    def remote_ephemeral(self) -> bytes:
+        """The peer's ephemeral public key, once its message was read (else C{b""})."""
+        return self._re
+
+    @property
     def handshake_hash(self) -> bytes:
         """The final handshake hash C{h}, for channel binding."""
         self._check_complete()

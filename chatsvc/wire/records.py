@@ -115,6 +115,15 @@ class RecordSession:
         self._sender: Optional[CipherState] = None
         self._receiver: Optional[CipherState] = None
 
+    @property
+    def remote_ephemeral(self) -> bytes:
+        """
+        The peer's ephemeral public key, known once its handshake message
+        was read and authenticated (else C{b""}). A responder can refuse a
+        message 1 it has seen before: NNpsk0 alone cannot tell a replay.
+        """
+        return self._handshake.remote_ephemeral
+
     def initiate(self) -> bytes:
         """Return the initiator's handshake record, to be sent first."""
         if not self.initiator:
