@@ -104,7 +104,8 @@ class ChatProtocol(Int32StringReceiver):
         peer = transport.getPeer()
         self.peer = getattr(peer, "host", str(peer))
         _set_sndbuf(transport, SNDBUF)
-        self._sendq = SendQueue(transport, config.sendq, self._overflowed)
+        self._sendq = SendQueue(transport, config.sendq, self._overflowed,
+                                config.sendq_soft, self._behind)
         self.send_frame = self._sendq.write
         transport.registerProducer(self._sendq, True)
         now = self._clock.seconds()
@@ -142,6 +143,20 @@ class ChatProtocol(Int32StringReceiver):
 
     def _send_error(self, e: RemoteProtocolError) -> None:
         self.send(error(e.code, e.text, e.fatal))
+
+    def _behind(self, behind: bool) -> None:
+        # Called from inside a fan-out too: the factory only pauses and
+        # resumes reading, it never touches the room.
+        self.factory.queue_behind(self, behind)
+
+    def throttle(self, on: bool) -> None:
+        """Stop (or start again) reading from this client, for the factory."""
+        if self.closing or self.transport is None:
+            return
+        if on:
+            self.transport.pauseProducing()
+        elif not self.paused:  # not waiting for the room either
+            self.transport.resumeProducing()
 
     def _overflowed(self) -> None:
         # Called from inside a fan-out: leave the room on the next turn.
@@ -256,7 +271,13 @@ class ChatProtocol(Int32StringReceiver):
 
         def resume(_: object) -> None:
             if not self.closing and self.transport is not None:
-                self.resumeProducing()
+                if self.factory.throttled:
+                    # Handle what is buffered, but leave the socket to the
+                    # throttle, which resumes it.
+                    self.paused = False
+                    self.dataReceived(b"")
+                else:
+                    self.resumeProducing()
 
         result.addCallback(resume)
 

@@ -16,7 +16,7 @@ producer would stop I{reading} from the client when paused.)
 from __future__ import annotations
 
 from collections import deque
-from typing import Any, Callable, Deque
+from typing import Any, Callable, Deque, Optional
 
 from twisted.internet.interfaces import IPushProducer
 from zope.interface import implementer
@@ -29,18 +29,36 @@ class SendQueue:
     @param limit: the most bytes queued here before C{on_overflow} (0: none).
     @param on_overflow: called once, when the limit is first passed. It must
         not re-enter the room synchronously (it may run inside a fan-out).
+    @param soft: the soft limit (0: none): past it the queue is I{behind},
+        and C{on_behind(True)} is called; once it has drained to half of it,
+        C{on_behind(False)}. The server slows its senders down while many
+        queues are behind (see L{chatsvc.server.ChatFactory}).
+    @ivar drained: bytes handed to the transport from the queue so far; a
+        queue that is behind and whose C{drained} does not move is stalled.
     """
 
-    __slots__ = ("_write", "_limit", "_on_overflow", "_queue", "queued", "paused", "overflowed")
+    __slots__ = ("_write", "_limit", "_on_overflow", "_soft", "_on_behind", "_queue",
+                 "queued", "paused", "overflowed", "behind", "drained")
 
-    def __init__(self, transport: Any, limit: int, on_overflow: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        transport: Any,
+        limit: int,
+        on_overflow: Callable[[], None],
+        soft: int = 0,
+        on_behind: Optional[Callable[[bool], None]] = None,
+    ) -> None:
         self._write = transport.write
         self._limit = limit
         self._on_overflow = on_overflow
+        self._soft = soft if on_behind is not None else 0
+        self._on_behind = on_behind
         self._queue: Deque[bytes] = deque()
         self.queued = 0
         self.paused = False
         self.overflowed = False
+        self.behind = False
+        self.drained = 0
 
     def write(self, data: bytes) -> None:
         """Send C{data} now if the transport takes it, else queue it."""
@@ -50,16 +68,25 @@ class SendQueue:
         if self.overflowed:
             return
         self._queue.append(data)
-        self.queued += len(data)
-        if self._limit and self.queued > self._limit:
+        queued = self.queued = self.queued + len(data)
+        if self._limit and queued > self._limit:
             self.overflowed = True
             self.discard()
             self._on_overflow()
+        elif self._soft and not self.behind and queued > self._soft:
+            self.behind = True
+            self._on_behind(True)  # type: ignore[misc]
+
+    def _caught_up(self) -> None:
+        if self.behind:
+            self.behind = False
+            self._on_behind(False)  # type: ignore[misc]
 
     def discard(self) -> None:
         """Forget everything queued."""
         self._queue.clear()
         self.queued = 0
+        self._caught_up()
 
     def flush(self) -> None:
         """Hand everything queued to the transport, paused or not."""
@@ -87,7 +114,10 @@ class SendQueue:
                 batch.append(data)
                 size += len(data)
             self.queued -= size
+            self.drained += size
             self._write(b"".join(batch))
+        if self.behind and self.queued <= self._soft // 2:
+            self._caught_up()
 
     def stopProducing(self) -> None:
         self.discard()

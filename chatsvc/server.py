@@ -36,6 +36,9 @@ class ServerConfig:
     flood_factor: int = 3
     flood_window: float = 30.0
     sendq: int = 1 << 20
+    sendq_soft: int = 1 << 16
+    throttle_share: float = 0.05
+    stall_timeout: float = 5.0
     max_clients: int = 10000
     max_per_ip: int = 16
     handshake_timeout: float = 10.0
@@ -69,6 +72,17 @@ class ChatFactory(Factory):
     """
     @ivar connections: every open connection.
     @ivar registered_connections: connections that said C{hello}.
+    @ivar throttled: whether reading from clients is paused because many
+        send queues are behind.
+
+    Overload without casualties (the "soft sendq" of IRC servers): when
+    senders push faster than the server or its readers can take, send queues
+    grow everywhere at once. Rather than dropping healthy readers as C{slow},
+    the factory then stops reading from every client until the queues have
+    drained, which slows the senders down through TCP. A queue that stays
+    behind without draining at all for C{stall_timeout} while the others
+    drain is a reader that stopped on its own: it is dropped as C{slow}
+    (as it is at the hard limit, with or without a throttle).
     """
 
     protocol = ChatProtocol
@@ -83,6 +97,9 @@ class ChatFactory(Factory):
         self._per_ip: Dict[str, int] = {}
         self._sweeper: Optional[LoopingCall] = None
         self._closed_waiters: list = []
+        self.throttled = False
+        self._behind: Dict[ChatProtocol, Tuple[int, float]] = {}  # drained, since
+        self._stall_check: Optional[LoopingCall] = None
 
     def buildProtocol(self, addr: Any) -> ChatProtocol:
         return self.protocol(self)
@@ -95,6 +112,54 @@ class ChatFactory(Factory):
     def stopFactory(self) -> None:
         if self._sweeper is not None and self._sweeper.running:
             self._sweeper.stop()
+        self._set_throttle(False)
+
+    # -- overload: slowing the senders down -----------------------------
+
+    def queue_behind(self, proto: ChatProtocol, behind: bool) -> None:
+        """A connection's send queue passed its soft limit, or drained."""
+        if behind:
+            self._behind[proto] = (proto._sendq.drained, self.clock.seconds())
+        else:
+            self._behind.pop(proto, None)
+        self._update_throttle()
+
+    def _update_throttle(self) -> None:
+        config = self.config
+        need = max(2, int(len(self.registered_connections) * config.throttle_share))
+        count = len(self._behind)
+        if not self.throttled and count >= need:
+            self._set_throttle(True)
+        elif self.throttled and count < max(1, need // 2):
+            self._set_throttle(False)
+
+    def _set_throttle(self, on: bool) -> None:
+        if on == self.throttled:
+            return
+        self.throttled = on
+        if on:
+            _log.info("{n} clients are behind: reading paused until they catch up",
+                      n=len(self._behind))
+            check = self._stall_check = LoopingCall(self._drop_stalled)
+            check.clock = self.clock
+            check.start(max(0.1, self.config.stall_timeout / 5), now=False)
+        else:
+            _log.info("clients caught up: reading again")
+            if self._stall_check is not None and self._stall_check.running:
+                self._stall_check.stop()
+            self._stall_check = None
+        for proto in list(self.connections):
+            proto.throttle(on)
+
+    def _drop_stalled(self) -> None:
+        """While throttled: a queue that has not drained a byte lately is stalled."""
+        now = self.clock.seconds()
+        timeout = self.config.stall_timeout
+        for proto, (drained, since) in list(self._behind.items()):
+            if proto._sendq.drained != drained:
+                self._behind[proto] = (proto._sendq.drained, now)
+            elif now - since >= timeout:
+                proto.fatal("slow", "you stopped reading while the others caught up")
 
     # -- connection accounting -----------------------------------------
 
@@ -112,6 +177,8 @@ class ChatFactory(Factory):
         if config.max_per_ip and count > config.max_per_ip and not _exempt_from_per_ip(host):
             _log.warn("refusing {peer}: too many connections from it", peer=host)
             return ("too-many-connections", "too many connections from your address")
+        if self.throttled:
+            proto.throttle(True)
         return None
 
     def registered(self, proto: ChatProtocol) -> None:
@@ -120,6 +187,8 @@ class ChatFactory(Factory):
     def connection_closed(self, proto: ChatProtocol) -> None:
         self.connections.discard(proto)
         self.registered_connections.discard(proto)
+        if self._behind.pop(proto, None) is not None:
+            self._update_throttle()
         if getattr(proto, "counted_ip", False):
             proto.counted_ip = False
             host = proto.peer

@@ -1,0 +1,113 @@
+"""
+Overload without casualties: when many send queues fall behind at once the
+server stops reading from its clients until they drain, instead of dropping
+healthy readers as C{slow}; a reader that stalls on its own is still dropped.
+"""
+
+from __future__ import annotations
+
+from typing import List
+
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
+
+from .helpers import FakeClient, PausingTransport, make_factory
+
+
+class ThrottleTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.clock = Clock()
+        # Small queues so that a few messages are enough; no rate limit.
+        self.factory = make_factory(self.clock, rate_burst=0, sendq=40_000, sendq_soft=4_000,
+                                    stall_timeout=5.0, max_per_ip=0)
+        self.sender = FakeClient(self.factory)
+        self.sender.hello("sender")
+
+    def readers(self, n: int) -> List[FakeClient]:
+        clients = []
+        for i in range(n):
+            client = FakeClient(self.factory, transport=PausingTransport(limit=2_000))
+            client.hello(f"reader{i}")
+            client.transport.read_all()
+            clients.append(client)
+        self.sender.received()
+        return clients
+
+    def say(self, count: int, start: int = 0) -> None:
+        for i in range(start, start + count):
+            self.sender.send({"type": "say", "text": f"message {i:04d} " + "x" * 200})
+            self.clock.advance(0)
+
+    def drain(self, client: FakeClient) -> bytes:
+        """The reader reads until nothing is left for it."""
+        data = b""
+        while True:
+            chunk = client.transport.read_all()
+            if not chunk:
+                return data
+            data += chunk
+
+    def texts(self, client: FakeClient, data: bytes) -> List[str]:
+        from .helpers import decode_frames
+
+        return [m["text"][:12] for m in decode_frames(data) if m["type"] == "message"]
+
+    def test_everyone_behind_pauses_reading_and_drops_nobody(self) -> None:
+        readers = self.readers(10)
+        got = {id(r): b"" for r in readers}
+        self.say(40)  # ~10 KB each: past the soft limit, far below the hard one
+        self.assertTrue(self.factory.throttled)
+        self.assertEqual(self.sender.transport.producerState, "paused")
+        self.assertTrue(all(r.transport.producerState == "paused" for r in readers))
+        # The readers catch up: reading resumes, and nobody was dropped.
+        for r in readers:
+            got[id(r)] += self.drain(r)
+        self.assertFalse(self.factory.throttled)
+        self.assertEqual(self.sender.transport.producerState, "producing")
+        self.say(10, start=40)
+        for r in readers:
+            got[id(r)] += self.drain(r)
+        expected = [f"message {i:04d}" for i in range(50)]
+        for r in readers:
+            self.assertFalse(r.closed)
+            self.assertEqual(self.texts(r, got[id(r)]), expected)
+
+    def test_lone_stalled_reader_hits_the_hard_limit(self) -> None:
+        readers = self.readers(40)  # 1 of 40 behind: no throttle
+        stalled, healthy = readers[0], readers[1:]
+        for i in range(300):
+            self.sender.send({"type": "say", "text": f"m{i} " + "x" * 200})
+            for r in healthy:
+                self.drain(r)
+            self.clock.advance(0)
+            self.assertFalse(self.factory.throttled)
+            if stalled.closed:
+                break
+        self.assertTrue(stalled.closed)
+        messages = [m for m in stalled.received() if m["type"] == "error"]
+        self.assertEqual(messages[-1]["code"], "slow")
+        self.assertTrue(all(not r.closed for r in healthy))
+
+    def test_stalled_readers_dropped_while_the_others_catch_up(self) -> None:
+        readers = self.readers(10)
+        stalled, healthy = readers[:3], readers[3:]
+        self.say(40)
+        self.assertTrue(self.factory.throttled)
+        for step in range(12):  # 6 s of the others draining
+            for r in healthy:
+                self.drain(r)
+            self.clock.advance(0.5)
+        for r in stalled:
+            self.assertTrue(r.closed)
+            self.assertIn("slow", [m.get("code") for m in r.received()])
+        self.assertFalse(self.factory.throttled)
+        self.assertTrue(all(not r.closed for r in healthy))
+        left = [m for m in self.sender.received() if m["type"] == "left"]
+        self.assertEqual(sorted(m["reason"] for m in left), ["slow"] * 3)
+
+    def test_new_connection_while_throttled_is_paused_too(self) -> None:
+        self.readers(10)
+        self.say(40)
+        self.assertTrue(self.factory.throttled)
+        late = FakeClient(self.factory)
+        self.assertEqual(late.transport.producerState, "paused")
