@@ -1,7 +1,12 @@
 """
-Tests for L{chatsvc.client}: the pure parts directly, the protocol and the
-controller over C{StringTransport}s and a fake endpoint, driven by a
-C{Clock}; the encrypted path with the real wrapper in memory (iosim).
+Tests for L{chatsvc.client}: the package's public names, and
+L{chatsvc.client.app}: the controller over C{StringTransport}s and a fake
+endpoint, driven by a C{Clock}; the encrypted path with the real wrapper in
+memory (iosim); stdin; main.
+
+The pure layers and the endpoints have their own modules:
+tests.test_client_args, test_client_commands, test_client_session,
+test_client_endpoints and test_client_protocol.
 """
 
 from __future__ import annotations
@@ -11,10 +16,10 @@ import os
 import struct
 import subprocess
 import sys
-from typing import Any, List, Optional, Tuple
+from typing import Any, List, Tuple
 
-from twisted.internet.defer import CancelledError, Deferred, fail, succeed
-from twisted.internet.error import ConnectionDone, ConnectionLost, ConnectionRefusedError, DNSLookupError
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.error import ConnectionDone, ConnectionLost, DNSLookupError
 from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.internet.protocol import Factory
 from twisted.internet.task import Clock
@@ -24,562 +29,43 @@ from twisted.python.failure import Failure
 from twisted.test import iosim
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
-from zope.interface.verify import verifyObject
 
+import chatsvc.client
 from chatsvc.client import (
-    CannotConnect,
     ChatClient,
-    ClientSession,
-    Help,
-    Hint,
     LineInput,
-    Me,
-    Nick,
-    Private,
-    Quit,
     RoundRobinEndpoint,
-    Say,
-    SwitchEncryption,
     TokenBucket,
     TransportOutput,
-    UsageError,
-    Who,
-    describe_error,
     main,
     parse_args,
-    parse_command,
     run,
 )
+from chatsvc.client import app as client_app
 from chatsvc.wire.errors import RemoteProtocolError
-from chatsvc.wire.framing import FrameDecoder, encode_frame
 from chatsvc.wire.messages import decode, encode
+
+from .client_helpers import (
+    FakeEncryptingFactory,
+    FakeOutput,
+    FakeProducer,
+    Harness,
+    ServerEnd,
+    frame,
+    public,
+    welcome,
+)
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def frame(body: bytes) -> bytes:
-    """A frame with a literal body: what the tests expect on the wire."""
-    return struct.pack(">I", len(body)) + body
-
-
-def welcome(name: str = "alice", resume: str = "tok1", **extra: Any) -> dict:
-    message = {"type": "welcome", "name": name, "id": "1", "users": [name],
-               "encrypted": False, "resume": resume}
-    message.update(extra)
-    return message
-
-
-def public(seq: int, text: str = "hi", sender: str = "bob") -> dict:
-    return {"type": "message", "from": sender, "text": text, "ts": "2026-11-22T02:50:00.123Z", "seq": seq}
-
-
-# ---------------------------------------------------------------------------
-# Fakes
-
-
-class FakeOutput:
-    """Collects what the client writes for its user."""
-
-    def __init__(self) -> None:
-        self.text = ""
-
-    def write(self, text: str) -> None:
-        self.text += text
-
-    def lines(self) -> List[str]:
-        """The complete lines written since the last call."""
-        done, _, rest = self.text.rpartition("\n")
-        self.text = rest
-        return done.split("\n") if done else []
-
-
-class ServerEnd:
-    """The server's view of one fake connection."""
-
-    def __init__(self, protocol: Any, transport: StringTransport) -> None:
-        self.protocol = protocol
-        self.transport = transport
-
-    def raw(self) -> bytes:
-        data = self.transport.value()
-        self.transport.clear()
-        return data
-
-    def received(self) -> List[dict]:
-        decoder = FrameDecoder()
-        decoder.receive_data(self.raw())
-        return [decode(body) for body in decoder.frames()]
-
-    def send(self, message: dict, bytewise: bool = False) -> None:
-        data = encode_frame(encode(message))
-        if bytewise:
-            for i in range(len(data)):
-                self.protocol.dataReceived(data[i : i + 1])
-        else:
-            self.protocol.dataReceived(data)
-
-    def close(self, reason: Optional[BaseException] = None) -> None:
-        self.protocol.connectionLost(Failure(reason or ConnectionDone()))
-
-
-@implementer(IStreamClientEndpoint)
-class FakeEndpoint:
-    """Connections that the test accepts or refuses, one at a time."""
-
-    def __init__(self) -> None:
-        self.pending: List[Tuple[Any, Deferred]] = []
-        self.cancelled = 0
-
-    def _cancel(self, d: Deferred) -> None:
-        self.cancelled += 1
-        d.errback(CancelledError())
-
-    def connect(self, factory: Any) -> Deferred:
-        d: Deferred = Deferred(self._cancel)
-        self.pending.append((factory, d))
-        return d
-
-    def accept(self) -> ServerEnd:
-        factory, d = self.pending.pop(0)
-        protocol = factory.buildProtocol(None)
-        transport = StringTransport()
-        transport.encrypted = getattr(factory, "encrypting", False)
-        protocol.makeConnection(transport)
-        d.callback(protocol)
-        return ServerEnd(protocol, transport)
-
-    def refuse(self) -> None:
-        factory, d = self.pending.pop(0)
-        d.errback(ConnectionRefusedError())
-
-
-class FakeEncryptingFactory:
-    """Stands in for EncryptingFactory: its transports say encrypted."""
-
-    encrypting = True
-
-    def __init__(self, wrapped: Any, psk: bytes, clock: Any) -> None:
-        self.wrapped = wrapped
-        self.psk = psk
-
-    def buildProtocol(self, addr: Any) -> Any:
-        return self.wrapped.buildProtocol(addr)
-
-
-class FakeProducer:
-    def __init__(self) -> None:
-        self.paused = False
-        self.pauses = 0
-
-    def pauseProducing(self) -> None:
-        self.paused = True
-        self.pauses += 1
-
-    def resumeProducing(self) -> None:
-        self.paused = False
-
-    def stopProducing(self) -> None:
-        pass
-
-
-class Harness:
-    """A ChatClient on a Clock, a fake endpoint and a fake output."""
-
-    def __init__(self, name: Optional[str] = "alice", endpoints: int = 1, **kwargs: Any) -> None:
-        self.clock = Clock()
-        self.fakes = [FakeEndpoint() for _ in range(endpoints)]
-        self.endpoint = RoundRobinEndpoint(
-            [(f"server:{i + 1}", fake) for i, fake in enumerate(self.fakes)]
-        )
-        self.output = FakeOutput()
-        self.errors: List[str] = []
-        kwargs.setdefault("retry_policy", lambda attempt: 1.0)
-        self.client = ChatClient(
-            self.clock, self.endpoint, self.output, name=name,
-            errors=self.errors.append, **kwargs,
-        )
-        self.results: List[int] = []
-        self.client.done.addCallback(self.results.append)
-
-    @property
-    def fake(self) -> FakeEndpoint:
-        return self.fakes[0]
-
-    def connect(self, **welcome_extra: Any) -> ServerEnd:
-        """Start, accept the connection, welcome; return the server end."""
-        self.client.start()
-        server = self.fake.accept()
-        server.received()
-        server.send(welcome(**welcome_extra))
-        server.send({"type": "history", "messages": [], "complete": True})
-        return server
-
-    def type(self, *lines: str) -> None:
-        for line in lines:
-            self.client.line_received(line)
-
-
-# ---------------------------------------------------------------------------
-# Pure parts
-
-
-class ParseArgsTests(SynchronousTestCase):
-    def test_defaults(self) -> None:
-        args = parse_args([])
-        self.assertEqual(args.endpoints, (("127.0.0.1:8000", None),))
-        self.assertEqual((args.host, args.port), ("127.0.0.1", 8000))
-        self.assertEqual((args.name, args.psk, args.encrypted, args.reconnect), (None, None, False, True))
-
-    def test_host_port_then_options(self) -> None:
-        """Options may follow the positional arguments."""
-        args = parse_args(["chat.example", "9000", "--name", "bob", "--no-reconnect"])
-        self.assertEqual(args.endpoints, (("chat.example:9000", None),))
-        self.assertEqual((args.host, args.port, args.name, args.reconnect),
-                         ("chat.example", 9000, "bob", False))
-
-    def test_ipv6_host(self) -> None:
-        self.assertEqual(parse_args(["::1", "8001"]).endpoints, (("[::1]:8001", None),))
-
-    def test_connect_repeatable(self) -> None:
-        args = parse_args(["--connect", "tcp:host=a:port=1", "--connect", "tcp:host=b:port=2"])
-        self.assertEqual(args.endpoints, (("tcp:host=a:port=1", "tcp:host=a:port=1"),
-                                          ("tcp:host=b:port=2", "tcp:host=b:port=2")))
-
-    def test_encrypted(self) -> None:
-        args = parse_args(["--encrypted", "--psk", "k.key"])
-        self.assertEqual((args.encrypted, args.psk), (True, "k.key"))
-
-    def test_name_normalised(self) -> None:
-        self.assertEqual(parse_args(["--name", "Jose\u0301"]).name, "Jos\u00e9")
-
-    def test_errors(self) -> None:
-        for argv, message in [
-            (["a", "b", "c"], "unrecognized arguments"),
-            (["h", "99999"], "PORT must be a number from 1 to 65535"),
-            (["h", "0"], "PORT must be a number"),
-            (["h", "eighty"], "PORT must be a number"),
-            (["h", "--connect", "tcp:host=a:port=1"], "not both"),
-            (["--encrypted"], "--encrypted needs --psk FILE"),
-            (["--name", "a b"], "invalid --name"),
-            (["--bogus"], "unrecognized arguments"),
-        ]:
-            e = self.assertRaises(UsageError, parse_args, argv)
-            self.assertIn(message, str(e), argv)
-
-
-class ParseCommandTests(SynchronousTestCase):
-    def test_commands(self) -> None:
-        for line, action in [
-            ("hello", Say("hello")),
-            ("  indented text ", Say("  indented text ")),
-            ("quit", Quit()),
-            (" quit ", Quit()),
-            ("quit now", Say("quit now")),
-            ("/quit", Quit()),
-            ("/quit see you later", Quit("see you later")),
-            ("/QUIT", Quit()),
-            ("/nick al", Nick("al")),
-            ("/who", Who()),
-            ("/msg bob hi there", Private("bob", "hi there")),
-            ("/msg bob   spaced", Private("bob", "spaced")),
-            ("/me waves", Me("waves")),
-            ("/encrypt on", SwitchEncryption(True)),
-            ("/encrypt OFF", SwitchEncryption(False)),
-            ("/help", Help()),
-            ("//etc/passwd", Say("/etc/passwd")),
-        ]:
-            self.assertEqual(parse_command(line), action, line)
-
-    def test_ignored(self) -> None:
-        for line in ["", "   ", "\t"]:
-            self.assertIsNone(parse_command(line))
-
-    def test_hints(self) -> None:
-        for line, hint in [
-            ("/msg bob", "! usage: /msg NAME TEXT"),
-            ("/msg", "! usage: /msg NAME TEXT"),
-            ("/nick", "! usage: /nick NAME"),
-            ("/nick a b", "! usage: /nick NAME"),
-            ("/me", "! usage: /me TEXT"),
-            ("/encrypt maybe", "! usage: /encrypt on|off"),
-            ("/dance", "! unknown command /dance; type /help for the list"),
-            ("/", "! unknown command /; type /help for the list"),
-            ("/x\x1b[2J", "! unknown command /x\\x1b[2j; type /help for the list"),
-        ]:
-            self.assertEqual(parse_command(line), Hint(hint), line)
-
-
-class ClientSessionTests(SynchronousTestCase):
-    def registered(self, session: ClientSession) -> Any:
-        conn = session.connect()
-        session.receive(conn, welcome())
-        return conn
-
-    def test_first_hello(self) -> None:
-        self.assertEqual(ClientSession("alice").connect().hello, {"type": "hello", "name": "alice"})
-
-    def test_hello_without_name(self) -> None:
-        self.assertEqual(ClientSession().connect().hello, {"type": "hello"})
-
-    def test_hello_after_welcome(self) -> None:
-        """The next hello carries the current name, the token and the last seq."""
-        session = ClientSession("alice")
-        conn = self.registered(session)
-        session.receive(conn, public(7))
-        session.receive(conn, {"type": "private", "from": "bob", "to": "alice", "text": "x", "seq": 9})
-        self.assertEqual(
-            session.connect().hello,
-            {"type": "hello", "name": "alice", "resume": "tok1", "since": 9},
-        )
-
-    def test_welcome(self) -> None:
-        session = ClientSession("alice")
-        conn = session.connect()
-        reaction = session.receive(conn, welcome(name="alice_2", resume="r2", motd="hi"))
-        self.assertEqual(reaction.lines, ["* connected as alice_2", "* motd: hi"])
-        self.assertEqual((session.name, session.resume, session.welcomed, conn.registered),
-                         ("alice_2", "r2", True, True))
-
-    def test_motd_once(self) -> None:
-        """The motd is shown on the first welcome, not after each reconnection."""
-        session = ClientSession("alice")
-        session.receive(session.connect(), welcome(motd="hi"))
-        self.assertEqual(session.receive(session.connect(), welcome(motd="hi")).lines,
-                         ["* connected as alice"])
-
-    def test_welcome_encrypted(self) -> None:
-        session = ClientSession("alice")
-        conn = session.connect(encrypted=True)
-        self.assertEqual(session.receive(conn, welcome()).lines, ["* connected as alice (encrypted)"])
-
-    def test_first_history_no_report(self) -> None:
-        """The history of the first connection is shown, without a report."""
-        session = ClientSession("alice")
-        conn = self.registered(session)
-        lines = session.receive(conn, {"type": "history", "messages": [public(1), public(2, "yo")],
-                                       "complete": False}).lines
-        self.assertEqual(lines, ["bob: hi", "bob: yo"])
-        self.assertEqual(session.last_seq, 2)
-
-    def test_catch_up_dedup(self) -> None:
-        """History already seen is not shown twice; the report follows."""
-        session = ClientSession("alice")
-        conn = self.registered(session)
-        session.receive(conn, public(5, "five"))
-        conn2 = session.connect()
-        self.assertEqual(conn2.since, 5)
-        session.receive(conn2, welcome(resume="tok2"))
-        lines = session.receive(conn2, {"type": "history", "complete": True,
-                                        "messages": [public(4), public(5), public(6, "six")]}).lines
-        self.assertEqual(lines, ["bob: six", "* caught up (complete)"])
-        self.assertEqual(session.last_seq, 6)
-
-    def test_catch_up_incomplete(self) -> None:
-        session = ClientSession("alice")
-        conn = self.registered(session)
-        session.receive(conn, public(5))
-        conn2 = session.connect()
-        session.receive(conn2, welcome())
-        lines = session.receive(conn2, {"type": "history", "complete": False,
-                                        "messages": [public(60, "late")]}).lines
-        self.assertEqual(lines, ["bob: late", "* caught up, but some messages were missed"])
-
-    def test_catch_up_in_parts(self) -> None:
-        """History split over messages ('more') is shown once it is whole."""
-        session = ClientSession("alice")
-        self.registered(session)
-        conn2 = session.connect()
-        session.receive(conn2, welcome())
-        first = session.receive(conn2, {"type": "history", "complete": True, "more": True,
-                                        "messages": [public(1)]})
-        self.assertEqual(first.lines, [])
-        last = session.receive(conn2, {"type": "history", "complete": True,
-                                       "messages": [public(2, "two")]})
-        self.assertEqual(last.lines, ["bob: hi", "bob: two", "* caught up (complete)"])
-
-    def test_server_restarted(self) -> None:
-        """After a restart without its log, the server's seqs start again:
-        history at or below our since, with complete false, is all new."""
-        session = ClientSession("alice")
-        conn = self.registered(session)
-        session.receive(conn, public(100))
-        conn2 = session.connect()
-        session.receive(conn2, welcome())
-        lines = session.receive(conn2, {"type": "history", "complete": False,
-                                        "messages": [public(1, "new1"), public(2, "new2")]}).lines
-        self.assertEqual(lines, ["bob: new1", "bob: new2", "* caught up, but some messages were missed"])
-        self.assertEqual(session.last_seq, 2)
-        session.receive(conn2, public(3))
-        self.assertEqual(session.connect().hello["since"], 3)
-
-    def test_private_seq(self) -> None:
-        session = ClientSession("alice")
-        conn = self.registered(session)
-        lines = session.receive(conn, {"type": "private", "from": "alice", "to": "bob",
-                                       "text": "x", "seq": 3}).lines
-        self.assertEqual(lines, ["[private] -> bob: x"])
-        self.assertEqual(session.last_seq, 3)
-
-    def test_bad_seq_ignored(self) -> None:
-        session = ClientSession("alice")
-        conn = self.registered(session)
-        for seq in [True, -1, "7", 1.5, None]:
-            session.receive(conn, dict(public(1), seq=seq))
-        self.assertIsNone(session.last_seq)
-
-    def test_renamed_self(self) -> None:
-        session = ClientSession("alice")
-        conn = self.registered(session)
-        lines = session.receive(conn, {"type": "renamed", "old": "alice", "new": "Al"}).lines
-        self.assertEqual(lines, ["* alice is now Al"])
-        self.assertEqual(session.name, "Al")
-
-    def test_renamed_other(self) -> None:
-        session = ClientSession("alice")
-        conn = self.registered(session)
-        session.receive(conn, {"type": "renamed", "old": "bob", "new": "alice2"})
-        self.assertEqual(session.name, "alice")
-
-    def test_users_in_parts(self) -> None:
-        session = ClientSession("alice")
-        conn = self.registered(session)
-        self.assertEqual(session.receive(conn, {"type": "users", "users": ["a", "b"], "more": True}).lines, [])
-        self.assertEqual(session.receive(conn, {"type": "users", "users": ["c"]}).lines,
-                         ["* users: a, b, c"])
-
-    def test_fatal_before_welcome(self) -> None:
-        """A fatal error before welcome is kept for the caller, not printed."""
-        session = ClientSession("alice")
-        conn = session.connect()
-        reaction = session.receive(conn, {"type": "error", "code": "server-full",
-                                          "text": "full", "fatal": True})
-        self.assertEqual(reaction.lines, [])
-        self.assertEqual((conn.fatal.code, conn.fatal.text, conn.fatal_shown), ("server-full", "full", False))
-
-    def test_fatal_after_welcome(self) -> None:
-        session = ClientSession("alice")
-        conn = self.registered(session)
-        reaction = session.receive(conn, {"type": "error", "code": "shutdown",
-                                          "text": "bye", "fatal": True})
-        self.assertEqual(reaction.lines, ["! shutdown: bye"])
-        self.assertEqual((conn.fatal.code, conn.fatal_shown), ("shutdown", True))
-
-    def test_bad_name_retries_as_guest(self) -> None:
-        """A name the server refuses: hello again without one."""
-        session = ClientSession("alice")
-        conn = session.connect()
-        reaction = session.receive(conn, {"type": "error", "code": "bad-name",
-                                          "text": "no", "fatal": False})
-        self.assertEqual(reaction.lines, ["! bad-name: no"])
-        self.assertEqual(reaction.send, [{"type": "hello"}])
-        self.assertIsNone(session.name)
-
-    def test_unknown_type(self) -> None:
-        session = ClientSession("alice")
-        conn = self.registered(session)
-        self.assertEqual(session.receive(conn, {"type": "future", "x": 1}).lines, [])
-
-
-class TokenBucketTests(SynchronousTestCase):
-    def test_burst_then_rate(self) -> None:
-        bucket = TokenBucket(capacity=3, rate=2.0, now=0.0)
-        self.assertEqual([bucket.take(0.0) for _ in range(3)], [0.0, 0.0, 0.0])
-        self.assertEqual(bucket.take(0.0), 0.5)
-        self.assertEqual(bucket.take(0.25), 0.25)
-        self.assertEqual(bucket.take(0.5), 0.0)
-
-    def test_refill_capped(self) -> None:
-        bucket = TokenBucket(capacity=2, rate=1.0, now=0.0)
-        bucket.take(0.0)
-        bucket.take(0.0)
-        self.assertEqual([bucket.take(100.0) for _ in range(2)], [0.0, 0.0])
-        self.assertEqual(bucket.take(100.0), 1.0)
-
-    def test_reset(self) -> None:
-        bucket = TokenBucket(capacity=2, rate=1.0, now=0.0)
-        bucket.take(0.0)
-        bucket.take(0.0)
-        bucket.reset(0.0, used=1)
-        self.assertEqual(bucket.take(0.0), 0.0)
-        self.assertEqual(bucket.take(0.0), 1.0)
-
-
-class DescribeErrorTests(SynchronousTestCase):
-    def test_reasons(self) -> None:
-        self.assertEqual(describe_error(ConnectionRefusedError()), "connection refused")
-        self.assertEqual(describe_error(ConnectionDone()), "the server closed the connection")
-        self.assertEqual(describe_error(ConnectionLost()), "the connection was lost")
-        self.assertEqual(describe_error(RemoteProtocolError("handshake-failed", "wrong\x1bkey")),
-                         "handshake-failed: wrong\\x1bkey")
-        self.assertEqual(describe_error(ValueError("a\nb")), "a\\x0ab")
-        self.assertEqual(
-            describe_error(CannotConnect([("a:1", ConnectionRefusedError()), ("b:2", ConnectionDone())])),
-            "a:1: connection refused; b:2: the server closed the connection",
-        )
-
-
-# ---------------------------------------------------------------------------
-# Endpoints
-
-
-class RoundRobinEndpointTests(SynchronousTestCase):
-    def setUp(self) -> None:
-        self.a, self.b = FakeEndpoint(), FakeEndpoint()
-        self.endpoint = RoundRobinEndpoint([("a", self.a), ("b", self.b)])
-        self.factory = Factory.forProtocol(Int32StringReceiver)
-
-    def test_interface(self) -> None:
-        self.assertTrue(verifyObject(IStreamClientEndpoint, self.endpoint))
-
-    def test_first(self) -> None:
-        d = self.endpoint.connect(self.factory)
-        self.a.accept()
-        self.assertIsInstance(self.successResultOf(d), Int32StringReceiver)
-        self.assertEqual((self.endpoint.current, self.b.pending), ("a", []))
-
-    def test_falls_through(self) -> None:
-        """A refused endpoint is followed by the next one, in the same attempt."""
-        d = self.endpoint.connect(self.factory)
-        self.a.refuse()
-        self.b.accept()
-        self.successResultOf(d)
-        self.assertEqual(self.endpoint.current, "b")
-
-    def test_moves_on(self) -> None:
-        """After a connection, the next attempt starts at the next endpoint."""
-        self.endpoint.connect(self.factory)
-        self.a.accept()
-        self.endpoint.connect(self.factory)
-        self.assertEqual((len(self.a.pending), len(self.b.pending)), (0, 1))
-        self.b.accept()
-        self.endpoint.connect(self.factory)
-        self.assertEqual((len(self.a.pending), len(self.b.pending)), (1, 0))
-
-    def test_stay(self) -> None:
-        self.endpoint.connect(self.factory)
-        self.a.accept()
-        self.endpoint.stay()
-        self.endpoint.connect(self.factory)
-        self.assertEqual((len(self.a.pending), len(self.b.pending)), (1, 0))
-
-    def test_all_fail(self) -> None:
-        d = self.endpoint.connect(self.factory)
-        self.a.refuse()
-        self.b.refuse()
-        failure = self.failureResultOf(d, CannotConnect)
-        self.assertEqual(str(failure.value), "a: connection refused; b: connection refused")
-
-    def test_cancel(self) -> None:
-        d = self.endpoint.connect(self.factory)
-        inner = self.a.pending[0][1]
-        d.cancel()
-        self.failureResultOf(d, CancelledError)
-        self.assertEqual(self.a.cancelled, 1)
-        self.assertTrue(inner.called)
-        self.assertEqual(self.b.pending, [])
-
-    def test_needs_one(self) -> None:
-        self.assertRaises(ValueError, RoundRobinEndpoint, [])
+class PackageTests(SynchronousTestCase):
+    def test_public_names(self) -> None:
+        """Every name in __all__ is there; chat-client's entry point is
+        chatsvc.client:main, the one in chatsvc.client.app."""
+        for name in chatsvc.client.__all__:
+            self.assertTrue(hasattr(chatsvc.client, name), name)
+        self.assertIs(chatsvc.client.main, client_app.main)
 
 
 # ---------------------------------------------------------------------------
@@ -912,50 +398,6 @@ class QuitTests(SynchronousTestCase):
         self.assertEqual(h.results, [0])
         h.clock.advance(10)
         self.assertEqual(h.fake.pending, [])
-
-
-class PingTests(SynchronousTestCase):
-    def setUp(self) -> None:
-        self.h = Harness()
-        self.server = self.h.connect()
-
-    def test_pong(self) -> None:
-        """A server ping is answered with the same token."""
-        for token, body in [
-            (12345, b'{"type":"pong","token":12345}'),
-            ("abc", b'{"type":"pong","token":"abc"}'),
-            ({"n": [1, None]}, b'{"type":"pong","token":{"n":[1,null]}}'),
-        ]:
-            self.server.send({"type": "ping", "token": token})
-            self.assertEqual(self.server.raw(), frame(body))
-
-    def test_pong_without_token(self) -> None:
-        self.server.send({"type": "ping"})
-        self.assertEqual(self.server.raw(), frame(b'{"type":"pong"}'))
-
-    def test_keepalive(self) -> None:
-        """30 s of silence: ping; 30 s more: the connection is aborted."""
-        self.h.clock.advance(29.9)
-        self.assertEqual(self.server.raw(), b"")
-        self.h.clock.advance(0.1)
-        self.assertEqual(self.server.raw(), frame(b'{"type":"ping","token":1}'))
-        self.h.clock.advance(29.9)
-        self.assertFalse(self.server.transport.disconnecting)
-        self.h.clock.advance(0.1)
-        self.assertTrue(self.server.transport.disconnecting)
-        self.server.close(ConnectionLost())
-        self.assertEqual(self.h.output.lines()[-1], "* connection lost; reconnecting...")
-
-    def test_any_frame_resets(self) -> None:
-        self.h.clock.advance(30)
-        self.server.raw()
-        self.h.clock.advance(20)
-        self.server.send({"type": "pong", "token": 1})
-        self.h.clock.advance(29)
-        self.assertFalse(self.server.transport.disconnecting)
-        self.assertEqual(self.server.raw(), b"")
-        self.h.clock.advance(1)
-        self.assertEqual(self.server.raw(), frame(b'{"type":"ping","token":2}'))
 
 
 class ReconnectTests(SynchronousTestCase):

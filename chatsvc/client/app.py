@@ -1,107 +1,66 @@
 # -*- test-case-name: tests.test_client -*-
 """
-The terminal client: C{chat-client [HOST] [PORT] [--connect ENDPOINT]...}.
+The application, on Twisted: L{ChatClient} (the controller, which keeps a
+connection up through C{ClientService}, reconnects and resumes, switches
+between plaintext and encrypted mode, paces what it sends and decides when
+to exit), L{LineInput} (stdin lines: C{StandardIO} + C{LineReceiver}),
+L{TransportOutput} (stdout), and L{run} / L{main} (arguments, key,
+stdio, C{react}).
 
-Layers, from the bottom up (each testable on its own):
-
-  - pure, no I/O: L{parse_args} (the command line), L{parse_command} (a typed
-    line to an action), L{ClientSession} (name, resume token, last C{seq},
-    history de-duplication; server messages in, lines to print out),
-    L{TokenBucket} (keeps our sending under the server's rate limit);
-  - L{RoundRobinEndpoint}: an C{IStreamClientEndpoint} over several servers;
-  - L{ChatClientProtocol}: one connection (C{Int32StringReceiver} frames,
-    ping/pong, keepalive), reporting to L{ChatClient};
-  - L{ChatClient}: the controller, which keeps a connection up through
-    C{ClientService}, reconnects and resumes, switches between plaintext and
-    encrypted mode, and decides when to exit;
-  - L{LineInput}: stdin lines (C{StandardIO} + C{LineReceiver});
-  - L{main}: arguments, key, stdio, C{react}.
-
-Driving a client without a terminal (what L{main} does, less stdio)::
-
-    endpoint = RoundRobinEndpoint([("local", HostnameEndpoint(reactor, "127.0.0.1", 8000))])
-    client = ChatClient(reactor, endpoint, output, name="alice")
-    client.start()
-    client.line_received("hello, world")     # a typed line
-    exit_code = await client.done
-
-User output goes to C{output.write(text)}; C{twisted.logger} is used only for
-debugging (C{chat-client --debug} shows it on stderr).
+The layers below it hold no Twisted application logic of their own:
+L{chatsvc.client.args}, L{chatsvc.client.commands} and
+L{chatsvc.client.session} are pure; L{chatsvc.client.endpoints} and
+L{chatsvc.client.protocol} are the connection adapters.
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
 import traceback
 from collections import deque
-from dataclasses import dataclass
-from typing import (
-    Any,
-    Callable,
-    Deque,
-    List,
-    NoReturn,
-    Optional,
-    Sequence,
-    Tuple,
-    Union,
-)
+from typing import Any, Callable, Deque, NoReturn, Optional, Sequence
 
 from twisted.application.internet import ClientService, backoffPolicy
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.defer import TimeoutError as DeferredTimeoutError
-from twisted.internet.error import (
-    ConnectionDone,
-    ConnectionLost,
-    ConnectionRefusedError,
-    DNSLookupError,
-)
-from twisted.internet.error import TimeoutError as ConnectTimeoutError
 from twisted.internet.interfaces import (
     IHalfCloseableProtocol,
     IProtocolFactory,
     IPushProducer,
     IReactorTime,
-    IStreamClientEndpoint,
 )
-from twisted.internet.protocol import Factory, connectionDone
+from twisted.internet.protocol import connectionDone
 from twisted.logger import Logger
-from twisted.protocols.basic import Int32StringReceiver, LineReceiver
+from twisted.protocols.basic import LineReceiver
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from . import display
-from .wire.errors import ChatsvcError, RemoteProtocolError
-from .wire.framing import MAX_FRAME
-from .wire.messages import Message, decode, encode
-from .wire.names import InvalidName, name_key, normalize
+from .. import display
+from ..wire.errors import RemoteProtocolError
+from ..wire.framing import MAX_FRAME
+from ..wire.messages import Message
+from ..wire.names import InvalidName, normalize
+from .args import ClientArgs, UsageError, parse_args
+from .commands import (
+    HELP,
+    Action,
+    Help,
+    Hint,
+    Me,
+    Nick,
+    Private,
+    Quit,
+    Say,
+    SwitchEncryption,
+    Who,
+    parse_command,
+)
+from .endpoints import CannotConnect, RoundRobinEndpoint, build_endpoint, describe_error
+from .protocol import ChatClientFactory, ChatClientProtocol, Link
+from .session import ClientSession, ConnectionState, TokenBucket
 
-__all__ = [
-    "main",
-    "parse_args",
-    "ClientArgs",
-    "UsageError",
-    "parse_command",
-    "ClientSession",
-    "ConnectionState",
-    "Reaction",
-    "TokenBucket",
-    "RoundRobinEndpoint",
-    "CannotConnect",
-    "ChatClientProtocol",
-    "ChatClientFactory",
-    "ChatClient",
-    "LineInput",
-    "TransportOutput",
-    "build_endpoint",
-    "describe_error",
-]
-
-_log = Logger()
-
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 8000
+# The namespace the single chatsvc.client module logged under.
+_log = Logger(namespace="chatsvc.client")
 
 PROMPT = "Enter your username: "
 
@@ -119,691 +78,11 @@ EXIT_ON = frozenset(
     }
 )
 
-HELP = [
-    "* commands:",
-    "*   /msg NAME TEXT    send a private message to NAME",
-    "*   /me TEXT          send an action, shown as 'NAME: * NAME TEXT'",
-    "*   /nick NAME        change your name",
-    "*   /who              list the users online",
-    "*   /encrypt on|off   reconnect with or without encryption (on needs --psk)",
-    "*   /quit [REASON]    leave (so does 'quit', or the end of input)",
-    "*   /help             this list",
-    "*   //TEXT            send a line that starts with '/'",
-    "* any other line is sent to everyone",
-]
-
-
-# ---------------------------------------------------------------------------
-# The command line
-
-
-class UsageError(ValueError):
-    """A bad command line; the message is one line, safe to print."""
-
-
-class _ArgumentParser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        raise UsageError(message)
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = _ArgumentParser(
-        prog="chat-client",
-        description="Terminal client for the chatsvc chat server. Type /help once connected.",
-    )
-    parser.add_argument("host", nargs="?", metavar="HOST",
-                        help=f"server host name or address (default {DEFAULT_HOST})")
-    parser.add_argument("port", nargs="?", metavar="PORT",
-                        help=f"server port (default {DEFAULT_PORT})")
-    parser.add_argument("--connect", action="append", default=[], metavar="ENDPOINT",
-                        help="a Twisted client endpoint, e.g. tcp:host=127.0.0.1:port=8000;"
-                             " repeatable: when a server goes away the client moves on to"
-                             " the next one (instead of HOST PORT)")
-    parser.add_argument("--name", "-n", metavar="NAME",
-                        help="your user name (asked on stdin when not given)")
-    parser.add_argument("--encrypted", "-e", action="store_true",
-                        help="connect in encrypted mode (needs --psk)")
-    parser.add_argument("--psk", metavar="FILE",
-                        help="the pre-shared key file (for --encrypted and /encrypt on)")
-    parser.add_argument("--no-reconnect", action="store_true",
-                        help="exit (status 1) when the connection is lost")
-    parser.add_argument("--debug", action="store_true",
-                        help="write debugging logs to stderr")
-    return parser
-
-
-@dataclass(frozen=True)
-class ClientArgs:
-    """
-    A parsed command line (see L{parse_args}).
-
-    @ivar endpoints: (description, endpoint string) pairs; the string is
-        C{None} for HOST:PORT, which L{build_endpoint} turns into a
-        C{HostnameEndpoint} (IPv6 literals need no escaping that way).
-    """
-
-    endpoints: Tuple[Tuple[str, Optional[str]], ...]
-    host: str = DEFAULT_HOST
-    port: int = DEFAULT_PORT
-    name: Optional[str] = None
-    psk: Optional[str] = None
-    encrypted: bool = False
-    reconnect: bool = True
-    debug: bool = False
-
-
-def parse_args(argv: Sequence[str]) -> ClientArgs:
-    """
-    Parse C{chat-client}'s arguments (without the program name).
-
-    @raise UsageError: for a bad command line.
-    @raise SystemExit: for C{--help}, after printing it.
-    """
-    ns = _parser().parse_args(list(argv))
-    if ns.connect and ns.host is not None:
-        raise UsageError("give either HOST [PORT] or --connect, not both")
-    host = DEFAULT_HOST if ns.host is None else ns.host
-    if not host:
-        raise UsageError("HOST must not be empty")
-    port = DEFAULT_PORT
-    if ns.port is not None:
-        port = int(ns.port, 10) if ns.port.isascii() and ns.port.isdigit() else 0
-        if not 0 < port < 65536:
-            raise UsageError(
-                f"PORT must be a number from 1 to 65535, not {display.sanitize(ns.port)!r}"
-            )
-    endpoints: Tuple[Tuple[str, Optional[str]], ...]
-    if ns.connect:
-        endpoints = tuple((display.sanitize(spec), spec) for spec in ns.connect)
-    else:
-        shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        endpoints = ((display.sanitize(shown), None),)
-    if ns.encrypted and not ns.psk:
-        raise UsageError("--encrypted needs --psk FILE")
-    name = ns.name
-    if name is not None:
-        try:
-            name = normalize(name)
-        except InvalidName as e:
-            raise UsageError(f"invalid --name: {e}")
-    return ClientArgs(
-        endpoints=endpoints,
-        host=host,
-        port=port,
-        name=name,
-        psk=ns.psk,
-        encrypted=ns.encrypted,
-        reconnect=not ns.no_reconnect,
-        debug=ns.debug,
-    )
-
-
-# ---------------------------------------------------------------------------
-# Typed lines -> actions
-
-
-@dataclass(frozen=True)
-class Say:
-    text: str
-
-
-@dataclass(frozen=True)
-class Me:
-    """C{/me TEXT}: sent as C{say} with the text C{* NAME TEXT}."""
-
-    text: str
-
-
-@dataclass(frozen=True)
-class Private:
-    to: str
-    text: str
-
-
-@dataclass(frozen=True)
-class Nick:
-    name: str
-
-
-@dataclass(frozen=True)
-class Who:
-    pass
-
-
-@dataclass(frozen=True)
-class Quit:
-    reason: Optional[str] = None
-
-
-@dataclass(frozen=True)
-class SwitchEncryption:
-    on: bool
-
-
-@dataclass(frozen=True)
-class Help:
-    pass
-
-
-@dataclass(frozen=True)
-class Hint:
-    """A line to print locally (a usage hint); nothing is sent."""
-
-    line: str
-
-
-Action = Union[Say, Me, Private, Nick, Who, Quit, SwitchEncryption, Help, Hint]
-
-
-def parse_command(line: str) -> Optional[Action]:
-    """
-    The action for one typed line (its line end already removed), or
-    C{None} for a blank line, which is ignored.
-
-    C{quit} alone, and every line starting with C{/}, is a command; C{//}
-    escapes a leading slash; any other line is a C{say}, sent as typed.
-    """
-    if not line.strip():
-        return None
-    if line.strip() == "quit":
-        return Quit()
-    if line.startswith("//"):
-        return Say(line[1:])
-    if not line.startswith("/"):
-        return Say(line)
-    words = line[1:].split(None, 1)
-    command = words[0].lower() if words else ""
-    rest = words[1] if len(words) > 1 else ""
-    if command == "quit":
-        return Quit(rest.strip() or None)
-    if command == "help":
-        return Help()
-    if command == "who":
-        return Who()
-    if command == "nick":
-        args = rest.split()
-        if len(args) != 1:
-            return Hint("! usage: /nick NAME")
-        return Nick(args[0])
-    if command == "msg":
-        args = rest.split(None, 1)
-        if len(args) != 2 or not args[1].strip():
-            return Hint("! usage: /msg NAME TEXT")
-        return Private(args[0], args[1])
-    if command == "me":
-        if not rest.strip():
-            return Hint("! usage: /me TEXT")
-        return Me(rest)
-    if command == "encrypt":
-        mode = rest.strip().lower()
-        if mode not in ("on", "off"):
-            return Hint("! usage: /encrypt on|off")
-        return SwitchEncryption(mode == "on")
-    return Hint(f"! unknown command /{display.sanitize(command)}; type /help for the list")
-
-
-# ---------------------------------------------------------------------------
-# The session: what the client knows, without I/O
-
-
-def _is_seq(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
-
-
-@dataclass
-class Reaction:
-    """What to do about one server message: lines to print, messages to send."""
-
-    lines: List[str]
-    send: List[Message]
-
-
-class ConnectionState:
-    """
-    What one connection has been told so far (made by L{ClientSession.connect}).
-
-    @ivar hello: the C{hello} to send first.
-    @ivar since: the C{since} that C{hello} carries, or C{None}.
-    @ivar encrypted: whether this connection is in encrypted mode.
-    @ivar report_catch_up: whether to say how complete the history was
-        (on every connection after the first welcome).
-    @ivar registered: C{True} once C{welcome} arrived.
-    @ivar fatal: the fatal C{error} the server sent, if any.
-    @ivar fatal_shown: whether that error was printed already (it is only
-        printed at once on a registered connection; before C{welcome}, the
-        caller reports it as the reason the connection failed).
-    """
-
-    def __init__(
-        self, hello: Message, since: Optional[int], encrypted: bool, report_catch_up: bool
-    ) -> None:
-        self.hello = hello
-        self.since = since
-        self.encrypted = encrypted
-        self.report_catch_up = report_catch_up
-        self.registered = False
-        self.fatal: Optional[RemoteProtocolError] = None
-        self.fatal_shown = False
-        self._history: List[dict] = []
-        self._users: List[Any] = []
-
-
-class ClientSession:
-    """
-    The client's memory across connections: its current name, the resume
-    token of the last C{welcome}, the C{seq} of the last message seen.
-
-        conn = session.connect(encrypted=False)   # conn.hello is the hello to send
-        reaction = session.receive(conn, message) # lines to print, messages to send
-
-    C{last_seq} is the C{seq} of the latest C{message}/C{private} received,
-    which within one server's lifetime is the highest seen. History items
-    with C{seq <= last_seq} are not shown again, except after a server
-    restart (PROTOCOL.md 4.5: a C{since} beyond the server's newest C{seq}
-    gets the most recent messages and C{complete: false}; those are all at
-    or below C{since}, and are new to us).
-    """
-
-    def __init__(self, name: Optional[str] = None) -> None:
-        self.name = name
-        self.resume: Optional[str] = None
-        self.last_seq: Optional[int] = None
-        self.welcomed = False
-
-    def connect(self, encrypted: bool = False) -> ConnectionState:
-        """Start a connection: its C{hello} carries C{name}, C{resume}, C{since}."""
-        hello: Message = {"type": "hello"}
-        if self.name is not None:
-            hello["name"] = self.name
-        if self.resume is not None:
-            hello["resume"] = self.resume
-        if self.last_seq is not None:
-            hello["since"] = self.last_seq
-        return ConnectionState(hello, self.last_seq, encrypted, self.welcomed)
-
-    def receive(self, conn: ConnectionState, message: Message) -> Reaction:
-        """Take in one server message (a decoded dict with a string C{type})."""
-        kind = message["type"]
-        if kind == "welcome":
-            return Reaction(self._welcome(conn, message), [])
-        if kind == "history":
-            return Reaction(self._history(conn, message), [])
-        if kind == "users":
-            names = message.get("users")
-            if isinstance(names, list):
-                conn._users.extend(names)
-            if message.get("more") is True:
-                return Reaction([], [])
-            names, conn._users = conn._users, []
-            return Reaction(display.format_users(names), [])
-        if kind in ("message", "private"):
-            if _is_seq(message.get("seq")):
-                self.last_seq = message["seq"]
-            return Reaction(display.format_message(message, self.name), [])
-        if kind == "renamed":
-            old, new = message.get("old"), message.get("new")
-            lines = display.format_message(message, self.name)
-            if (
-                conn.registered
-                and isinstance(old, str)
-                and isinstance(new, str)
-                and self.name is not None
-                and name_key(old) == name_key(self.name)
-            ):
-                self.name = new
-            return Reaction(lines, [])
-        if kind == "error":
-            return self._error(conn, message)
-        return Reaction(display.format_message(message, self.name), [])
-
-    def _welcome(self, conn: ConnectionState, message: Message) -> List[str]:
-        # The motd is shown on the first welcome only, not on every return.
-        motd = None if self.welcomed else message.get("motd")
-        conn.registered = True
-        self.welcomed = True
-        if isinstance(message.get("name"), str):
-            self.name = message["name"]
-        resume = message.get("resume")
-        self.resume = resume if isinstance(resume, str) else None
-        return display.format_welcome(self.name, conn.encrypted, motd)
-
-    def _history(self, conn: ConnectionState, message: Message) -> List[str]:
-        items = message.get("messages")
-        if isinstance(items, list):
-            conn._history.extend(m for m in items if isinstance(m, dict))
-        if message.get("more") is True:
-            return []
-        history, conn._history = conn._history, []
-        complete = message.get("complete") is True
-        seqs = [m["seq"] for m in history if _is_seq(m.get("seq"))]
-        restarted = (
-            conn.since is not None
-            and not complete
-            and bool(seqs)
-            and all(seq <= conn.since for seq in seqs)
-        )
-        lines: List[str] = []
-        for item in history:
-            seq = item.get("seq")
-            if _is_seq(seq):
-                if not restarted and self.last_seq is not None and seq <= self.last_seq:
-                    continue  # seen already (on this or an earlier connection)
-                if restarted or self.last_seq is None or seq > self.last_seq:
-                    self.last_seq = seq
-            lines.extend(display.format_message(item, self.name))
-        if conn.report_catch_up:
-            lines.extend(display.format_catch_up(complete))
-        return lines
-
-    def _error(self, conn: ConnectionState, message: Message) -> Reaction:
-        code = message.get("code")
-        lines = display.format_message(message, self.name)
-        if message.get("fatal") is True:
-            text = message.get("text")
-            conn.fatal = RemoteProtocolError(
-                code if isinstance(code, str) else "?",
-                text if isinstance(text, str) else "",
-            )
-            conn.fatal_shown = conn.registered
-            return Reaction(lines if conn.registered else [], [])
-        if code == "bad-name" and not conn.registered:
-            # Our name was refused (the server's rules may differ from ours):
-            # register without one, as guest_N; /nick can fix it afterwards.
-            self.name = None
-            conn.hello = {k: v for k, v in conn.hello.items() if k != "name"}
-            return Reaction(lines, [conn.hello])
-        return Reaction(lines, [])
-
-
-class TokenBucket:
-    """
-    Paces our frames so as to stay under the server's rate limit
-    (PROTOCOL.md section 6: a burst of 20, refilled at 2 per second).
-    """
-
-    def __init__(self, capacity: float = 20, rate: float = 2.0, now: float = 0.0) -> None:
-        self.capacity = capacity
-        self.rate = rate
-        self.tokens = float(capacity)
-        self._at = now
-
-    def reset(self, now: float, used: float = 0.0) -> None:
-        """A new connection: a full bucket, less C{used} frames already sent."""
-        self.tokens = self.capacity - used
-        self._at = now
-
-    def take(self, now: float) -> float:
-        """Take a token and return 0, or return how long to wait for one."""
-        self.tokens = min(self.capacity, self.tokens + (now - self._at) * self.rate)
-        self._at = now
-        if self.tokens >= 1:
-            self.tokens -= 1
-            return 0.0
-        return (1 - self.tokens) / self.rate
-
-
-# ---------------------------------------------------------------------------
-# Endpoints
-
-
-class CannotConnect(ChatsvcError):
-    """
-    No endpoint of a L{RoundRobinEndpoint} would connect.
-
-    @ivar failures: (description, exception) for each endpoint tried.
-    """
-
-    def __init__(self, failures: Sequence[Tuple[str, BaseException]]) -> None:
-        super().__init__(failures)
-        self.failures = list(failures)
-
-    def __str__(self) -> str:
-        return "; ".join(f"{where}: {describe_error(e)}" for where, e in self.failures)
-
-
-def describe_error(error: BaseException) -> str:
-    """A short, sanitised, one-line reason for a failed or lost connection."""
-    if isinstance(error, CannotConnect):
-        return str(error)
-    if isinstance(error, RemoteProtocolError):
-        return display.sanitize(f"{error.code}: {error.text}")
-    if isinstance(error, ConnectionRefusedError):
-        return "connection refused"
-    if isinstance(error, DNSLookupError):
-        return "host not found"
-    if isinstance(error, ConnectTimeoutError):
-        return "timed out"
-    if isinstance(error, ConnectionDone):
-        return "the server closed the connection"
-    if isinstance(error, ConnectionLost):
-        return "the connection was lost"
-    return display.sanitize(str(error) or type(error).__name__)
-
-
-@implementer(IStreamClientEndpoint)
-class RoundRobinEndpoint:
-    """
-    Connect to the first of several endpoints that accepts, starting after
-    the one used last: when a server goes away, the next connection goes to
-    the next server. An attempt fails (L{CannotConnect}) only when every
-    endpoint has failed once, so with C{ClientService} each retry is one
-    round, and a first attempt that fails means no server is reachable.
-
-    @ivar current: the description of the endpoint connected to last (or
-        the first one, before any connection).
-    """
-
-    def __init__(self, endpoints: Sequence[Tuple[str, IStreamClientEndpoint]]) -> None:
-        if not endpoints:
-            raise ValueError("RoundRobinEndpoint needs at least one endpoint")
-        self._endpoints = list(endpoints)
-        self._current = 0
-        self._next = 0
-
-    @property
-    def current(self) -> str:
-        return self._endpoints[self._current][0]
-
-    def stay(self) -> None:
-        """Make the next connection go to the current endpoint again."""
-        self._next = self._current
-
-    def connect(self, protocolFactory: IProtocolFactory) -> "Deferred[Any]":
-        return Deferred.fromCoroutine(self._connect(protocolFactory))
-
-    async def _connect(self, factory: IProtocolFactory) -> Any:
-        failures: List[Tuple[str, BaseException]] = []
-        start = self._next
-        for step in range(len(self._endpoints)):
-            index = (start + step) % len(self._endpoints)
-            description, endpoint = self._endpoints[index]
-            try:
-                protocol = await endpoint.connect(factory)
-            except CancelledError:
-                raise
-            except Exception as e:  # endpoint plug-ins fail in many ways
-                _log.debug("cannot connect to {where}: {error}", where=description, error=e)
-                failures.append((description, e))
-                continue
-            self._current = index
-            self._next = (index + 1) % len(self._endpoints)
-            return protocol
-        raise CannotConnect(failures)
-
-
-def build_endpoint(reactor: Any, args: ClientArgs) -> RoundRobinEndpoint:
-    """
-    The endpoint for a parsed command line.
-
-    @raise ValueError: for a C{--connect} string Twisted cannot parse.
-    """
-    from twisted.internet.endpoints import HostnameEndpoint, clientFromString
-
-    endpoints = []
-    for description, spec in args.endpoints:
-        if spec is None:
-            endpoint = HostnameEndpoint(reactor, args.host, args.port, timeout=10)
-        else:
-            try:
-                endpoint = clientFromString(reactor, spec)
-            except (ValueError, TypeError, KeyError) as e:
-                raise ValueError(f"{description}: {display.sanitize(str(e))}") from None
-        endpoints.append((description, endpoint))
-    return RoundRobinEndpoint(endpoints)
-
-
-# ---------------------------------------------------------------------------
-# One connection
-
-
-class ChatClientProtocol(Int32StringReceiver):
-    """
-    One connection to a server: frames in and out, ping/pong, keepalive.
-    Everything else goes to the L{ChatClient}.
-
-    After L{PING_AFTER} seconds without a frame from the server it sends a
-    C{ping}; if L{GIVE_UP_AFTER} more seconds pass in silence, it aborts the
-    connection (a half-open connection is otherwise never noticed).
-
-    In encrypted mode, nothing but C{error} is accepted before the handshake
-    has completed: a plaintext C{welcome} or C{message} there could only
-    come from someone who does not hold the key.
-    """
-
-    MAX_LENGTH = MAX_FRAME
-    PING_AFTER = 30.0
-    GIVE_UP_AFTER = 30.0
-
-    _ping_call: Any = None
-    _give_up_call: Any = None
-
-    def __init__(self, client: "ChatClient", link: "Link", clock: IReactorTime) -> None:
-        self.client = client
-        self.link = link
-        self.clock = clock
-        self._pings = 0
-
-    def connectionMade(self) -> None:
-        self._ping_call = self.clock.callLater(self.PING_AFTER, self._ping)
-        self.client.connection_made(self.link, self)
-
-    def send(self, message: Message) -> bool:
-        """Send C{message}; C{False} (nothing sent) if it does not fit a frame."""
-        body = encode(message)
-        if len(body) > MAX_FRAME:
-            return False
-        self.sendString(body)
-        return True
-
-    def stringReceived(self, body: bytes) -> None:
-        self._heard()
-        try:
-            message = decode(body)
-        except RemoteProtocolError as e:
-            _log.warn("ignoring a bad message from the server: {error}", error=e)
-            return
-        kind = message["type"]
-        if (
-            self.link.encrypted
-            and not getattr(self.transport, "encrypted", False)
-            and kind != "error"
-        ):
-            _log.warn("ignoring a {kind!r} sent before the handshake", kind=kind)
-            return
-        if kind == "ping":
-            answer: Message = {"type": "pong"}
-            if "token" in message:
-                answer["token"] = message["token"]
-            self.send(answer)
-            return
-        if kind == "pong":
-            return  # any frame proves the connection alive
-        self.client.message_received(self.link, message)
-
-    def lengthLimitExceeded(self, length: int) -> None:
-        _log.warn("the server sent a frame of {length} bytes; closing", length=length)
-        self.transport.loseConnection()
-
-    def connectionLost(self, reason: Failure = connectionDone) -> None:
-        for call in (self._ping_call, self._give_up_call):
-            if call is not None and call.active():
-                call.cancel()
-        self._ping_call = self._give_up_call = None
-        self.client.connection_lost(self.link, reason)
-
-    def _heard(self) -> None:
-        if self._give_up_call is not None and self._give_up_call.active():
-            self._give_up_call.cancel()
-        self._give_up_call = None
-        if self._ping_call is not None and self._ping_call.active():
-            self._ping_call.reset(self.PING_AFTER)
-        else:
-            self._ping_call = self.clock.callLater(self.PING_AFTER, self._ping)
-
-    def _ping(self) -> None:
-        self._ping_call = None
-        self._pings += 1
-        self.send({"type": "ping", "token": self._pings})
-        self._give_up_call = self.clock.callLater(self.GIVE_UP_AFTER, self._give_up)
-
-    def _give_up(self) -> None:
-        self._give_up_call = None
-        _log.info("no answer from the server for {seconds} s; aborting",
-                  seconds=self.PING_AFTER + self.GIVE_UP_AFTER)
-        abort = getattr(self.transport, "abortConnection", None)
-        if abort is not None:
-            abort()
-        else:
-            self.transport.loseConnection()
-
-
-class ChatClientFactory(Factory):
-    """Builds the L{ChatClientProtocol}s of one L{Link}."""
-
-    noisy = False
-
-    def __init__(self, client: "ChatClient", link: "Link", clock: IReactorTime) -> None:
-        self.client = client
-        self.link = link
-        self.clock = clock
-
-    def buildProtocol(self, addr: Any) -> ChatClientProtocol:
-        protocol = ChatClientProtocol(self.client, self.link, self.clock)
-        protocol.factory = self
-        return protocol
-
-
-class Link:
-    """
-    A connection mode (plaintext or encrypted) and the C{ClientService}
-    that keeps a connection up in that mode.
-    """
-
-    def __init__(self, encrypted: bool) -> None:
-        self.encrypted = encrypted
-        self.service: Optional[ClientService] = None
-        self.protocol: Optional[ChatClientProtocol] = None
-        self.conn: Optional[ConnectionState] = None
-
-    @property
-    def registered(self) -> bool:
-        return self.protocol is not None and self.conn is not None and self.conn.registered
-
-    @property
-    def mode(self) -> str:
-        return "encrypted" if self.encrypted else "plaintext"
-
-    def stop(self) -> None:
-        if self.service is not None and self.service.running:
-            self.service.stopService().addErrback(
-                lambda f: _log.failure("stopping a connection", f)
-            )
-
 
 def _default_encrypting_factory(
     factory: IProtocolFactory, psk: bytes, clock: IReactorTime
 ) -> IProtocolFactory:
-    from .encryption import EncryptingFactory
+    from ..encryption import EncryptingFactory
 
     return EncryptingFactory(factory, psk, initiator=True, clock=clock)
 
@@ -1347,7 +626,7 @@ async def run(
     """Run a client on stdin/stdout with a parsed command line; return the exit status."""
     psk = None
     if args.psk:
-        from .keys import KeyFileError, load_key
+        from ..keys import KeyFileError, load_key
 
         try:
             psk = load_key(args.psk)
@@ -1414,7 +693,3 @@ def main(argv: Optional[Sequence[str]] = None) -> NoReturn:
     from twisted.internet.task import react
 
     react(_main, (args,))
-
-
-if __name__ == "__main__":
-    main()

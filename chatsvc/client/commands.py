@@ -1,0 +1,133 @@
+# -*- test-case-name: tests.test_client_commands -*-
+"""
+Typed lines to actions, without I/O: L{parse_command} reads one line the
+user typed and returns what it asks for, as a frozen dataclass (L{Say},
+L{Private}, L{Nick}, L{Quit}, ...), a L{Hint} to print, or C{None}::
+
+    parse_command("/msg bob hi there")   # Private(to="bob", text="hi there")
+    parse_command("//etc")               # Say(text="/etc")
+    parse_command("/msg bob")            # Hint(line="! usage: /msg NAME TEXT")
+
+L{HELP} is the list C{/help} prints. Carrying the actions out is the job
+of L{chatsvc.client.app.ChatClient}.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Union
+
+from .. import display
+
+HELP = [
+    "* commands:",
+    "*   /msg NAME TEXT    send a private message to NAME",
+    "*   /me TEXT          send an action, shown as 'NAME: * NAME TEXT'",
+    "*   /nick NAME        change your name",
+    "*   /who              list the users online",
+    "*   /encrypt on|off   reconnect with or without encryption (on needs --psk)",
+    "*   /quit [REASON]    leave (so does 'quit', or the end of input)",
+    "*   /help             this list",
+    "*   //TEXT            send a line that starts with '/'",
+    "* any other line is sent to everyone",
+]
+
+
+@dataclass(frozen=True)
+class Say:
+    text: str
+
+
+@dataclass(frozen=True)
+class Me:
+    """C{/me TEXT}: sent as C{say} with the text C{* NAME TEXT}."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Private:
+    to: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Nick:
+    name: str
+
+
+@dataclass(frozen=True)
+class Who:
+    pass
+
+
+@dataclass(frozen=True)
+class Quit:
+    reason: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class SwitchEncryption:
+    on: bool
+
+
+@dataclass(frozen=True)
+class Help:
+    pass
+
+
+@dataclass(frozen=True)
+class Hint:
+    """A line to print locally (a usage hint); nothing is sent."""
+
+    line: str
+
+
+Action = Union[Say, Me, Private, Nick, Who, Quit, SwitchEncryption, Help, Hint]
+
+
+def parse_command(line: str) -> Optional[Action]:
+    """
+    The action for one typed line (its line end already removed), or
+    C{None} for a blank line, which is ignored.
+
+    C{quit} alone, and every line starting with C{/}, is a command; C{//}
+    escapes a leading slash; any other line is a C{say}, sent as typed.
+    """
+    if not line.strip():
+        return None
+    if line.strip() == "quit":
+        return Quit()
+    if line.startswith("//"):
+        return Say(line[1:])
+    if not line.startswith("/"):
+        return Say(line)
+    words = line[1:].split(None, 1)
+    command = words[0].lower() if words else ""
+    rest = words[1] if len(words) > 1 else ""
+    if command == "quit":
+        return Quit(rest.strip() or None)
+    if command == "help":
+        return Help()
+    if command == "who":
+        return Who()
+    if command == "nick":
+        args = rest.split()
+        if len(args) != 1:
+            return Hint("! usage: /nick NAME")
+        return Nick(args[0])
+    if command == "msg":
+        args = rest.split(None, 1)
+        if len(args) != 2 or not args[1].strip():
+            return Hint("! usage: /msg NAME TEXT")
+        return Private(args[0], args[1])
+    if command == "me":
+        if not rest.strip():
+            return Hint("! usage: /me TEXT")
+        return Me(rest)
+    if command == "encrypt":
+        mode = rest.strip().lower()
+        if mode not in ("on", "off"):
+            return Hint("! usage: /encrypt on|off")
+        return SwitchEncryption(mode == "on")
+    return Hint(f"! unknown command /{display.sanitize(command)}; type /help for the list")

@@ -1,0 +1,196 @@
+# -*- test-case-name: tests.test_client_protocol,tests.test_client -*-
+"""
+One connection to a server, the Twisted adapter under the controller:
+L{ChatClientProtocol} (C{Int32StringReceiver} frames, ping/pong,
+keepalive) reports to a L{Controller}, which is
+L{chatsvc.client.app.ChatClient}; L{ChatClientFactory} builds the
+protocols of one L{Link}, a connection mode kept up by a
+C{ClientService}::
+
+    link = Link(encrypted=False)
+    factory = ChatClientFactory(client, link, reactor)
+    link.service = ClientService(endpoint, factory, clock=reactor)
+
+Messages go out with C{protocol.send(message)}; what comes in goes to
+C{client.message_received(link, message)}.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+from typing import Protocol as _TypingProtocol
+
+from twisted.application.internet import ClientService
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.protocol import Factory, connectionDone
+from twisted.logger import Logger
+from twisted.protocols.basic import Int32StringReceiver
+from twisted.python.failure import Failure
+
+from ..wire.errors import RemoteProtocolError
+from ..wire.framing import MAX_FRAME
+from ..wire.messages import Message, decode, encode
+from .session import ConnectionState
+
+# The namespace the single chatsvc.client module logged under.
+_log = Logger(namespace="chatsvc.client")
+
+
+class Controller(_TypingProtocol):
+    """
+    What a L{ChatClientProtocol} reports to (L{chatsvc.client.app.ChatClient});
+    a type only, so that this layer does not import the one above it.
+    """
+
+    def connection_made(self, link: Link, protocol: ChatClientProtocol) -> None:
+        ...
+
+    def message_received(self, link: Link, message: Message) -> None:
+        ...
+
+    def connection_lost(self, link: Link, reason: Failure) -> None:
+        ...
+
+
+class ChatClientProtocol(Int32StringReceiver):
+    """
+    One connection to a server: frames in and out, ping/pong, keepalive.
+    Everything else goes to the L{Controller} (the ChatClient).
+
+    After L{PING_AFTER} seconds without a frame from the server it sends a
+    C{ping}; if L{GIVE_UP_AFTER} more seconds pass in silence, it aborts the
+    connection (a half-open connection is otherwise never noticed).
+
+    In encrypted mode, nothing but C{error} is accepted before the handshake
+    has completed: a plaintext C{welcome} or C{message} there could only
+    come from someone who does not hold the key.
+    """
+
+    MAX_LENGTH = MAX_FRAME
+    PING_AFTER = 30.0
+    GIVE_UP_AFTER = 30.0
+
+    _ping_call: Any = None
+    _give_up_call: Any = None
+
+    def __init__(self, client: Controller, link: Link, clock: IReactorTime) -> None:
+        self.client = client
+        self.link = link
+        self.clock = clock
+        self._pings = 0
+
+    def connectionMade(self) -> None:
+        self._ping_call = self.clock.callLater(self.PING_AFTER, self._ping)
+        self.client.connection_made(self.link, self)
+
+    def send(self, message: Message) -> bool:
+        """Send C{message}; C{False} (nothing sent) if it does not fit a frame."""
+        body = encode(message)
+        if len(body) > MAX_FRAME:
+            return False
+        self.sendString(body)
+        return True
+
+    def stringReceived(self, body: bytes) -> None:
+        self._heard()
+        try:
+            message = decode(body)
+        except RemoteProtocolError as e:
+            _log.warn("ignoring a bad message from the server: {error}", error=e)
+            return
+        kind = message["type"]
+        if (
+            self.link.encrypted
+            and not getattr(self.transport, "encrypted", False)
+            and kind != "error"
+        ):
+            _log.warn("ignoring a {kind!r} sent before the handshake", kind=kind)
+            return
+        if kind == "ping":
+            answer: Message = {"type": "pong"}
+            if "token" in message:
+                answer["token"] = message["token"]
+            self.send(answer)
+            return
+        if kind == "pong":
+            return  # any frame proves the connection alive
+        self.client.message_received(self.link, message)
+
+    def lengthLimitExceeded(self, length: int) -> None:
+        _log.warn("the server sent a frame of {length} bytes; closing", length=length)
+        self.transport.loseConnection()
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        for call in (self._ping_call, self._give_up_call):
+            if call is not None and call.active():
+                call.cancel()
+        self._ping_call = self._give_up_call = None
+        self.client.connection_lost(self.link, reason)
+
+    def _heard(self) -> None:
+        if self._give_up_call is not None and self._give_up_call.active():
+            self._give_up_call.cancel()
+        self._give_up_call = None
+        if self._ping_call is not None and self._ping_call.active():
+            self._ping_call.reset(self.PING_AFTER)
+        else:
+            self._ping_call = self.clock.callLater(self.PING_AFTER, self._ping)
+
+    def _ping(self) -> None:
+        self._ping_call = None
+        self._pings += 1
+        self.send({"type": "ping", "token": self._pings})
+        self._give_up_call = self.clock.callLater(self.GIVE_UP_AFTER, self._give_up)
+
+    def _give_up(self) -> None:
+        self._give_up_call = None
+        _log.info("no answer from the server for {seconds} s; aborting",
+                  seconds=self.PING_AFTER + self.GIVE_UP_AFTER)
+        abort = getattr(self.transport, "abortConnection", None)
+        if abort is not None:
+            abort()
+        else:
+            self.transport.loseConnection()
+
+
+class ChatClientFactory(Factory):
+    """Builds the L{ChatClientProtocol}s of one L{Link}."""
+
+    noisy = False
+
+    def __init__(self, client: Controller, link: Link, clock: IReactorTime) -> None:
+        self.client = client
+        self.link = link
+        self.clock = clock
+
+    def buildProtocol(self, addr: Any) -> ChatClientProtocol:
+        protocol = ChatClientProtocol(self.client, self.link, self.clock)
+        protocol.factory = self
+        return protocol
+
+
+class Link:
+    """
+    A connection mode (plaintext or encrypted) and the C{ClientService}
+    that keeps a connection up in that mode.
+    """
+
+    def __init__(self, encrypted: bool) -> None:
+        self.encrypted = encrypted
+        self.service: Optional[ClientService] = None
+        self.protocol: Optional[ChatClientProtocol] = None
+        self.conn: Optional[ConnectionState] = None
+
+    @property
+    def registered(self) -> bool:
+        return self.protocol is not None and self.conn is not None and self.conn.registered
+
+    @property
+    def mode(self) -> str:
+        return "encrypted" if self.encrypted else "plaintext"
+
+    def stop(self) -> None:
+        if self.service is not None and self.service.running:
+            self.service.stopService().addErrback(
+                lambda f: _log.failure("stopping a connection", f)
+            )
