@@ -15,6 +15,12 @@ fsynced on a timer, not per message::
 
 On start the server restores its C{seq} counter and its history from the
 end of the file; a torn last line (a crash mid-write) is skipped.
+
+With C{rotate_bytes}, a file that has reached that size is renamed to
+C{FILE.1} (C{FILE.1} to C{FILE.2}, and so on; C{FILE.KEEP} is deleted) and a
+new C{FILE} is started, between two appends: every line is in exactly one
+file. L{restore} reads on into the rotated files, newest first, when the
+current one holds fewer public messages than the history asks for.
 """
 
 from __future__ import annotations
@@ -38,12 +44,19 @@ class MessageLog:
     @param path: the file; created if missing.
     @param clock: an L{IReactorTime} for the fsync timer, or C{None} for none.
     @param fsync_interval: seconds between fsyncs (when anything was written).
+    @param rotate_bytes: rotate the file once it holds this many bytes (0: never).
+    @param keep: how many rotated files to keep (C{FILE.1} ... C{FILE.keep}).
     """
 
-    def __init__(self, path: str, clock: Any = None, fsync_interval: float = 1.0) -> None:
+    def __init__(self, path: str, clock: Any = None, fsync_interval: float = 1.0,
+                 rotate_bytes: int = 0, keep: int = 5) -> None:
         self.path = path
+        self.rotate_bytes = rotate_bytes
+        self.keep = keep if rotate_bytes else 0
         self._file = open(path, "ab", buffering=0)
         self._terminate_torn_line()
+        self._size = self._file.seek(0, os.SEEK_END)
+        self._next_rotation = rotate_bytes
         self._torn = False
         self._dirty = False
         self._timer: Optional[LoopingCall] = None
@@ -78,9 +91,51 @@ class MessageLog:
         self._torn = True  # until this write is known to be whole
         written = self._file.write(line)
         self._dirty = True
+        self._size += written or 0
         if written != len(line):
             raise OSError(f"short write to the message log ({written} of {len(line)} bytes)")
         self._torn = False
+        if self._next_rotation and self._size >= self._next_rotation:
+            self.rotate()
+
+    def rotated_path(self, n: int) -> str:
+        """The name of the C{n}th newest rotated file."""
+        return f"{self.path}.{n}"
+
+    def rotate(self) -> None:
+        """
+        Rename the file to C{FILE.1} (shifting older ones, deleting the one
+        past C{keep}) and start a new one. On failure, log it and keep
+        writing to the current file: rotation never costs a message.
+        """
+        try:
+            os.fsync(self._file.fileno())
+            oldest = self.rotated_path(self.keep)
+            if os.path.exists(oldest):
+                os.remove(oldest)
+            for n in range(self.keep - 1, 0, -1):
+                if os.path.exists(self.rotated_path(n)):
+                    os.replace(self.rotated_path(n), self.rotated_path(n + 1))
+            os.replace(self.path, self.rotated_path(1))
+        except OSError as e:
+            # Try again once as much again has been written.
+            self._next_rotation = self._size + self.rotate_bytes
+            _log.error("message log rotation failed: {error}", error=e)
+            return
+        old = self._file
+        try:
+            self._file = open(self.path, "ab", buffering=0)
+        except OSError as e:
+            # Go on appending to the renamed file rather than lose messages.
+            self._next_rotation = self._size + self.rotate_bytes
+            _log.error("message log: cannot start a new file after rotating: {error}", error=e)
+            return
+        old.close()
+        self._size = 0
+        self._dirty = False
+        self._next_rotation = self.rotate_bytes
+        _sync_directory(self.path)
+        _log.info("message log rotated to {path}", path=self.rotated_path(1))
 
     def sync(self) -> None:
         """fsync the file if anything was written since the last sync."""
@@ -111,9 +166,11 @@ class MessageLog:
         last_seq = 0
         recent: List[Tuple[int, bytes]] = []
         dropped = 0
-        for seq, kind, body in self._lines_backwards():
+        oldest = 0
+        for seq, kind, body in self._all_lines_backwards():
             if last_seq == 0:
                 last_seq = seq
+            oldest = seq
             if kind != "message":
                 continue
             if len(recent) < history_size:
@@ -121,34 +178,61 @@ class MessageLog:
             else:
                 dropped = seq
                 break
+        else:
+            if self.keep and oldest > 1:
+                # Rotated away: nothing older than the oldest line is held.
+                dropped = oldest - 1
         recent.reverse()
         return last_seq, recent, dropped
 
-    def _lines_backwards(self):
-        """Yield C{(seq, type, body)} for each good line, newest first."""
-        with open(self.path, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            position = f.tell()
-            tail = b""
-            first = True
-            while position > 0:
-                step = min(_BLOCK, position)
-                position -= step
-                f.seek(position)
-                chunk = f.read(step) + tail
-                lines = chunk.split(b"\n")
-                tail = lines.pop(0)  # may be incomplete: keep for the next block
-                for line in reversed(lines):
-                    if not line.strip():
-                        continue
-                    parsed = _parse_line(line, last=first)
-                    first = False
-                    if parsed is not None:
-                        yield parsed
-            if tail:
-                parsed = _parse_line(tail, last=first)
+    def _all_lines_backwards(self):
+        """The lines of the current file, then of each rotated one, newest first."""
+        yield from _lines_backwards(self.path)
+        for n in range(1, self.keep + 1):
+            path = self.rotated_path(n)
+            if os.path.exists(path):  # a crash mid-rotation can leave a gap
+                yield from _lines_backwards(path, current=False)
+
+
+def _sync_directory(path: str) -> None:
+    """fsync the directory of C{path}, so that renames survive a power cut."""
+    try:
+        fd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
+    except (OSError, AttributeError):
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # not supported here (some filesystems, Windows)
+    finally:
+        os.close(fd)
+
+
+def _lines_backwards(path: str, current: bool = True):
+    """Yield C{(seq, type, body)} for each good line of C{path}, newest first."""
+    with open(path, "rb") as f:
+        f.seek(0, os.SEEK_END)
+        position = f.tell()
+        tail = b""
+        first = True
+        while position > 0:
+            step = min(_BLOCK, position)
+            position -= step
+            f.seek(position)
+            chunk = f.read(step) + tail
+            lines = chunk.split(b"\n")
+            tail = lines.pop(0)  # may be incomplete: keep for the next block
+            for line in reversed(lines):
+                if not line.strip():
+                    continue
+                parsed = _parse_line(line, last=first and current)
+                first = False
                 if parsed is not None:
                     yield parsed
+        if tail:
+            parsed = _parse_line(tail, last=first and current)
+            if parsed is not None:
+                yield parsed
 
 
 def _parse_line(line: bytes, last: bool) -> Optional[Tuple[int, str, bytes]]:

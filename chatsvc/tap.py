@@ -64,6 +64,8 @@ class Options(usage.Options):
         ["psk", None, None, "Pre-shared key file (one URL-safe base64 line; see chat-keygen)."],
         ["log-messages", None, None, "Append every public and private message to this JSON-lines file; history and seq are restored from it on start."],
         ["log-fsync", None, 1.0, "Seconds between fsyncs of the message log.", _non_negative(float, "log-fsync")],
+        ["log-rotate-bytes", None, 0, "Rotate the message log once it holds this many bytes: FILE becomes FILE.1 (older ones shift up) and a new FILE starts; 0 never rotates.", _non_negative(int, "log-rotate-bytes")],
+        ["log-keep", None, 5, "Rotated message log files kept (FILE.1 ... FILE.N).", _non_negative(int, "log-keep")],
         ["history", None, 50, "Public messages kept for clients that (re)connect; 0 turns history off.", _non_negative(int, "history")],
         ["max-message", None, 4096, "Longest message text, in UTF-8 bytes.", _non_negative(int, "max-message")],
         ["rate", None, "20/2", "Frames per client: BURST/PER_SECOND, or 0 for no limit."],
@@ -103,6 +105,8 @@ class Options(usage.Options):
             raise usage.UsageError("--ping-interval and --ping-timeout must be positive")
         if self["handshake-timeout"] <= 0:
             raise usage.UsageError("--handshake-timeout must be positive")
+        if self["log-rotate-bytes"] and self["log-keep"] < 1:
+            raise usage.UsageError("--log-rotate-bytes needs --log-keep of at least 1")
         if self["max-message"] < 1:
             raise usage.UsageError("--max-message must be at least 1")
         if self["motd"] is not None:
@@ -222,7 +226,9 @@ def makeService(options: Options, reactor: Any = None) -> ChatService:
     if options["log-messages"]:
         try:
             message_log = MessageLog(options["log-messages"], clock=reactor,
-                                     fsync_interval=options["log-fsync"])
+                                     fsync_interval=options["log-fsync"],
+                                     rotate_bytes=options["log-rotate-bytes"],
+                                     keep=options["log-keep"])
         except OSError as e:
             raise SystemExit(f"chat: cannot open the message log {options['log-messages']}: {e.strerror or e}")
     if options["redis"] is not None:
