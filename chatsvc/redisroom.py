@@ -389,15 +389,16 @@ class RedisRoom:
             self._release_pending(p)
             p.done.errback(_unavailable("closed"))
             return
+        session = _session_of(p)
         member.name = name
-        member.session_id = p.session
+        member.session_id = session
         self._senders[member] = member.send_frame
-        self._info[member] = _Local(p.session, key, p.token)
-        self._local[p.session] = member
+        self._info[member] = _Local(session, key, p.token)
+        self._local[session] = member
         welcome: Message = {
             "type": "welcome",
             "name": name,
-            "id": p.session,
+            "id": session,
             "users": self._welcome_users(name, key),
             "encrypted": p.encrypted,
             "resume": p.token,
@@ -412,7 +413,7 @@ class RedisRoom:
         for body in split_list_frames(_HISTORY_HEAD % flag, bodies, b"]}", _MORE_TAIL):
             member.send_frame(encode_frame(body))
         if kind == b"r":
-            _log.info("{name} resumed a session as {id}", name=name, id=p.session)
+            _log.info("{name} resumed session {id}", name=name, id=session)
         p.done.callback(name)
 
     def _abandon_pending(self) -> None:
@@ -466,7 +467,7 @@ class RedisRoom:
 
     def _release_pending(self, p: _Pending) -> None:
         name = p.reply[1].decode("utf-8")
-        self._release(_Release(p.reply[2].decode("utf-8"), p.session, p.token, name,
+        self._release(_Release(p.reply[2].decode("utf-8"), _session_of(p), p.token, name,
                                self._left_body(name, "disconnected")))
 
     def _drop_local(self, member: Any) -> Optional[_Local]:
@@ -487,7 +488,8 @@ class RedisRoom:
             self._keep_for_later(release)
 
         d = self._commands.call("leave", self._keys, [
-            self.server_id, release.session, release.key, release.body, EVENTS_KEPT], early=early)
+            self.server_id, release.session, release.key, release.body, EVENTS_KEPT,
+            release.token], early=early)
         d.addErrback(failed)
         d.addErrback(lambda f: _log.failure("releasing a name failed", f))
         return d
@@ -570,7 +572,8 @@ class RedisRoom:
             return new
 
         d = self._commands.call("rename", self._keys, [
-            self.server_id, info.session, info.key, new_key, new, self._now(), EVENTS_KEPT])
+            self.server_id, info.session, info.key, new_key, new, self._now(), EVENTS_KEPT,
+            info.token])
         return d.addCallbacks(answered, self._as_unavailable)
 
     def _as_unavailable(self, failure: Failure) -> None:
@@ -647,11 +650,13 @@ class RedisRoom:
     async def _reconcile(self, early: bool = False) -> None:
         args: list = [self.server_id, int(self.lease * 1000), self._now(), EVENTS_KEPT,
                       os.urandom(8).hex(), self._ev, self.seq]
+        resuming = {_session_of(p) for p in self._pending.values() if p.reply is not None}
         for member, info in self._info.items():
-            args.extend([info.key, info.session, info.token, member.name])
+            if info.session not in resuming:  # else resumed on this server, being replaced
+                args.extend([info.key, info.session, info.token, member.name])
         for p in self._pending.values():
             if p.reply is not None:
-                args.extend([p.reply[2], p.session, p.token, p.reply[1]])
+                args.extend([p.reply[2], _session_of(p), p.token, p.reply[1]])
         for release in self._backlog:
             args.extend([release.key, release.session, release.token, release.name])
         reply = await self._commands.call("reconcile", self._keys, args, early=early)
@@ -835,8 +840,13 @@ class RedisRoom:
     def _mine(self, entry: Entry) -> Optional[Deferred]:
         if entry.get(b"v") != self.server_id:
             return None
-        p = self._pending.get(entry.get(b"i"))
+        p = self._pending.get(entry.get(b"pi") or entry.get(b"i"))
         return None if p is None else self._reached(p)
+
+
+def _session_of(p: _Pending) -> str:
+    """The session id a hello got: its own, or the one it resumed."""
+    return p.reply[7].decode("utf-8")
 
 
 def _quiet(d: Deferred) -> Deferred:

@@ -193,8 +193,10 @@ _REGISTER = r"""
 --       6 since + 1, 7 history size, 8 evmax, 9 ts, 10 '1' for a guest name,
 --       11... candidate name, key, name, key, ...
 -- returns {'j' or 'r', name, key, n, newest seq, dropped, history entries
---          (newest first, at most size + 1)}, or {'more'} if every
---          candidate is taken
+--          (newest first, at most size + 1), session}, or {'more'} if every
+--          candidate is taken. A resumed session keeps its session id (the
+--          old connection is told by the 'r' event, and the token tells the
+--          two apart); 'pi' tells this server which hello it was.
 local srv, sid, token = ARGV[1], ARGV[2], ARGV[3]
 local newest = tonumber(redis.call('HGET', meta, 'seq') or '0')
 local dropped = tonumber(redis.call('HGET', meta, 'dropped') or '0')
@@ -222,12 +224,12 @@ if ARGV[4] ~= '' then
     if h then
       local osrv, osid, otoken, oname = parse_holder(h)
       if otoken == ARGV[4] then
-        redis.call('HSET', names, key, prefix .. oname)
+        redis.call('HSET', names, key, srv .. '|' .. osid .. '|' .. token .. '|' .. oname)
         redis.call('HDEL', tokens, otoken)
         redis.call('HSET', tokens, token, key)
         local n = add_event(ARGV[8], 'k', 'r', 'ov', osrv, 'oi', osid,
-                            'v', srv, 'i', sid, 'key', key, 'name', oname)
-        return {'r', oname, key, n, newest, dropped, items}
+                            'v', srv, 'i', osid, 'pi', sid, 'key', key, 'name', oname)
+        return {'r', oname, key, n, newest, dropped, items, osid}
       end
     end
   end
@@ -251,16 +253,16 @@ redis.call('HSET', names, key, prefix .. name)
 redis.call('HSET', tokens, token, key)
 local n = add_event(ARGV[8], 'k', 'j', 'b', joined_body(name, ARGV[9]),
                     'v', srv, 'i', sid, 'key', key, 'name', name)
-return {'j', name, key, n, newest, dropped, items}
+return {'j', name, key, n, newest, dropped, items, sid}
 """
 
 _RENAME = r"""
--- ARGV: server, session, old key, new key, new name, ts, evmax
+-- ARGV: server, session, old key, new key, new name, ts, evmax, token
 -- returns 'ok', 'same', 'taken' or 'gone' (the session holds no name here)
 local h = redis.call('HGET', names, ARGV[3])
 if not h then return 'gone' end
 local osrv, osid, otoken, oname = parse_holder(h)
-if osrv ~= ARGV[1] or osid ~= ARGV[2] then return 'gone' end
+if osrv ~= ARGV[1] or osid ~= ARGV[2] or otoken ~= ARGV[8] then return 'gone' end
 if ARGV[4] ~= ARGV[3] then
   if redis.call('HEXISTS', names, ARGV[4]) == 1 then return 'taken' end
   redis.call('HDEL', names, ARGV[3])
@@ -276,11 +278,12 @@ return 'ok'
 """
 
 _LEAVE = r"""
--- ARGV: server, session, key, left body or '' (silent), evmax
+-- ARGV: server, session, key, left body or '' (silent), evmax, token
+-- (the token tells a session from the one that resumed it on this server)
 local h = redis.call('HGET', names, ARGV[3])
 if not h then return 0 end
 local osrv, osid, otoken = parse_holder(h)
-if osrv ~= ARGV[1] or osid ~= ARGV[2] then return 0 end
+if osrv ~= ARGV[1] or osid ~= ARGV[2] or otoken ~= ARGV[6] then return 0 end
 redis.call('HDEL', names, ARGV[3])
 redis.call('HDEL', tokens, otoken)
 if ARGV[4] ~= '' then

@@ -17,7 +17,7 @@ from twisted.trial.unittest import TestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
-from chatsvc.redisroom import RedisRoom
+from chatsvc.redisroom import RedisRoom, _Release
 from chatsvc.room import IChatMember
 from chatsvc.wire.errors import RemoteProtocolError
 from chatsvc.wire.framing import FrameDecoder
@@ -255,6 +255,7 @@ class RedisRoomTests(RedisRoomTestsMixin, TestCase):
         again = await self.join(b, "whatever", resume=token)
         await self.settle([a, b])
         self.assertEqual(again.name, "alice")
+        self.assertEqual(again.of_type("welcome")[0]["id"], alice.of_type("welcome")[0]["id"])
         self.assertTrue(alice.was_replaced)
         self.assertNotIn(alice, a)
         self.assertEqual(watcher.messages[before:], [])
@@ -262,6 +263,26 @@ class RedisRoomTests(RedisRoomTestsMixin, TestCase):
         reused = await self.join(a, "x", resume=token)
         self.assertEqual(reused.name, "x")
         self.assertFalse(again.was_replaced)
+
+    async def test_resume_on_the_same_server(self) -> None:
+        """
+        Resuming on the server that still holds the old connection: it is
+        replaced, and a late release by the old session (its socket closing
+        at the same time) does not take the name from the new one.
+        """
+        a = await self.room()
+        alice = await self.join(a, "alice")
+        welcome = alice.of_type("welcome")[0]
+        again = await self.join(a, None, resume=welcome["resume"])
+        self.assertEqual((again.name, again.session_id), ("alice", alice.session_id))
+        self.assertTrue(alice.was_replaced)
+        self.assertEqual(a.members(), [again])
+        await a._release(_Release("alice", alice.session_id, welcome["resume"], "alice", b"{}"))
+        await self.settle([a])
+        self.assertEqual(a.names(), ["alice"])
+        a.leave(again, "quit")
+        await self.settle([a])
+        self.assertEqual(a.names(), [])
 
     async def test_hello_completing_after_disconnect_releases_the_name(self) -> None:
         """A client gone before its C{hello} completed leaves no name behind."""
