@@ -341,7 +341,7 @@ class ManyClientsTests(TestCase):
     @shows_server_log
     def test_many_registered_clients_chatting(self):
         n = 1000 if SLOW else 200
-        talkers = 100 if SLOW else 50
+        talkers = 1000 if SLOW else 50  # every client says one message under SLOW
         server = yield start_server(self, "--psk", DEMO_KEY, "--rate", "0")
         pid = pid_of(server)
         started = time.monotonic()
