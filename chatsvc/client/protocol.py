@@ -52,6 +52,10 @@ class Controller(_TypingProtocol):
         ...
 
 
+class NoAnswer(Exception):
+    """The server stopped answering (or never did): the client gave up."""
+
+
 class ChatClientProtocol(Int32StringReceiver):
     """
     One connection to a server: frames in and out, ping/pong, keepalive.
@@ -69,9 +73,14 @@ class ChatClientProtocol(Int32StringReceiver):
     MAX_LENGTH = MAX_FRAME
     PING_AFTER = 30.0
     GIVE_UP_AFTER = 30.0
+    ANSWER_WITHIN = 15.0
+    """Seconds for the server's first frame (the handshake and the answer to
+    C{hello}; the server's own limit is 10 s) before the client gives up."""
 
     _ping_call: Any = None
     _give_up_call: Any = None
+    _answer_call: Any = None
+    _no_answer: Optional[str] = None
 
     def __init__(self, client: Controller, link: Link, clock: IReactorTime) -> None:
         self.client = client
@@ -81,6 +90,7 @@ class ChatClientProtocol(Int32StringReceiver):
 
     def connectionMade(self) -> None:
         self._ping_call = self.clock.callLater(self.PING_AFTER, self._ping)
+        self._answer_call = self.clock.callLater(self.ANSWER_WITHIN, self._unanswered)
         self.client.connection_made(self.link, self)
 
     def send(self, message: Message) -> bool:
@@ -121,13 +131,34 @@ class ChatClientProtocol(Int32StringReceiver):
         self.transport.loseConnection()
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
-        for call in (self._ping_call, self._give_up_call):
+        for call in (self._ping_call, self._give_up_call, self._answer_call):
             if call is not None and call.active():
                 call.cancel()
-        self._ping_call = self._give_up_call = None
+        self._ping_call = self._give_up_call = self._answer_call = None
+        if self._no_answer is not None:
+            # We aborted: say why, rather than "the connection was lost".
+            reason = Failure(NoAnswer(self._no_answer))
         self.client.connection_lost(self.link, reason)
 
+    def _unanswered(self) -> None:
+        self._answer_call = None
+        what = ("handshake" if self.link.encrypted and not getattr(self.transport, "encrypted", False)
+                else "hello")
+        self._abort(f"the server did not answer the {what} within {self.ANSWER_WITHIN:g} s")
+
+    def _abort(self, why: str) -> None:
+        self._no_answer = why
+        _log.info("{why}; aborting", why=why)
+        abort = getattr(self.transport, "abortConnection", None)
+        if abort is not None:
+            abort()
+        else:
+            self.transport.loseConnection()
+
     def _heard(self) -> None:
+        if self._answer_call is not None and self._answer_call.active():
+            self._answer_call.cancel()
+        self._answer_call = None
         if self._give_up_call is not None and self._give_up_call.active():
             self._give_up_call.cancel()
         self._give_up_call = None
@@ -144,13 +175,7 @@ class ChatClientProtocol(Int32StringReceiver):
 
     def _give_up(self) -> None:
         self._give_up_call = None
-        _log.info("no answer from the server for {seconds} s; aborting",
-                  seconds=self.PING_AFTER + self.GIVE_UP_AFTER)
-        abort = getattr(self.transport, "abortConnection", None)
-        if abort is not None:
-            abort()
-        else:
-            self.transport.loseConnection()
+        self._abort(f"the server did not answer for {self.PING_AFTER + self.GIVE_UP_AFTER:g} s")
 
 
 class ChatClientFactory(Factory):
