@@ -28,7 +28,6 @@ from twisted.trial.unittest import TestCase
 from chatsvc.client.app import ChatClient
 from chatsvc.client.endpoints import RoundRobinEndpoint
 from chatsvc.client.protocol import ChatClientProtocol
-from chatsvc.keys import load_key
 
 from .hardening_procs import PSK, deadline, registered, shows_server_log, start_server
 from .procs import DEMO_KEY, ChatClientProcess

@@ -125,7 +125,6 @@ class CrashTests(TestCase):
         # Kill once about half the burst has gone by.
         yield observer.wait_for(lambda m: m.get("seq", 0) >= (SENDERS * PER_SENDER) // 2,
                                 timeout=60, what="half the burst")
-        killed_at = time.monotonic()
         server.signal("KILL")
         yield deadline(server.ended, 20, "the server to die")
         yield gather([c.wait_lost() for c in senders + [observer]])

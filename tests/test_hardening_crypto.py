@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any, Callable, Dict, List, Tuple
+from typing import Callable, List, Tuple
 
 from twisted.internet import defer
 from twisted.internet.error import ConnectionDone, ConnectionLost
@@ -280,7 +280,7 @@ class CryptoAbuseTests(TestCase):
         client = yield connect(self, self.port, None, label=name)  # raw bytes, no session
         sent_at = time.monotonic()
         client.send_raw(message1)
-        reason = yield client.wait_lost()
+        yield client.wait_lost()
         self.close_times.append(client.lost_at - sent_at)
         self.assertLess(client.lost_at - sent_at, CLOSE_LIMIT, f"{name}: not closed at once")
         errors = [m for m in client.messages if m["type"] == "error"]

@@ -21,12 +21,10 @@ smaller ones of the same tests.
 
 from __future__ import annotations
 
-import os
-import socket
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List
 
-from twisted.internet import defer, reactor, task
+from twisted.internet import defer, task
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from chatsvc.wire.framing import encode_frame
@@ -37,7 +35,6 @@ from .hardening_procs import (
     SLOW,
     RawClient,
     connect,
-    deadline,
     fd_count,
     gather,
     pause,
