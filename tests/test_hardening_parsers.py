@@ -359,6 +359,7 @@ class TrapTests(SynchronousTestCase):
             proto.dataReceived(raw_frame(body))
             clock.advance(1)  # stay under the rate limit
         proto.dataReceived(raw_frame(b'{"type":"say","text":"still here"}'))
+        clock.advance(0)  # the end of the reactor turn: batched writes go out
         decoder = FrameDecoder()
         decoder.receive_data(transport.value())
         messages = [decode(b) for b in decoder.frames()]
