@@ -42,6 +42,10 @@ _LEFT_REASONS = {
     "replaced": "replaced",
 }
 
+def _nothing() -> None:
+    pass
+
+
 _UNLIMITED = frozenset({"ping", "pong", "quit"})
 _BEFORE_HELLO = frozenset({"hello", "ping"})
 
@@ -83,6 +87,7 @@ class ChatProtocol(Int32StringReceiver):
     def __init__(self, factory: Any) -> None:
         self.factory = factory
         self.room = factory.room
+        self._flush_room = getattr(self.room, "flush", _nothing)
         self.config = factory.config
         self._clock = factory.clock
         self._handlers: Dict[str, Callable[[Message], None]] = {
@@ -138,8 +143,12 @@ class ChatProtocol(Int32StringReceiver):
                       peer=self.peer, why=reason.getErrorMessage())
 
     def send(self, message: Message) -> None:
-        """Encode and send one message."""
-        self.send_frame(encode_frame(encode(message)))
+        """Encode and send one message (after what the room has queued)."""
+        self._send_direct(encode_frame(encode(message)))
+
+    def _send_direct(self, frame: bytes) -> None:
+        self._flush_room()
+        self.send_frame(frame)
 
     def _send_error(self, e: RemoteProtocolError) -> None:
         self.send(error(e.code, e.text, e.fatal))
@@ -353,7 +362,7 @@ class ChatProtocol(Int32StringReceiver):
 
     def _who(self, message: Message) -> None:
         for frame in self.room.who_frames():
-            self.send_frame(frame)
+            self._send_direct(frame)
 
     def _ping(self, message: Message) -> None:
         answer: Message = {"type": "pong"}
@@ -362,7 +371,7 @@ class ChatProtocol(Int32StringReceiver):
         body = encode(answer)
         if len(body) > MAX_FRAME:
             raise RemoteProtocolError("too-long", "the pong would not fit a frame", fatal=False)
-        self.send_frame(encode_frame(body))
+        self._send_direct(encode_frame(body))
 
     def _pong(self, message: Message) -> None:
         pass  # any frame counts as life; last_seen is already updated

@@ -164,6 +164,8 @@ class Room:
         self._guests = itertools.count(1)
         self.seq = 0
         self.history = History(history_size)
+        self._outbox: List[bytes] = []  # broadcast frames not yet handed out
+        self._flush_call: Any = None
         if message_log is not None:
             self.seq, restored, dropped = message_log.restore(history_size)
             for seq, body in restored:
@@ -189,6 +191,37 @@ class Room:
         if not isinstance(name, str):
             return None
         return self._members.get(name_key(name))
+
+    # -- fan-out ----------------------------------------------------------
+
+    def _broadcast(self, frame: bytes) -> None:
+        """
+        Queue C{frame} for everyone. Frames broadcast during one reactor turn
+        go out together at its end: one write per member per turn, however
+        many messages arrived (as C{_AggregateSmallWrites} does in tls.py).
+        """
+        self._outbox.append(frame)
+        if self._flush_call is None:
+            self._flush_call = self._clock.callLater(0, self.flush)
+
+    def flush(self) -> None:
+        """
+        Hand every queued broadcast to every member now. Called at the end of
+        the turn, and before anything is sent to a member directly, so that
+        each member gets everything in order.
+        """
+        call = self._flush_call
+        if call is not None:
+            self._flush_call = None
+            if call.active():
+                call.cancel()
+        outbox = self._outbox
+        if not outbox:
+            return
+        blob = outbox[0] if len(outbox) == 1 else b"".join(outbox)
+        outbox.clear()
+        for send in list(self._senders.values()):
+            send(blob)
 
     # -- registration -------------------------------------------------
 
@@ -222,6 +255,9 @@ class Room:
             C{name}; the member stays unregistered.
         @return: the assigned name.
         """
+        # What was said before this member came is in its history, not in
+        # its live stream.
+        self.flush()
         old = self._tokens.get(resume) if isinstance(resume, str) else None
         if old is not None and old is not member:
             name_ = old.name
@@ -303,6 +339,7 @@ class Room:
         """
         if member not in self._senders:
             return
+        self.flush()  # what was accepted while it was here still reaches it
         self._remove(member)
         if reason in SILENT_REASONS:
             return
@@ -313,9 +350,7 @@ class Room:
         if len(body) > MAX_FRAME:  # only with a huge --max-message
             del message["text"]
             body = encode(message)
-        frame = encode_frame(body)
-        for send in self._senders.values():
-            send(frame)
+        self._broadcast(encode_frame(body))
 
     # -- messages --------------------------------------------------------
 
@@ -356,9 +391,7 @@ class Room:
         self._append_log(body)
         self.seq = seq
         self.history.append(seq, body)
-        frame = encode_frame(body)
-        for send in self._senders.values():
-            send(frame)
+        self._broadcast(encode_frame(body))
         return seq
 
     def private(self, member: Any, to: object, text: str) -> int:
@@ -385,6 +418,7 @@ class Room:
             raise _too_big()
         self._append_log(body)
         self.seq = seq
+        self.flush()  # keep public and private messages in seq order
         frame = encode_frame(body)
         target.send_frame(frame)
         if target is not member:
@@ -411,8 +445,8 @@ class Room:
         del self._members[name_key(old)]
         self._members[new_key] = member
         member.name = new
-        self._fan_out({"type": "renamed", "old": old, "new": new, "ts": self._now()},
-                      self._senders.values())
+        self._broadcast(encode_frame(encode(
+            {"type": "renamed", "old": old, "new": new, "ts": self._now()})))
         return new
 
     def who_frames(self) -> List[bytes]:

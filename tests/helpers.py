@@ -160,7 +160,13 @@ class FakeClient:
     # -- receiving -----------------------------------------------------------
 
     def received_bytes(self) -> bytes:
-        """Everything written since the last call (and forget it)."""
+        """
+        Everything written since the last call (and forget it), once the
+        room has handed out what it batches until the end of a reactor turn.
+        """
+        flush = getattr(getattr(self.protocol, "room", None), "flush", None)
+        if flush is not None:
+            flush()
         data = self.transport.value()
         self.transport.clear()
         return data

@@ -337,7 +337,7 @@ class WriteFailureTests(MessageLogTestCase):
         clock = Clock()
         log = self.open_log()
         room = Room(clock, message_log=log)
-        alice, bob = FakeMember(), FakeMember()
+        alice, bob = FakeMember(room), FakeMember(room)
         room.register(alice, name="alice")
         room.register(bob, name="bob")
         bob.messages()

@@ -755,6 +755,7 @@ class SlowTests(ProtocolTestCase):
         bob.received()
         for i in range(60):
             alice.send({"type": "say", "text": f"{i:03d}" + "x" * 500})
+            self.room.flush()  # the end of a reactor turn
         sendq = slow.protocol._sendq
         self.assertTrue(sendq.overflowed)
         self.assertFalse(slow.protocol.closing)  # not inside the fan-out
@@ -785,6 +786,7 @@ class SlowTests(ProtocolTestCase):
         alice.received()
         for i in range(30):
             alice.send({"type": "say", "text": f"{i:03d}" + "x" * 500})
+            self.room.flush()  # the end of a reactor turn
         self.assertGreater(slow.protocol._sendq.queued, 0)
         data = slow.transport.read_all() + slow.transport.read_all() + slow.transport.read_all()
         seqs = [m["seq"] for m in decode_frames(data) if m["type"] == "message"]
@@ -798,6 +800,7 @@ class SlowTests(ProtocolTestCase):
         slow = self.slow_client("slow")
         for i in range(20):
             alice.send({"type": "say", "text": f"{i:03d}" + "x" * 500})
+            self.room.flush()  # the end of a reactor turn
         self.assertGreater(slow.protocol._sendq.queued, 0)
         slow.send_raw(raw_frame(b""))
         messages = decode_frames(slow.transport.value())
@@ -1077,6 +1080,9 @@ class DeferredRoom:
         for run in pending:
             run()
         return len(pending)
+
+    def flush(self) -> None:
+        self._room.flush()
 
     def register(self, member: Any, **kwargs: Any) -> Deferred:
         return self._later(self._room.register, member, **kwargs)

@@ -56,7 +56,10 @@ class FakeMember:
             self.room.leave(self, "replaced")  # as ChatProtocol does; harmless
 
     def messages(self) -> List[Dict[str, Any]]:
-        """Every message received since the last call."""
+        """Every message received since the last call (the room's batch
+        of this turn included)."""
+        if self.room is not None:
+            self.room.flush()
         data = b"".join(self.frames)
         self.frames = []
         return decode_frames(data)
@@ -347,6 +350,8 @@ class SayTests(RoomTestCase):
     def test_everyone_gets_the_same_frame(self) -> None:
         alice, bob, carol = self.joined("alice", "bob", "carol")
         self.assertEqual(self.room.say(bob, "hi \u00e9"), 1)
+        self.assertEqual(alice.frames, [], "broadcasts go out at the end of the turn")
+        self.clock.advance(0)
         [frame] = alice.frames
         self.assertIs(bob.frames[0], frame)
         self.assertIs(carol.frames[0], frame)
