@@ -37,7 +37,8 @@ class RateLimiter:
     A C{burst} of 0 turns the limit off (for benchmarks).
     """
 
-    __slots__ = ("burst", "per_second", "_tokens", "_stamp", "_refusals", "_flood_limit", "_window")
+    __slots__ = ("burst", "per_second", "_tokens", "_stamp", "_refusals", "_flood_limit", "_window",
+                 "flooded")
 
     def __init__(
         self,
@@ -54,6 +55,14 @@ class RateLimiter:
         self._refusals: Optional[Deque[float]] = None
         self._flood_limit = flood_factor * burst
         self._window = flood_window
+        self.flooded = False  # whether check() ever said FLOOD
+
+    def drain(self) -> None:
+        """
+        Start from a nearly empty bucket: one frame (a C{hello}), then only
+        as fast as it refills.
+        """
+        self._tokens = min(self._tokens, 1.0)
 
     def check(self, now: float) -> Verdict:
         """Take one token for a frame received at C{now}, and say what to do."""
@@ -74,6 +83,7 @@ class RateLimiter:
         while refusals and refusals[0] <= now - self._window:
             refusals.popleft()
         if len(refusals) >= self._flood_limit:
+            self.flooded = True
             return FLOOD
         return REFUSE
 

@@ -95,6 +95,7 @@ class ChatFactory(Factory):
         self.connections: Set[ChatProtocol] = set()
         self.registered_connections: Set[ChatProtocol] = set()
         self._per_ip: Dict[str, int] = {}
+        self._flooded: Dict[str, float] = {}  # host -> when it was last dropped for flood
         self._sweeper: Optional[LoopingCall] = None
         self._closed_waiters: list = []
         self.throttled = False
@@ -179,12 +180,39 @@ class ChatFactory(Factory):
             return ("too-many-connections", "too many connections from your address")
         if self.throttled:
             proto.throttle(True)
+        limiter = getattr(proto, "_limiter", None)
+        if limiter is not None and self._flooded and self._recently_flooded(host):
+            limiter.drain()
         return None
 
     def registered(self, proto: ChatProtocol) -> None:
         self.registered_connections.add(proto)
 
+    def _recently_flooded(self, host: str) -> bool:
+        """
+        Whether C{host} had a connection dropped for C{flood} within the
+        flood window. Its new connections then start with one token (the
+        C{hello}), then frames at the refill rate, no burst: otherwise a
+        flooder that reconnects gets a fresh burst delivered every time.
+        Addresses exempt from the per-address limit (loopback: a local
+        proxy or every user of this machine) are exempt from this too.
+        """
+        since = self._flooded.get(host)
+        if since is None:
+            return False
+        if self.clock.seconds() - since >= self.config.flood_window:
+            del self._flooded[host]
+            return False
+        return True
+
     def connection_closed(self, proto: ChatProtocol) -> None:
+        limiter = getattr(proto, "_limiter", None)
+        if limiter is not None and limiter.flooded and not _exempt_from_per_ip(proto.peer):
+            flooded = self._flooded
+            flooded.pop(proto.peer, None)
+            flooded[proto.peer] = self.clock.seconds()
+            if len(flooded) > 65536:  # forget the oldest
+                del flooded[next(iter(flooded))]
         self.connections.discard(proto)
         self.registered_connections.discard(proto)
         if self._behind.pop(proto, None) is not None:

@@ -400,3 +400,47 @@ class PerAddressLimitTests(SynchronousTestCase):
         self.assertFalse(FakeClient(factory, host="192.0.2.1").closed)
         loopback = [FakeClient(factory, host="127.0.0.1") for _ in range(40)]
         self.assertFalse(any(c.closed for c in loopback))
+
+
+class ReconnectFloodTests(SynchronousTestCase):
+    """A flooder that reconnects does not get a fresh burst each time."""
+
+    def flood(self, client: FakeClient, n: int = 200) -> List[str]:
+        for i in range(n):
+            client.send({"type": "say", "text": f"f{i}"})
+        client.protocol.factory.clock.advance(0)  # the end of the reactor turn
+        return [m.get("code") or m["type"] for m in client.received()]
+
+    def test_reconnect_after_flood_starts_empty(self) -> None:
+        factory = make_factory(max_per_ip=0)
+        clock = factory.clock
+        flooder = FakeClient(factory, host="192.0.2.9")
+        flooder.hello("flooder")
+        first = self.flood(flooder)
+        self.assertEqual(first.count("message"), 19)  # the burst (20) less the hello
+        self.assertEqual(first[-1], "flood")
+        flooder.lose()
+        again = FakeClient(factory, host="192.0.2.9")
+        again.hello("flooder")
+        second = self.flood(again)
+        self.assertEqual(second.count("message"), 0)  # one token: the hello
+        self.assertEqual(second[-1], "flood")
+        again.lose()
+        # Someone else (another address) keeps a full burst.
+        other = FakeClient(factory, host="192.0.2.10")
+        other.hello("other")
+        self.assertEqual(self.flood(other, 19).count("message"), 19)
+        # After the flood window the address is forgiven.
+        clock.advance(factory.config.flood_window + 1)
+        later = FakeClient(factory, host="192.0.2.9")
+        later.hello("later")
+        self.assertEqual(self.flood(later, 19).count("message"), 19)
+
+    def test_loopback_exempt(self) -> None:
+        """Loopback (a local proxy, every user of this host) is not penalised."""
+        factory = make_factory(max_per_ip=0)
+        for name in ("a", "b"):
+            client = FakeClient(factory, host="127.0.0.1")
+            client.hello(name)
+            self.assertEqual(self.flood(client).count("message"), 19)
+            client.lose()
