@@ -102,14 +102,26 @@ class SlowReaderTests(TestCase):
 
     @shows_server_log
     def test_stalled_readers_dropped_readers_get_everything(self):
+        """With the soft send queue (the default): dropped after the stall timeout."""
+        yield self.stalled_readers()
+
+    @shows_server_log
+    def test_stalled_readers_hard_limit(self):
+        """Without it (--sendq-soft 0): dropped when their 1 MiB queue overflows."""
+        yield self.stalled_readers("--sendq-soft", "0")
+
+    @defer.inlineCallbacks
+    def stalled_readers(self, *options: str):
         readers_n, stalled_n = 80, 20
         sendq = MIB
         text = "x" * 1000
-        senders_n, per_sender = 20, 75  # 1,500 messages of ~1.1 KB: 1.6 MB for each client
-        server = yield start_server(self, "--psk", DEMO_KEY, "--rate", "0", "--sendq", str(sendq))
+        senders_n, per_sender = 20, 100  # 2,000 messages of ~1.1 KB: 2.2 MB for each client
+        server = yield start_server(self, "--psk", DEMO_KEY, "--rate", "0", "--sendq", str(sendq),
+                                    *options)
         pid = pid_of(server)
         readers = yield fleet(self, server.port, [f"r{i}" for i in range(readers_n)], psk_every=8)
-        stallers = yield fleet(self, server.port, [f"z{i}" for i in range(stalled_n)])
+        # Half of them encrypted: their queues hold ciphertext of their own.
+        stallers = yield fleet(self, server.port, [f"z{i}" for i in range(stalled_n)], psk_every=2)
         for client in stallers:
             client.transport.pauseProducing()  # stop reading: the kernel buffers fill, then the sendq
         yield pause(0.2)
@@ -174,7 +186,7 @@ class SlowReaderTests(TestCase):
         self.assertLess(growth, bound, f"RSS grew {growth / MIB:.1f} MiB, bound {bound / MIB:.1f} MiB")
         self.assertEqual(server.tracebacks(), [])
         yield sanity_check(self, server.port, "after")
-        print(f"\n  [slow readers] {stalled_n} of {readers_n + stalled_n} stopped reading: all dropped "
+        print(f"\n  [slow readers{' ' + ' '.join(options) if options else ''}] {stalled_n} of {readers_n + stalled_n} stopped reading: all dropped "
               f"slow ({got_error} read the error), drop after {min(drop_points) / MIB:.2f}-"
               f"{max(drop_points) / MIB:.2f} MiB of messages; {total} messages to {readers_n} "
               f"readers in {elapsed:.1f} s; RSS +{growth / MIB:.1f} MiB (bound {bound / MIB:.1f})")
