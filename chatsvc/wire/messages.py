@@ -46,7 +46,19 @@ def _finite_float(text: str) -> float:
     return value
 
 
-_decoder = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_finite_float)
+MAX_INT_DIGITS = 4300
+"""The longest integer literal (CPython's C{int} limit since 3.11, made the
+rule on every Python: converting a long digit string costs quadratic time)."""
+
+
+def _bounded_int(text: str) -> int:
+    if len(text) > MAX_INT_DIGITS + 1:  # one more for a minus sign
+        raise ValueError("integer too long")
+    return int(text)
+
+
+_decoder = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_finite_float,
+                            parse_int=_bounded_int)
 _decode = _decoder.decode
 
 
