@@ -365,6 +365,68 @@ def run_setup(name: str, count: int, use_redis: bool, args: argparse.Namespace) 
     return result
 
 
+def script_cost(fsync: str, history: int, count: int = 5000) -> Dict[str, float]:
+    """
+    The C{say} script alone on an idle Redis: C{count} pipelined calls on one
+    connection; Redis's own time per call (C{INFO commandstats}) and the
+    wall time per message.
+    """
+    from chatsvc.redisscripts import EVENTS_KEPT, SCRIPTS, ChatKeys, message_head, script_sha
+
+    workdir = tempfile.mkdtemp(prefix="scaleout-lua-")
+    redis = Redis(workdir, fsync)
+    try:
+        def encode(*args: Any) -> bytes:
+            out = b"*%d\r\n" % len(args)
+            for a in args:
+                a = a if isinstance(a, bytes) else str(a).encode()
+                out += b"$%d\r\n%s\r\n" % (len(a), a)
+            return out
+
+        with socket.create_connection((HOST, redis.port)) as s:
+            s.sendall(encode("SCRIPT", "LOAD", SCRIPTS["say"]))
+            s.recv(1000)
+            head = message_head("alice", "x" * 60, "2026-11-22T02:50:00.123Z")
+            batch = b"".join(encode("EVALSHA", script_sha(SCRIPTS["say"]), 6, *ChatKeys("b").all,
+                                    "srv", 0, head, history, EVENTS_KEPT) for _ in range(count))
+
+            def run() -> float:
+                start = time.perf_counter()
+                s.sendall(batch)
+                got = b""
+                while got.count(b"\r\n") < count * 3:
+                    got += s.recv(1 << 20)
+                return time.perf_counter() - start
+
+            run()  # warm up: fill the history, grow the streams
+            redis.command("CONFIG", "RESETSTAT")
+            wall = run()
+        stats = redis.commandstats()["evalsha"]
+        return {"fsync": fsync, "history": history, "usec_per_call": stats["usec"] / stats["calls"],
+                "wall_us_per_message": 1e6 * wall / count}
+    finally:
+        redis.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _median_run(runs: List[Dict[str, Any]]) -> Dict[str, Any]:
+    """Every number the median over the repetitions (the rest from the first)."""
+    def median(values: List[float]) -> float:
+        values = sorted(values)
+        return values[len(values) // 2]
+
+    def merge(items: List[Any]) -> Any:
+        first = items[0]
+        if isinstance(first, dict):
+            return {k: merge([i[k] for i in items if k in i]) for k in first}
+        if isinstance(first, (int, float)) and not isinstance(first, bool) and all(
+                isinstance(i, (int, float)) for i in items):
+            return median(items)
+        return first
+
+    return merge(runs)
+
+
 def table(results: List[Dict[str, Any]]) -> str:
     base = results[0]["deliveries_per_s"]
     lines = ["| setup | deliveries/s | vs single | messages/s | p50 ms (sat.) | p99 ms (sat.) "
@@ -392,21 +454,34 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--fsync", default="everysec", choices=["always", "everysec", "no"],
                         help="Redis appendfsync")
     parser.add_argument("--setups", default="single,redis-1,redis-2,redis-3")
+    parser.add_argument("--reps", type=int, default=1,
+                        help="repetitions, interleaved (1 of each setup, then 2, ...); medians are shown")
     parser.add_argument("--out", help="write every figure as JSON here")
     args = parser.parse_args(argv)
-    results = []
-    for name in args.setups.split(","):
-        count = 1 if name == "single" else int(name.split("-")[1])
-        print(f"running {name} ...", file=sys.stderr, flush=True)
-        results.append(run_setup(name, count, name != "single", args))
+    names = args.setups.split(",")
+    runs: Dict[str, List[Dict[str, Any]]] = {name: [] for name in names}
+    for rep in range(args.reps):
+        for name in names:
+            count = 1 if name == "single" else int(name.split("-")[1])
+            print(f"rep {rep + 1}: running {name} ...", file=sys.stderr, flush=True)
+            runs[name].append(run_setup(name, count, name != "single", args))
+    results = [_median_run(runs[name]) for name in names]
+    lua = [script_cost(fsync, history) for fsync, history in
+           (("everysec", 50), ("everysec", 0), ("always", 50))]
     print(table(results))
+    print()
+    for r in lua:
+        print(f"say script alone (appendfsync {r['fsync']}, history {r['history']}): "
+              f"{r['usec_per_call']:.1f} µs of Redis time per call, "
+              f"{r['wall_us_per_message']:.1f} µs per message pipelined on one connection")
     for r in results:
         for cmd, v in r.get("redis_commands", {}).items():
             print(f"{r['setup']}: Redis {cmd}: {v['calls']:,.0f} calls, "
                   f"{v['usec'] / max(1, v['calls']):.1f} µs/call")
     if args.out:
         with open(args.out, "w") as f:
-            json.dump({"args": vars(args), "cpus": os.cpu_count(), "results": results}, f, indent=1)
+            json.dump({"args": vars(args), "cpus": os.cpu_count(), "medians": results,
+                       "say_script": lua, "runs": runs}, f, indent=1)
     return 0
 
 

@@ -9,6 +9,7 @@ every wait is a Deferred with a deadline.
 from __future__ import annotations
 
 import itertools
+import signal
 from typing import Any, Dict, List, Tuple
 
 from twisted.internet import defer, reactor, task
@@ -165,6 +166,26 @@ class ScaleOutTests(TestCase):
         self.assertEqual([m for m in talker.of_type("left", "joined")
                           if m["name"].startswith("mover")][2:], [])
         await stayer.lost
+
+    async def test_graceful_stop_lets_clients_resume_elsewhere(self) -> None:
+        """
+        SIGTERM: the server tells its clients C{shutdown} and exits 0; their
+        names stay held until the lease runs out, so they resume them on
+        another server without anyone seeing C{left} or C{joined}.
+        """
+        a, b = await self.servers(2, "--redis-lease", "2")
+        watcher = await self.client(b, "watcher")
+        mover = await self.client(a, "mover")
+        await watcher.wait_for(lambda m: m["type"] == "joined", what="joined", start=0)
+        before = len(watcher.messages)
+        ended = a.kill(signal.SIGTERM)
+        error = await mover.wait_for(lambda m: m["type"] == "error", what="shutdown")
+        self.assertEqual((error["code"], error["fatal"]), ("shutdown", True))
+        self.assertEqual((await ended).exitCode, 0)
+        token = mover.of_type("welcome")[0]["resume"]
+        again = await self.client(b, "other", resume=token, since=0)
+        self.assertEqual(again.name, "mover")
+        self.assertEqual(watcher.messages[before:], [])
 
     async def test_redis_restart_mid_traffic(self) -> None:
         """
