@@ -110,11 +110,10 @@ class MessageLog:
         """
         try:
             os.fsync(self._file.fileno())
-            oldest = self.rotated_path(self.keep)
-            if os.path.exists(oldest):
-                os.remove(oldest)
-            for n in range(self.keep - 1, 0, -1):
-                if os.path.exists(self.rotated_path(n)):
+            for n in reversed(self._rotated()):
+                if n >= self.keep:
+                    os.remove(self.rotated_path(n))
+                else:
                     os.replace(self.rotated_path(n), self.rotated_path(n + 1))
             os.replace(self.path, self.rotated_path(1))
         except OSError as e:
@@ -188,10 +187,27 @@ class MessageLog:
     def _all_lines_backwards(self):
         """The lines of the current file, then of each rotated one, newest first."""
         yield from _lines_backwards(self.path)
-        for n in range(1, self.keep + 1):
-            path = self.rotated_path(n)
-            if os.path.exists(path):  # a crash mid-rotation can leave a gap
-                yield from _lines_backwards(path, current=False)
+        for n in self._rotated():
+            if n <= self.keep:
+                yield from _lines_backwards(self.rotated_path(n), current=False)
+
+    def _rotated(self) -> List[int]:
+        """
+        The numbers of the rotated files there are, newest first. A crash
+        mid-rotation leaves at most one gap (one rename at a time), so two
+        missing numbers in a row are the end.
+        """
+        found: List[int] = []
+        missing = 0
+        n = 0
+        while missing < 2:
+            n += 1
+            if os.path.exists(self.rotated_path(n)):
+                found.append(n)
+                missing = 0
+            else:
+                missing += 1
+        return found
 
 
 def _sync_directory(path: str) -> None:
