@@ -50,14 +50,22 @@ _UNLIMITED = frozenset({"ping", "pong", "quit"})
 _BEFORE_HELLO = frozenset({"hello", "ping"})
 
 
-def _set_sndbuf(transport: Any, size: int) -> None:
+def _tune_socket(transport: Any, sndbuf: int) -> None:
+    """
+    A small kernel send buffer (so a client that stops reading is noticed),
+    and no Nagle: the server already sends one write per client per reactor
+    turn, and a client that only listens would otherwise wait for a delayed
+    ACK on every small message (tens of milliseconds).
+    """
     get_handle = getattr(transport, "getHandle", None)
     if get_handle is None:
         return
     try:
-        get_handle().setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
+        handle = get_handle()
+        handle.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)
+        handle.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     except (AttributeError, OSError, TypeError):
-        pass  # not a socket (tests, pipes): nothing to tune
+        pass  # not a TCP socket (tests, UNIX sockets, pipes): nothing to tune
 
 
 def _discard(frame: bytes) -> None:
@@ -108,7 +116,7 @@ class ChatProtocol(Int32StringReceiver):
         transport = self.transport
         peer = transport.getPeer()
         self.peer = getattr(peer, "host", str(peer))
-        _set_sndbuf(transport, SNDBUF)
+        _tune_socket(transport, SNDBUF)
         self._sendq = SendQueue(transport, config.sendq, self._overflowed,
                                 config.sendq_soft, self._behind)
         self.send_frame = self._sendq.write

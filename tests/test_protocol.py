@@ -1191,3 +1191,22 @@ class DeferredRoomTests(ProtocolTestCase):
         room.release()
         self.assertIsNone(self.room.find("alice"))
         self.assertEqual(alice.received(), [])
+
+
+class SocketTuningTests(ProtocolTestCase):
+    def test_small_send_buffer_and_no_nagle(self) -> None:
+        import socket
+
+        calls = []
+
+        class Handle:
+            def setsockopt(self, level, option, value):
+                calls.append((level, option, value))
+
+        class TCPTransport(RecordingTransport):
+            def getHandle(self):
+                return Handle()
+
+        self.connect(transport=TCPTransport(peerAddress=IPv4Address("TCP", "127.0.0.1", 7)))
+        self.assertIn((socket.SOL_SOCKET, socket.SO_SNDBUF, 65536), calls)
+        self.assertIn((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1), calls)
