@@ -177,6 +177,7 @@ class CryptoAbuseTests(TestCase):
         record = client.seal(say_frame("replayed once"))
         client.send_raw(record)
         yield self.observer.wait_for(lambda m: m.get("text") == "replayed once")
+        yield client.wait_for(lambda m: m.get("text") == "replayed once")  # our echo is in
         yield self.attack_existing(client, record, "replay")
 
         # Reorder: the second record first.
