@@ -147,6 +147,7 @@ def build_plan(args: argparse.Namespace, servers: List[str], scenarios: List[str
                 for n in sizes:
                     for name in names + (["chatsvc-log"] if n == head else []):
                         add("fanout", name, rep, clients=n, window=args.window,
+                            concurrency=8 if name == "ngircd" else 32,
                             duration=args.duration, warmup=args.warmup,
                             drain=20.0, deadline=120 + n / 50)
             elif scenario == "overload":
@@ -156,6 +157,7 @@ def build_plan(args: argparse.Namespace, servers: List[str], scenarios: List[str
             elif scenario == "latency":
                 for name in names:
                     add("latency", name, rep, clients=head, rate=args.rate,
+                        concurrency=8 if name == "ngircd" else 32,
                         duration=args.latency_seconds, warmup=1.0 if not smoke else 0.2,
                         probes=args.probes, deadline=120 + head / 50)
             elif scenario == "memory":
@@ -163,7 +165,10 @@ def build_plan(args: argparse.Namespace, servers: List[str], scenarios: List[str
                     continue
                 n = args.memory_clients
                 for name in names:
-                    add("memory", name, rep, clients=n, concurrency=64, deadline=120 + n / 10)
+                    # ngIRCd's listen backlog is 10: more connects at once means
+                    # dropped SYNs and seconds of retransmission back-off
+                    add("memory", name, rep, clients=n, concurrency=8 if name == "ngircd" else 64,
+                        deadline=120 + n / 10)
             elif scenario == "setup":
                 for name in names:
                     add("setup", name, rep, duration=args.duration if not smoke else 0.6,
