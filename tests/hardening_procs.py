@@ -40,7 +40,9 @@ PSK = load_key(DEMO_KEY)
 WAIT = 20.0
 """Default deadline of a wait, in seconds (generous: CI machines are busy)."""
 
-SLOW = bool(os.environ.get("CHATSVC_SLOW_TESTS"))
+# The issue's full sizes (1,000 clients, 1,000 connect cycles) by default, as
+# CI runs them; CHATSVC_QUICK_TESTS=1 shrinks them for a fast local loop.
+SLOW = not os.environ.get("CHATSVC_QUICK_TESTS")
 """Run the heavy tests at full size (1,000 clients, 1,000-cycle storms)."""
 
 

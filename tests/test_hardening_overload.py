@@ -15,7 +15,7 @@ their sendq/recvq and flood limits.
   - the total connection limit over TCP, the per-address one in memory
     (loopback, the only address these tests may use, is exempt).
 
-The heavy sizes run with C{CHATSVC_SLOW_TESTS=1}; the default run uses
+The full sizes run by default (and in CI); C{CHATSVC_QUICK_TESTS=1} uses
 smaller ones of the same tests.
 """
 
