@@ -53,7 +53,9 @@ class SendQueue:
         self._on_overflow = on_overflow
         self._soft = soft if on_behind is not None else 0
         self._on_behind = on_behind
-        self._queue: Deque[bytes] = deque()
+        # Made when first needed: most clients never fall behind, and an
+        # empty deque costs 600 bytes for each of them.
+        self._queue: Optional[Deque[bytes]] = None
         self.queued = 0
         self.paused = False
         self.overflowed = False
@@ -67,7 +69,10 @@ class SendQueue:
             return
         if self.overflowed:
             return
-        self._queue.append(data)
+        queue = self._queue
+        if queue is None:
+            queue = self._queue = deque()
+        queue.append(data)
         queued = self.queued = self.queued + len(data)
         if self._limit and queued > self._limit:
             self.overflowed = True
@@ -84,7 +89,7 @@ class SendQueue:
 
     def discard(self) -> None:
         """Forget everything queued."""
-        self._queue.clear()
+        self._queue = None
         self.queued = 0
         self._caught_up()
 
@@ -116,6 +121,8 @@ class SendQueue:
             self.queued -= size
             self.drained += size
             self._write(b"".join(batch))
+        if queue is not None and not queue and self._queue is queue:
+            self._queue = None
         if self.behind and self.queued <= self._soft // 2:
             self._caught_up()
 

@@ -86,7 +86,13 @@ class FrameDecoder:
         if len(buf) < end:
             return None
         body = bytes(buf[start + HEADER_SIZE : end])
-        self._offset = end
+        if end == len(buf):
+            # All consumed: drop the buffer rather than keep its capacity
+            # (up to a whole frame) for as long as the connection idles.
+            self._buffer = bytearray()
+            self._offset = 0
+        else:
+            self._offset = end
         return body
 
     def frames(self) -> Iterator[bytes]:

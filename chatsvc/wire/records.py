@@ -106,7 +106,9 @@ class RecordSession:
         @param ephemeral: a fixed ephemeral private key, for tests only.
         @raise LocalProtocolError: if C{psk} is not 32 bytes.
         """
-        self._handshake = HandshakeState(initiator, psk, prologue, ephemeral)
+        self._handshake: Optional[HandshakeState] = HandshakeState(
+            initiator, psk, prologue, ephemeral)
+        self._remote_ephemeral = b""
         self.initiator = initiator
         self.state = SessionState.HANDSHAKING
         self._decoder = FrameDecoder(MAX_FRAME)
@@ -122,7 +124,9 @@ class RecordSession:
         was read and authenticated (else C{b""}). A responder can refuse a
         message 1 it has seen before: NNpsk0 alone cannot tell a replay.
         """
-        return self._handshake.remote_ephemeral
+        if self._handshake is not None:
+            return self._handshake.remote_ephemeral
+        return self._remote_ephemeral
 
     def initiate(self) -> bytes:
         """Return the initiator's handshake record, to be sent first."""
@@ -249,6 +253,10 @@ class RecordSession:
                 bytes([RECORD_HANDSHAKE]) + self._handshake.write_message(b"")
             )
         first, second = self._handshake.split()
+        # The handshake's keys and hashes are not needed any more: forget
+        # them (less to leak, and less memory for an idle connection).
+        self._remote_ephemeral = self._handshake.remote_ephemeral
+        self._handshake = None
         if self.initiator:
             self._sender, self._receiver = first, second
         else:
