@@ -46,6 +46,12 @@ def _nothing() -> None:
     pass
 
 
+# Reasons to hold a client's input (bits of ChatProtocol._holds).
+_HOLD_ROOM = 1
+_HOLD_TURN = 2
+_HOLD_THROTTLE = 4
+
+
 _UNLIMITED = frozenset({"ping", "pong", "quit"})
 _BEFORE_HELLO = frozenset({"hello", "ping"})
 
@@ -104,6 +110,7 @@ class ChatProtocol(Int32StringReceiver):
     _abort_call = None
     _ping_sent_at: Optional[float] = None
     _leave_text: Optional[str] = None
+    _holds = 0
 
     def __init__(self, factory: Any) -> None:
         self.factory = factory
@@ -174,9 +181,11 @@ class ChatProtocol(Int32StringReceiver):
         if self.closing or self.transport is None:
             return
         if on:
-            self.transport.pauseProducing()
-        elif not self.paused:  # not waiting for the room either
-            self.transport.resumeProducing()
+            self._hold(_HOLD_THROTTLE)
+        else:
+            # On the next turn: handling buffered frames now could throttle
+            # again in the middle of the factory's loop over its clients.
+            self._clock.callLater(0, self._throttle_released)
 
     def _overflowed(self) -> None:
         # Called from inside a fan-out: leave the room on the next turn.
@@ -265,6 +274,11 @@ class ChatProtocol(Int32StringReceiver):
             return
         if isinstance(result, Deferred):
             self._wait_for(result)
+        elif getattr(self.room, "outbox_size", 0) > self.config.turn_budget:
+            # This turn's fan-out is big enough: leave the rest of what this
+            # client sent for the next turn, after the room has flushed.
+            self._hold(_HOLD_TURN)
+            self._clock.callLater(0, self._end_turn)
 
     def _wait_for(self, result: Deferred) -> None:
         """
@@ -287,19 +301,31 @@ class ChatProtocol(Int32StringReceiver):
             # Pausing and resuming here would re-enter dataReceived, which
             # would handle this frame and the ones after it a second time.
             return
-        self.pauseProducing()
+        self._hold(_HOLD_ROOM)
+        result.addCallback(lambda _: self._release(_HOLD_ROOM))
 
-        def resume(_: object) -> None:
-            if not self.closing and self.transport is not None:
-                if self.factory.throttled:
-                    # Handle what is buffered, but leave the socket to the
-                    # throttle, which resumes it.
-                    self.paused = False
-                    self.dataReceived(b"")
-                else:
-                    self.resumeProducing()
+    # -- holding input -------------------------------------------------------
+    #
+    # Reading from a client (and handling the frames already buffered) stops
+    # while any reason to hold it lasts: a room request in flight, this
+    # turn's fan-out budget spent, or the factory's throttle.
 
-        result.addCallback(resume)
+    def _hold(self, reason: int) -> None:
+        if not self._holds and not self.paused:
+            Int32StringReceiver.pauseProducing(self)
+        self._holds |= reason
+
+    def _release(self, reason: int) -> None:
+        self._holds &= ~reason
+        if not self._holds and self.paused and not self.closing and self.transport is not None:
+            Int32StringReceiver.resumeProducing(self)  # handles what is buffered
+
+    def _end_turn(self) -> None:
+        self._release(_HOLD_TURN)
+
+    def _throttle_released(self) -> None:
+        if not self.factory.throttled:
+            self._release(_HOLD_THROTTLE)
 
     def _limited(self, now: float) -> bool:
         limiter = self._limiter

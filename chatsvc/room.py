@@ -165,6 +165,7 @@ class Room:
         self.seq = 0
         self.history = History(history_size)
         self._outbox: List[bytes] = []  # broadcast frames not yet handed out
+        self.outbox_size = 0  # their bytes: senders pause past a budget
         self._flush_call: Any = None
         if message_log is not None:
             self.seq, restored, dropped = message_log.restore(history_size)
@@ -201,6 +202,7 @@ class Room:
         many messages arrived (as C{_AggregateSmallWrites} does in tls.py).
         """
         self._outbox.append(frame)
+        self.outbox_size += len(frame)
         if self._flush_call is None:
             self._flush_call = self._clock.callLater(0, self.flush)
 
@@ -220,6 +222,7 @@ class Room:
             return
         blob = outbox[0] if len(outbox) == 1 else b"".join(outbox)
         outbox.clear()
+        self.outbox_size = 0
         for send in list(self._senders.values()):
             send(blob)
 

@@ -37,6 +37,7 @@ class ServerConfig:
     flood_window: float = 30.0
     sendq: int = 1 << 20
     sendq_soft: int = 1 << 16
+    turn_budget: int = 1 << 16
     throttle_share: float = 0.05
     stall_timeout: float = 5.0
     max_clients: int = 10000

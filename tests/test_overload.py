@@ -47,6 +47,16 @@ class ThrottleTests(SynchronousTestCase):
                 return data
             data += chunk
 
+    def catch_up(self, readers: List[FakeClient], got: dict) -> None:
+        """Turns pass and the readers read, until nothing is left to do."""
+        for _ in range(100):
+            for r in readers:
+                got[id(r)] += self.drain(r)
+            self.clock.advance(0)
+            if not self.factory.throttled and not any(r.transport.value() for r in readers):
+                return
+        self.fail("the readers never caught up")
+
     def texts(self, client: FakeClient, data: bytes) -> List[str]:
         from .helpers import decode_frames
 
@@ -59,14 +69,13 @@ class ThrottleTests(SynchronousTestCase):
         self.assertTrue(self.factory.throttled)
         self.assertEqual(self.sender.transport.producerState, "paused")
         self.assertTrue(all(r.transport.producerState == "paused" for r in readers))
-        # The readers catch up: reading resumes, and nobody was dropped.
-        for r in readers:
-            got[id(r)] += self.drain(r)
+        # The readers catch up: reading resumes (the sender's held frames are
+        # handled then), and nobody was dropped.
+        self.catch_up(readers, got)
         self.assertFalse(self.factory.throttled)
         self.assertEqual(self.sender.transport.producerState, "producing")
         self.say(10, start=40)
-        for r in readers:
-            got[id(r)] += self.drain(r)
+        self.catch_up(readers, got)
         expected = [f"message {i:04d}" for i in range(50)]
         for r in readers:
             self.assertFalse(r.closed)
@@ -93,7 +102,7 @@ class ThrottleTests(SynchronousTestCase):
         stalled, healthy = readers[:3], readers[3:]
         self.say(40)
         self.assertTrue(self.factory.throttled)
-        for step in range(12):  # 6 s of the others draining
+        for step in range(30):  # 15 s of the others draining: stalled ones go in waves
             for r in healthy:
                 self.drain(r)
             self.clock.advance(0.5)
@@ -111,3 +120,31 @@ class ThrottleTests(SynchronousTestCase):
         self.assertTrue(self.factory.throttled)
         late = FakeClient(self.factory)
         self.assertEqual(late.transport.producerState, "paused")
+
+
+class TurnBudgetTests(SynchronousTestCase):
+    def test_one_turn_fans_out_a_bounded_amount(self) -> None:
+        """
+        A sender whose one read holds hundreds of messages does not make one
+        enormous fan-out: past the turn budget its remaining frames wait for
+        the next turn, and everything still arrives, in order.
+        """
+        from .helpers import frame
+
+        clock = Clock()
+        factory = make_factory(clock, rate_burst=0, turn_budget=8_000)
+        sender, reader = FakeClient(factory), FakeClient(factory)
+        sender.hello("sender")
+        reader.hello("reader")
+        sender.received()
+        burst = b"".join(frame({"type": "say", "text": f"{i:03d} " + "y" * 996})
+                         for i in range(100))
+        sender.protocol.dataReceived(burst)
+        # This turn handled only what fits the budget (and one more).
+        self.assertEqual(sender.transport.producerState, "paused")
+        self.assertEqual(factory.room.seq, 8)  # 8 x ~1 KB pass 8,000 bytes
+        self.assertLessEqual(factory.room.outbox_size, 8_000 + 1_100)
+        clock.advance(0)  # later turns handle the rest
+        texts = [m["text"][:3] for m in reader.received() if m["type"] == "message"]
+        self.assertEqual(texts, [f"{i:03d}" for i in range(100)])
+        self.assertEqual(sender.transport.producerState, "producing")

@@ -237,6 +237,7 @@ class HistoryTests(ProtocolTestCase):
     def say_n(self, client: FakeClient, n: int, size: int = 1) -> None:
         for i in range(n):
             client.send({"type": "say", "text": f"{i + 1}:" + "x" * size})
+            self.clock.advance(0)  # each in its own reactor turn
 
     def test_since(self) -> None:
         [alice] = self.clients("alice")
