@@ -165,6 +165,7 @@ class Room:
         self.seq = 0
         self.history = History(history_size)
         self._outbox: List[bytes] = []  # broadcast frames not yet handed out
+        self._late: Dict[Any, int] = {}  # registered this turn -> outbox index
         self.outbox_size = 0  # their bytes: senders pause past a budget
         self._flush_call: Any = None
         if message_log is not None:
@@ -218,9 +219,23 @@ class Room:
             if call.active():
                 call.cancel()
         outbox = self._outbox
+        late = self._late
         if not outbox:
+            late.clear()
             return
         blob = outbox[0] if len(outbox) == 1 else b"".join(outbox)
+        if late:
+            # Members that registered during this turn get only what came
+            # after them (the rest is in their history, or is their own joined).
+            parts = {member: b"".join(outbox[start:]) for member, start in late.items()}
+            late.clear()
+            outbox.clear()
+            self.outbox_size = 0
+            for member, send in list(self._senders.items()):
+                data = parts.get(member, blob)
+                if data:
+                    send(data)
+            return
         outbox.clear()
         self.outbox_size = 0
         for send in list(self._senders.values()):
@@ -258,9 +273,6 @@ class Room:
             C{name}; the member stays unregistered.
         @return: the assigned name.
         """
-        # What was said before this member came is in its history, not in
-        # its live stream.
-        self.flush()
         old = self._tokens.get(resume) if isinstance(resume, str) else None
         if old is not None and old is not member:
             name_ = old.name
@@ -283,9 +295,11 @@ class Room:
 
         member.name = name_
         member.session_id = session_id
-        others = list(self._senders.values())
         self._members[name_key(name_)] = member
         self._senders[member] = member.send_frame
+        # Broadcasts queued before this point are in its history, not in its
+        # live stream: it joins the turn's batch from here on.
+        self._late[member] = len(self._outbox)
         token = secrets.token_urlsafe(18)
         self._tokens[token] = member
         self._token_of[member] = token
@@ -300,7 +314,7 @@ class Room:
         }
         if self.motd:
             welcome["motd"] = self.motd
-        member.send(welcome)
+        member.send_frame(encode_frame(encode(welcome)))  # no flush: see _late
         if isinstance(since, bool) or not isinstance(since, int) or since < 0:
             since = None
         bodies, complete = self.history.since(since, self.seq)
@@ -308,9 +322,8 @@ class Room:
         for body in split_list_frames(_HISTORY_HEAD % flag, bodies, b"]}", _MORE_TAIL):
             member.send_frame(encode_frame(body))
         if not silent:
-            self._fan_out(
-                {"type": "joined", "name": name_, "ts": self._now()}, others
-            )
+            self._broadcast(encode_frame(encode({"type": "joined", "name": name_, "ts": self._now()})))
+            self._late[member] = len(self._outbox)  # not its own joined
         return name_
 
     def _welcome_users(self, member: Any) -> List[str]:
@@ -330,6 +343,7 @@ class Room:
     def _remove(self, member: Any) -> None:
         del self._members[name_key(member.name)]
         del self._senders[member]
+        self._late.pop(member, None)
         token = self._token_of.pop(member, None)
         if token is not None:
             del self._tokens[token]
@@ -360,10 +374,6 @@ class Room:
     def _now(self) -> str:
         return timestamp(self._clock.seconds())
 
-    def _fan_out(self, message: Message, senders: Iterable[Callable[[bytes], None]]) -> None:
-        frame = encode_frame(encode(message))
-        for send in senders:
-            send(frame)
 
     def _append_log(self, body: bytes) -> None:
         if self._log_file is not None:

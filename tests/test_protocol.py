@@ -353,6 +353,7 @@ class MessageTests(ProtocolTestCase):
         names = ["".join(chr(0x20000 + i * 32 + j) for j in range(32)) for i in range(700)]
         for name in names:
             self.room.register(FakeMember(keep=False), name=name)
+        self.clock.advance(0)  # the turn of all those joins ends
         c = self.connect()
         c.hello("me")
         c.send({"type": "who"})

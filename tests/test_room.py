@@ -712,3 +712,50 @@ class MessageLogTests(RoomTestCase):
         self.assertEqual(len(room.history), 0)
         log.fail = False
         self.assertEqual(room.say(alice, "hi"), 1)
+
+
+class BatchTests(RoomTestCase):
+    """Broadcasts of one reactor turn go out together, once per member."""
+
+    def test_one_write_per_member_per_turn(self) -> None:
+        alice, bob = self.joined("alice", "bob")
+        for i in range(5):
+            self.room.say(alice, f"m{i}")
+        self.assertEqual(bob.frames, [])
+        self.clock.advance(0)
+        self.assertEqual(len(bob.frames), 1)
+        self.assertEqual([m["text"] for m in bob.messages()], [f"m{i}" for i in range(5)])
+
+    def test_members_registering_mid_turn(self) -> None:
+        """
+        Who registers during a turn gets, live, only what came after it: the
+        earlier broadcasts are in its history, and never its own joined.
+        """
+        [alice] = self.joined("alice")
+        self.room.say(alice, "m1")
+        bob = FakeMember(self.room)
+        self.room.register(bob, name="bob")
+        self.room.say(alice, "m2")
+        carol = FakeMember(self.room)
+        self.room.register(carol, name="carol")
+        self.clock.advance(0)
+
+        def seen(member: FakeMember) -> List[Any]:
+            out = []
+            for m in member.messages():
+                if m["type"] == "history":
+                    out += [("history", h["text"]) for h in m["messages"]]
+                elif m["type"] in ("message", "joined"):
+                    out.append((m["type"], m.get("text", m.get("name"))))
+            return out
+
+        self.assertEqual(seen(alice), [("message", "m1"), ("joined", "bob"),
+                                       ("message", "m2"), ("joined", "carol")])
+        self.assertEqual(seen(bob), [("history", "m1"), ("message", "m2"), ("joined", "carol")])
+        self.assertEqual(seen(carol), [("history", "m1"), ("history", "m2")])
+
+    def test_leaving_mid_turn_still_gets_what_was_accepted(self) -> None:
+        alice, bob = self.joined("alice", "bob")
+        self.room.say(alice, "before bob left")
+        self.room.leave(bob, "quit")
+        self.assertEqual([m["text"] for m in bob.messages()], ["before bob left"])
