@@ -229,3 +229,31 @@ class ScaleOutTests(TestCase):
             self.assertEqual(public(client), reference)
         for client in clients:
             self.assertFalse(client.lost.called)
+
+    async def test_terminal_client_moves_to_the_next_server(self) -> None:
+        """
+        The real C{chat-client}, given both servers with C{--connect}: when
+        its server is killed it moves to the other, keeps its name (with
+        C{resume}), catches up completely, and chats on; nobody sees it leave.
+        """
+        from .procs import ChatClientProcess
+
+        a, b = await self.servers(2, "--history", "100")
+        watcher = await self.client(b, "watcher")
+        alice = ChatClientProcess.start(
+            self, a.port, "--connect", f"tcp:host=127.0.0.1:port={b.port}", "--name", "alice",
+            label="alice")
+        await alice.wait_for("* connected as alice")
+        await self.say(watcher, "before the crash")
+        await alice.wait_for("watcher: before the crash")
+        await a.kill()
+        await alice.wait_for("reconnecting")
+        await alice.wait_for("caught up (complete)")
+        await self.say(watcher, "after the crash")
+        await alice.wait_for("watcher: after the crash")
+        alice.send("still alice")
+        echo = await watcher.wait_for(lambda m: m["type"] == "message" and m["text"] == "still alice",
+                                      what="alice's message after the move")
+        self.assertEqual(echo["from"], "alice")
+        self.assertEqual([m for m in watcher.of_type("left", "joined") if m["name"] == "alice"][1:], [])
+        self.assertEqual(alice.lines.count("watcher: before the crash"), 1)
