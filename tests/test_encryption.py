@@ -93,6 +93,21 @@ class Harness:
         proto.makeConnection(transport)
         return proto, transport
 
+    def connect_encrypted_raw(self) -> tuple:
+        """
+        A server protocol on a StringTransport, its handshake done by a bare
+        L{RecordSession} (returned), the transport cleared.
+        """
+        proto, transport = self.connect_raw()
+        session = RecordSession(PSK, initiator=True)
+        proto.dataReceived(session.initiate())
+        session.receive_data(transport.value())
+        events = list(session.events())
+        if [type(e) for e in events] != [HandshakeComplete]:
+            raise AssertionError(f"handshake did not complete: {events}")
+        transport.clear()
+        return proto, transport, session
+
     def connect(self, psk: Optional[bytes] = PSK, hello: Optional[dict] = None,
                 encrypted: bool = True) -> tuple:
         """A real client wrapped in its own EncryptingProtocol, over iosim."""
@@ -198,12 +213,7 @@ class EncryptedSessionTests(SynchronousTestCase):
     def test_nothing_in_clear(self) -> None:
         """The hello, the name and the text never cross the wire in clear."""
         h = Harness()
-        proto, transport = h.connect_raw()
-        session = RecordSession(PSK, initiator=True)
-        proto.dataReceived(session.initiate())
-        session.receive_data(transport.value())
-        self.assertEqual([type(e) for e in session.events()], [HandshakeComplete])
-        transport.clear()
+        proto, transport, session = h.connect_encrypted_raw()
         proto.dataReceived(session.send(frame({"type": "hello", "name": "zebedee"})))
         h.clock.advance(0)
         wire = transport.value()
@@ -215,12 +225,7 @@ class EncryptedSessionTests(SynchronousTestCase):
 
     def test_writes_of_one_turn_make_one_record(self) -> None:
         h = Harness()
-        proto, transport = h.connect_raw()
-        session = RecordSession(PSK, initiator=True)
-        proto.dataReceived(session.initiate())
-        session.receive_data(transport.value())
-        list(session.events())
-        transport.clear()
+        proto, transport, session = h.connect_encrypted_raw()
         proto.dataReceived(session.send(frame({"type": "hello", "name": "a"})))
         h.clock.advance(0)
         session.receive_data(transport.value())  # welcome and history
@@ -241,11 +246,7 @@ class EncryptedSessionTests(SynchronousTestCase):
     def test_tampered_record_aborts_silently(self) -> None:
         h = Harness()
         bob, _, _, pump_b = h.connect(hello={"type": "hello", "name": "bob"}, encrypted=False)
-        proto, transport = h.connect_raw()
-        session = RecordSession(PSK, initiator=True)
-        proto.dataReceived(session.initiate())
-        session.receive_data(transport.value())
-        list(session.events())
+        proto, transport, session = h.connect_encrypted_raw()
         proto.dataReceived(session.send(frame({"type": "hello", "name": "mallory"})))
         h.clock.advance(0)
         pump_b.flush()
@@ -264,12 +265,7 @@ class EncryptedSessionTests(SynchronousTestCase):
 
     def test_handshake_record_after_handshake(self) -> None:
         h = Harness()
-        proto, transport = h.connect_raw()
-        session = RecordSession(PSK, initiator=True)
-        proto.dataReceived(session.initiate())
-        session.receive_data(transport.value())
-        list(session.events())
-        transport.clear()
+        proto, transport, session = h.connect_encrypted_raw()
         proto.dataReceived(RecordSession(PSK, initiator=True).initiate())
         h.clock.advance(0)
         self.assertTrue(transport.disconnecting)
