@@ -74,7 +74,9 @@ class EncryptingProtocol(ProtocolWrapper):
         self._mode = Mode.HANDSHAKING if self._initiator else Mode.UNKNOWN
         self._head = b""
         self._session: Optional[RecordSession] = None
-        self._pending: List[bytes] = []
+        # Writes waiting to be encrypted; only encrypted connections need
+        # the list (ten thousand plaintext ones would carry ten thousand).
+        self._pending: Optional[List[bytes]] = [] if self._initiator else None
 
     def makeConnection(self, transport: Any) -> None:
         if self._initiator:
@@ -157,6 +159,7 @@ class EncryptingProtocol(ProtocolWrapper):
                 return None
             self._mode = Mode.HANDSHAKING
             self._session = RecordSession(factory.psk, initiator=False)
+            self._pending = []
             return head
         self._refuse("bad-frame", "a first frame starts with '{' (plaintext) or 0x01 (handshake)")
         return None
@@ -219,12 +222,12 @@ class EncryptingProtocol(ProtocolWrapper):
     def _abort(self, e: RemoteProtocolError) -> None:
         self._mode = Mode.CLOSED
         self._failure = Failure(e)
-        self._pending = []
+        self._pending = None
         self.transport.abortConnection()
 
     def connectionLost(self, reason: Failure) -> None:
         self._mode = Mode.CLOSED
-        self._pending = []
+        self._pending = None
         self._session = None  # forget this connection's keys
         if self._failure is not None:
             reason = self._failure
@@ -260,7 +263,8 @@ class EncryptingProtocol(ProtocolWrapper):
         ProtocolWrapper.loseConnection(self)
 
     def abortConnection(self) -> None:
-        self._pending = []
+        self._mode = Mode.CLOSED  # nothing more goes out
+        self._pending = None
         self.transport.abortConnection()
 
     def registerProducer(self, producer: Any, streaming: bool) -> None:
