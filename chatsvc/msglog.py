@@ -88,6 +88,8 @@ class MessageLog:
             # End the part written of the failed line, or the next record
             # would join it and be lost too.
             line = b"\n" + line
+        if self._file.closed:
+            self._file = open(self.path, "ab", buffering=0)  # OSError: not stored
         self._torn = True  # until this write is known to be whole
         written = self._file.write(line)
         self._dirty = True
@@ -115,26 +117,42 @@ class MessageLog:
                     os.remove(self.rotated_path(n))
                 else:
                     os.replace(self.rotated_path(n), self.rotated_path(n + 1))
+        except OSError as e:
+            self._rotation_failed("message log rotation failed: {error}", e)
+            return
+        # Windows cannot rename a file that is open: close it first, and if
+        # anything fails, go on appending to whichever name now holds it.
+        self._file.close()
+        try:
             os.replace(self.path, self.rotated_path(1))
         except OSError as e:
-            # Try again once as much again has been written.
-            self._next_rotation = self._size + self.rotate_bytes
-            _log.error("message log rotation failed: {error}", error=e)
+            self._reopen(self.path)
+            self._rotation_failed("message log rotation failed: {error}", e)
             return
-        old = self._file
         try:
             self._file = open(self.path, "ab", buffering=0)
         except OSError as e:
-            # Go on appending to the renamed file rather than lose messages.
-            self._next_rotation = self._size + self.rotate_bytes
-            _log.error("message log: cannot start a new file after rotating: {error}", error=e)
+            self._reopen(self.rotated_path(1))
+            self._rotation_failed("message log: cannot start a new file after rotating: {error}", e)
             return
-        old.close()
         self._size = 0
         self._dirty = False
         self._next_rotation = self.rotate_bytes
         _sync_directory(self.path)
         _log.info("message log rotated to {path}", path=self.rotated_path(1))
+
+    def _reopen(self, path: str) -> None:
+        try:
+            self._file = open(path, "ab", buffering=0)
+        except OSError as e:
+            # Left closed: the next append tries again, and fails as a
+            # write failure (the sender is told) until it works.
+            _log.error("message log: cannot reopen {path}: {error}", path=path, error=e)
+
+    def _rotation_failed(self, message: str, error: OSError) -> None:
+        # Try again once as much again has been written.
+        self._next_rotation = self._size + self.rotate_bytes
+        _log.error(message, error=error)
 
     def sync(self) -> None:
         """fsync the file if anything was written since the last sync."""

@@ -352,3 +352,55 @@ class WriteFailureTests(MessageLogTestCase):
         self.assertEqual(room.say(alice, "kept"), 1)
         self.assertEqual([m["text"] for m in bob.messages()], ["kept"])
         self.assertEqual(log.restore(5)[0], 1)
+
+
+class PortableRotationTests(SynchronousTestCase):
+    """Rotation works where an open file cannot be renamed (Windows)."""
+
+    def setUp(self) -> None:
+        self.path = os.path.abspath(self.mktemp())
+        self.log = MessageLog(self.path, rotate_bytes=200, keep=10)
+        self.addCleanup(self.log.close)
+
+    def body(self, seq: int) -> bytes:
+        return encode({"type": "message", "from": "a", "text": "x" * 40,
+                       "ts": "2026-01-01T00:00:00.000Z", "seq": seq})
+
+    def test_the_file_is_closed_when_renamed(self) -> None:
+        real_replace = os.replace
+        renamed_while_open = []
+
+        def replace(src: str, dst: str) -> None:
+            if src == self.path and not self.log._file.closed:
+                renamed_while_open.append(src)
+                raise PermissionError(13, "the file is open (as on Windows)")
+            real_replace(src, dst)
+
+        self.patch(msglog.os, "replace", replace)
+        for seq in range(1, 11):
+            self.log.append(self.body(seq))
+        self.assertEqual(renamed_while_open, [])
+        self.assertTrue(os.path.exists(self.path + ".1"))
+        self.assertEqual(self.log.restore(100)[0], 10)
+        self.assertEqual([seq for seq, _ in self.log.restore(100)[1]], list(range(1, 11)))
+
+    def test_a_file_that_cannot_be_reopened_is_a_write_failure(self) -> None:
+        """If even reopening fails, the next append fails as a write: no crash."""
+        calls = []
+
+        def failing_open(path, *args, **kwargs):
+            calls.append(path)
+            raise OSError(errno.EMFILE, "Too many open files")
+
+        for seq in range(1, 4):
+            self.log.append(self.body(seq))
+        msglog.open = failing_open  # shadows the builtin in that module only
+        try:
+            with self.assertRaises(OSError):
+                for seq in range(4, 10):
+                    self.log.append(self.body(seq))
+        finally:
+            del msglog.open
+        self.assertTrue(calls)
+        self.log.append(self.body(20))  # works again once the file can be opened
+        self.assertEqual(self.log.restore(100)[0], 20)
