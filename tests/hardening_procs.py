@@ -34,7 +34,7 @@ from chatsvc.wire.framing import FrameDecoder, encode_frame
 from chatsvc.wire.messages import decode, encode
 from chatsvc.wire.records import DataReceived, HandshakeComplete, PlaintextFrame, RecordSession
 
-from .procs import DEMO_KEY, ChatServer
+from .procs import DEMO_KEY, ChatServer, deadline
 
 PSK = load_key(DEMO_KEY)
 WAIT = 20.0
@@ -44,23 +44,6 @@ WAIT = 20.0
 # CI runs them; CHATSVC_QUICK_TESTS=1 shrinks them for a fast local loop.
 SLOW = not os.environ.get("CHATSVC_QUICK_TESTS")
 """Run the heavy tests at full size (1,000 clients, 1,000-cycle storms)."""
-
-
-def deadline(d: defer.Deferred, seconds: float, what: str) -> defer.Deferred:
-    """Fail C{d} with an AssertionError naming C{what} after C{seconds}."""
-
-    def expire() -> None:
-        if not d.called:
-            d.errback(AssertionError(f"timed out after {seconds}s waiting for {what}"))
-
-    call = reactor.callLater(seconds, expire)
-
-    def done(result: Any) -> Any:
-        if call.active():
-            call.cancel()
-        return result
-
-    return d.addBoth(done)
 
 
 def pause(seconds: float) -> defer.Deferred:

@@ -19,6 +19,7 @@ from typing import Any, Callable, List, Optional, Pattern, Tuple, Union
 from twisted.internet import defer, reactor
 from twisted.internet.error import ProcessDone, ProcessExitedAlready
 from twisted.internet.protocol import ProcessProtocol
+from twisted.python.failure import Failure
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEMO_KEY = os.path.join(REPO, "keys", "demo.key")
@@ -34,6 +35,21 @@ def _matches(matcher: Matcher, line: str) -> bool:
     if callable(matcher) and not hasattr(matcher, "search"):
         return bool(matcher(line))
     return matcher.search(line) is not None  # type: ignore[union-attr]
+
+
+def deadline(d: defer.Deferred, seconds: float, what: str) -> defer.Deferred:
+    """C{d}, failed with a message saying C{what} if it takes over C{seconds}."""
+    timer = reactor.callLater(seconds, d.cancel)
+
+    def done(result: Any) -> Any:
+        if timer.active():
+            timer.cancel()
+            return result
+        if isinstance(result, Failure) and result.check(defer.CancelledError):
+            raise AssertionError(f"timed out after {seconds} s: {what}")
+        return result
+
+    return d.addBoth(done)
 
 
 def child_env() -> dict:

@@ -34,7 +34,8 @@ from twisted.internet import defer, reactor
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.internet.protocol import ProcessProtocol
 from twisted.protocols.basic import Int32StringReceiver
-from twisted.python.failure import Failure
+
+from .procs import deadline
 
 LOOPBACK = "127.0.0.1"
 TWISTD = "import sys; from twisted.scripts.twistd import run; sys.argv[0] = 'twistd'; run()"
@@ -139,21 +140,6 @@ class RedisServer:
                 out += b"$%d\r\n%s\r\n" % (len(a), a)
             s.sendall(out)
             return s.recv(65536)
-
-
-def deadline(d: defer.Deferred, seconds: float, what: str) -> defer.Deferred:
-    """C{d}, failed with a message saying C{what} if it takes over C{seconds}."""
-    timer = reactor.callLater(seconds, d.cancel)
-
-    def done(result: Any) -> Any:
-        if timer.active():
-            timer.cancel()
-            return result
-        if isinstance(result, Failure) and result.check(defer.CancelledError):
-            raise AssertionError(f"timed out after {seconds} s: {what}")
-        return result
-
-    return d.addBoth(done)
 
 
 def wait_until(check: Callable[[], bool], seconds: float, what: str,
