@@ -37,6 +37,8 @@ from twisted.logger import Logger
 from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 from twisted.python.failure import Failure
 
+from .fastwrite import send_now, supports
+from .turns import end_of_turn
 from .wire.errors import RemoteProtocolError
 from .wire.framing import HEADER, HEADER_SIZE, MAX_FRAME, encode_frame
 from .wire.messages import encode, error
@@ -67,6 +69,7 @@ class EncryptingProtocol(ProtocolWrapper):
     _failure: Optional[Failure] = None
     _producer_registered = False
     _dirty = False
+    _direct = False  # send_now() may write to the transport
 
     def __init__(self, factory: "EncryptingFactory", wrappedProtocol: Any) -> None:
         ProtocolWrapper.__init__(self, factory, wrappedProtocol)
@@ -79,6 +82,8 @@ class EncryptingProtocol(ProtocolWrapper):
         self._pending: Optional[List[bytes]] = [] if self._initiator else None
 
     def makeConnection(self, transport: Any) -> None:
+        if supports(transport):
+            self._direct = True
         if self._initiator:
             self._session = RecordSession(self.factory.psk, initiator=True)
             transport.write(self._session.initiate())
@@ -237,7 +242,16 @@ class EncryptingProtocol(ProtocolWrapper):
 
     def write(self, data: bytes) -> None:
         mode = self._mode
-        if mode is Mode.OPEN:
+        if mode is Mode.PLAINTEXT:
+            if self._direct:
+                send_now(self.transport, data)
+            else:
+                self.transport.write(data)
+        elif mode is Mode.OPEN:
+            if not self._dirty and self.factory.end_of_turn.running:
+                # The turn's last write (the room's fan-out): one record now.
+                self._send_record(data)
+                return
             self._pending.append(data)
             if not self._dirty:
                 self._dirty = True
@@ -254,9 +268,16 @@ class EncryptingProtocol(ProtocolWrapper):
         self._dirty = False
         if self._mode is not Mode.OPEN or not self._pending:
             return
-        data = b"".join(self._pending)
+        pending = self._pending
         self._pending = []
-        self.transport.write(self._session.send(data))  # type: ignore[union-attr]
+        self._send_record(pending[0] if len(pending) == 1 else b"".join(pending))
+
+    def _send_record(self, data: bytes) -> None:
+        record = self._session.send(data)  # type: ignore[union-attr]
+        if self._direct:
+            send_now(self.transport, record)
+        else:
+            self.transport.write(record)
 
     def loseConnection(self) -> None:
         self._flush()
@@ -325,7 +346,8 @@ class EncryptingFactory(WrappingFactory):
         self.clock = clock
         self.close_timeout = close_timeout
         self._to_flush: List[EncryptingProtocol] = []
-        self._flush_call = None
+        self._flush_scheduled = False
+        self.end_of_turn = end_of_turn(clock)
         self._seen_ephemerals: Dict[bytes, None] = {}
 
     def first_use(self, ephemeral: bytes) -> bool:
@@ -344,11 +366,13 @@ class EncryptingFactory(WrappingFactory):
     def schedule_flush(self, proto: EncryptingProtocol) -> None:
         """Encrypt C{proto}'s writes of this turn at the end of the turn."""
         self._to_flush.append(proto)
-        if self._flush_call is None:
-            self._flush_call = self.clock.callLater(0, self._flush_all)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            # In the same pass as the room's flush, which schedules it.
+            self.end_of_turn.schedule(self._flush_all)
 
     def _flush_all(self) -> None:
-        self._flush_call = None
+        self._flush_scheduled = False
         protos, self._to_flush = self._to_flush, []
         for proto in protos:
             proto._flush()

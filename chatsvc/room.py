@@ -29,6 +29,7 @@ from typing import Any, Callable, Deque, Dict, Iterable, List, Optional, Tuple
 from twisted.logger import Logger
 from zope.interface import Attribute, Interface
 
+from .turns import end_of_turn
 from .wire.errors import RemoteProtocolError
 from .wire.framing import MAX_FRAME, encode_frame
 from .wire.messages import Message, encode, timestamp
@@ -167,7 +168,8 @@ class Room:
         self._outbox: List[bytes] = []  # broadcast frames not yet handed out
         self._late: Dict[Any, int] = {}  # registered this turn -> outbox index
         self.outbox_size = 0  # their bytes: senders pause past a budget
-        self._flush_call: Any = None
+        self._flush_scheduled = False
+        self._end_of_turn = end_of_turn(clock)
         if message_log is not None:
             self.seq, restored, dropped = message_log.restore(history_size)
             for seq, body in restored:
@@ -204,8 +206,9 @@ class Room:
         """
         self._outbox.append(frame)
         self.outbox_size += len(frame)
-        if self._flush_call is None:
-            self._flush_call = self._clock.callLater(0, self.flush)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._end_of_turn.schedule(self.flush)
 
     def flush(self) -> None:
         """
@@ -213,11 +216,9 @@ class Room:
         the turn, and before anything is sent to a member directly, so that
         each member gets everything in order.
         """
-        call = self._flush_call
-        if call is not None:
-            self._flush_call = None
-            if call.active():
-                call.cancel()
+        if self._flush_scheduled:
+            self._flush_scheduled = False
+            self._end_of_turn.cancel(self.flush)
         outbox = self._outbox
         late = self._late
         if not outbox:

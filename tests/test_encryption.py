@@ -20,6 +20,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from chatsvc.encryption import EncryptingFactory, EncryptingProtocol
 from chatsvc.room import Room
 from chatsvc.server import ChatFactory, ServerConfig
+from chatsvc.turns import end_of_turn
 from chatsvc.wire.errors import RemoteProtocolError
 from chatsvc.wire.framing import FrameDecoder, encode_frame
 from chatsvc.wire.records import DataReceived, HandshakeComplete, RecordSession
@@ -242,6 +243,36 @@ class EncryptedSessionTests(SynchronousTestCase):
         session.receive_data(wire)
         inner = b"".join(e.data for e in session.events() if isinstance(e, DataReceived))
         self.assertEqual([m["token"] for m in decode_all(inner)], [0, 1, 2, 3, 4])
+
+    def test_broadcast_is_encrypted_in_the_same_pass(self) -> None:
+        """
+        The room's fan-out and its encryption happen in one end-of-turn
+        pass (one clock step), as one record per member.
+        """
+        h = Harness()
+        members = []
+        for name in ("a", "b"):
+            proto, transport, session = h.connect_encrypted_raw()
+            proto.dataReceived(session.send(frame({"type": "hello", "name": name})))
+            h.clock.advance(0)
+            members.append((proto, transport, session))
+        for _, transport, session in members:
+            session.receive_data(transport.value())
+            list(session.events())
+            transport.clear()
+        sender = members[0][0]
+        for i in range(3):
+            sender.dataReceived(members[0][2].send(frame({"type": "say", "text": f"m{i}"})))
+        h.clock.advance(0)
+        for _, transport, session in members:
+            wire = transport.value()
+            decoder = FrameDecoder()
+            decoder.receive_data(wire)
+            self.assertEqual(len(list(decoder.frames())), 1, "one record for the turn")
+            session.receive_data(wire)
+            inner = b"".join(e.data for e in session.events() if isinstance(e, DataReceived))
+            self.assertEqual([m["text"] for m in decode_all(inner)], ["m0", "m1", "m2"])
+        self.assertIsNone(end_of_turn(h.clock)._delayed, "no second pass pending")
 
     def test_tampered_record_aborts_silently(self) -> None:
         h = Harness()
