@@ -233,7 +233,9 @@ class EncryptingProtocol(ProtocolWrapper):
     def connectionLost(self, reason: Failure) -> None:
         self._mode = Mode.CLOSED
         self._pending = None
-        self._session = None  # forget this connection's keys
+        if self._session is not None:
+            self._session.release()  # forget this connection's keys
+            self._session = None
         if self._failure is not None:
             reason = self._failure
         ProtocolWrapper.connectionLost(self, reason)

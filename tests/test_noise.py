@@ -14,10 +14,12 @@ from typing import Any, Dict, List, Optional, Tuple
 from noise.connection import Keypair, NoiseConnection
 from twisted.trial.unittest import SynchronousTestCase
 
+from chatsvc.wire import noise
 from chatsvc.wire.errors import LocalProtocolError, RemoteProtocolError
 from chatsvc.wire.noise import (
     MAX_NONCE,
     PROTOCOL_NAME,
+    CipherCache,
     CipherState,
     HandshakeState,
     SymmetricState,
@@ -444,6 +446,65 @@ class CipherStateTests(SynchronousTestCase):
         self.assertNotEqual(
             first.encrypt_with_ad(b"", b"same"), second.encrypt_with_ad(b"", b"same")
         )
+
+
+class CipherCacheTests(SynchronousTestCase):
+    """
+    Kept ciphers are only a cache: what is encrypted never depends on
+    whether a cipher was kept, made anew or given up in between.
+    """
+
+    def setUp(self) -> None:
+        self.cache = CipherCache(2)
+        self.patch(noise, "CIPHERS", self.cache)
+
+    def test_cached_states_keep_their_cipher_up_to_size(self) -> None:
+        states = [CipherState(bytes([i]) * 32, cached=True) for i in range(3)]
+        for state in states:
+            state.encrypt_with_ad(b"", b"x")
+        self.assertEqual(len(self.cache), 2)
+        self.assertEqual([s._aead is not None for s in states], [False, True, True],
+                         "the oldest was given up")
+
+    def test_uncached_states_keep_nothing(self) -> None:
+        state, receiver = CipherState(bytes(32)), CipherState(bytes(32))
+        self.assertEqual(receiver.decrypt_with_ad(b"", state.encrypt_with_ad(b"", b"x")), b"x")
+        self.assertIsNone(state._aead)
+        self.assertIsNone(receiver._aead)
+        self.assertEqual(len(self.cache), 0)
+
+    def test_same_output_whether_kept_or_not(self) -> None:
+        key = os.urandom(32)
+        kept, made = CipherState(key, cached=True), CipherState(key)
+        receiver = CipherState(key)
+        for i in range(5):
+            if i == 2:
+                # Push the kept one out of the cache in the middle.
+                for j in range(3):
+                    CipherState(bytes([j]) * 32, cached=True).encrypt_with_ad(b"", b"")
+                self.assertIsNone(kept._aead)
+            one = kept.encrypt_with_ad(b"ad", b"message %d" % i)
+            self.assertEqual(one, made.encrypt_with_ad(b"ad", b"message %d" % i))
+            self.assertEqual(receiver.decrypt_with_ad(b"ad", one), b"message %d" % i)
+
+    def test_release_and_new_key(self) -> None:
+        state = CipherState(bytes(32), cached=True)
+        state.encrypt_with_ad(b"", b"x")
+        self.assertEqual(len(self.cache), 1)
+        state.release()
+        self.assertEqual(len(self.cache), 0)
+        self.assertIsNone(state._aead)
+        state.encrypt_with_ad(b"", b"x")
+        state.initialize_key(bytes([1]) * 32)
+        self.assertEqual(len(self.cache), 0, "a new key gives up the old cipher")
+        other = CipherState(bytes([1]) * 32)
+        self.assertEqual(state.encrypt_with_ad(b"", b"z"), other.encrypt_with_ad(b"", b"z"))
+
+    def test_size_zero_keeps_none(self) -> None:
+        self.cache.size = 0
+        state = CipherState(bytes(32), cached=True)
+        state.encrypt_with_ad(b"", b"x")
+        self.assertIsNone(state._aead)
 
 
 class SymmetricStateTests(SynchronousTestCase):

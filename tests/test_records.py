@@ -166,6 +166,24 @@ class HandshakeTests(SynchronousTestCase):
 
 
 class DataTests(SynchronousTestCase):
+    def test_sending_cipher_is_kept_and_released(self) -> None:
+        """
+        Only the sending side keeps its cipher ready (the fan-out's hot
+        path); release() gives it up and ends the session.
+        """
+        client, server = _open_pair()
+        server.send(b"x")
+        self.assertIsNotNone(server._sender._aead)
+        self.assertIsNone(server._receiver._aead)
+        server.receive_data(client.send(b"z"))
+        self.assertEqual([e.data for e in server.events()], [b"z"])
+        self.assertIsNone(server._receiver._aead, "receiving keeps nothing")
+        sender = server._sender
+        server.release()
+        self.assertIsNone(sender._aead)
+        self.assertIs(server.state, SessionState.CLOSED)
+        self.assertRaises(LocalProtocolError, server.send, b"after")
+
     def test_both_directions(self) -> None:
         client, server = _open_pair()
         for i in range(5):

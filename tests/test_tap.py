@@ -82,6 +82,16 @@ class MakeServiceTests(SynchronousTestCase):
         self.assertEqual(len(wrapper.psk), 32)
         self.assertTrue(wrapper.require_encryption)
 
+    def test_cipher_cache(self) -> None:
+        from chatsvc.wire import noise
+
+        self.addCleanup(setattr, noise.CIPHERS, "size", noise.CIPHERS.size)
+        self.make("--cipher-cache", "7")
+        self.assertEqual(noise.CIPHERS.size, 7)
+        self.make()
+        self.assertEqual(noise.CIPHERS.size, 2048)
+        self.assertRaises(usage.UsageError, parse, "--cipher-cache", "-1")
+
     def test_allow_plaintext(self) -> None:
         reactor, service = self.make("--encrypted", "--allow-plaintext", "--psk", DEMO_KEY)
         self.assertFalse(list(service)[0].factory.require_encryption)

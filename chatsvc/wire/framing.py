@@ -51,6 +51,8 @@ class FrameDecoder:
     sending them.
     """
 
+    __slots__ = ("max_length", "_buffer", "_offset")
+
     def __init__(self, max_length: int = MAX_FRAME) -> None:
         self.max_length = max_length
         self._buffer = bytearray()

@@ -91,6 +91,10 @@ class RecordSession:
     @ivar state: a L{SessionState}.
     """
 
+    # A server keeps one per encrypted connection: no per-instance dict.
+    __slots__ = ("_handshake", "_remote_ephemeral", "initiator", "state", "_decoder",
+                 "_outgoing", "_initiated", "_sender", "_receiver")
+
     def __init__(
         self,
         psk: bytes,
@@ -207,9 +211,24 @@ class RecordSession:
             self._close(e)
             raise
 
+    def release(self) -> None:
+        """
+        The connection is over: forget the keys, and give up the kept
+        cipher (see L{noise.CipherCache <chatsvc.wire.noise.CipherCache>}).
+        Nothing can be sent or received any more.
+        """
+        if self._sender is not None:
+            self._sender.release()
+        self._sender = self._receiver = None
+        self._handshake = None
+        self._outgoing = b""
+        self.state = SessionState.CLOSED
+
     def _close(self, reason: RemoteProtocolError) -> None:
         if self.state is not SessionState.OPEN or reason.code == "decrypt-failed":
             # Tampering, or an unauthenticated peer: say nothing more.
+            if self._sender is not None:
+                self._sender.release()
             self._sender = None
             self._outgoing = b""
         self.state = SessionState.CLOSED
@@ -261,6 +280,9 @@ class RecordSession:
             self._sender, self._receiver = first, second
         else:
             self._receiver, self._sender = first, second
+        # Sending is the hot path (a server's fan-out): keep its cipher
+        # ready; receiving makes one per record (see noise.CipherCache).
+        self._sender.cached = True
         self.state = SessionState.OPEN
         return HandshakeComplete()
 
