@@ -20,7 +20,7 @@ Every message text is 64 bytes, C{<Sxx>} (the sender), a 20-digit
 C{time.perf_counter_ns()} stamp, and padding, so a delivery is counted in
 any dialect by counting C{b"<S"} in the received bytes (C{bytes.count}, no
 parsing), and a sampled receiver (a I{probe}) finds the send time of every
-message it receives. Encrypted sinks must decrypt: after the handshake
+message it receives. Encrypted clients must decrypt: after the handshake
 (done with the sans-IO record layer) they parse records and call AES-GCM
 themselves, one call per record.
 
@@ -505,12 +505,14 @@ class LoadGen:
                 self.write(c, out)
             if done:
                 c.state = READY
-                if c.role == SINK:
-                    if c.session is None:
-                        c.fast = True
-                    else:
-                        self._decrypt_inline(c)
+                if c.session is not None:
+                    self._decrypt_inline(c)
+                elif c.role == SINK:
+                    c.fast = True
                 self.on_registered(c)
+            return
+        if c.decrypt is not None:
+            self._records(c, n)
             return
         if c.session is not None:
             session = c.session
@@ -524,6 +526,10 @@ class LoadGen:
                 return
         else:
             data = buf
+        self._account(c, data, n)
+
+    def _account(self, c: Client, data: Any, n: int) -> None:
+        """Count the deliveries in C{data[:n]} (and tags, or latencies)."""
         k = data.count(MARK, 0, n)
         if c.lt and data[0] == 83:  # b"S"
             k += 1
@@ -539,7 +545,7 @@ class LoadGen:
                 tails[s] = bytes(data[n - 4 if n > 4 else 0:n])
         elif c.role == PROBE and self.record_latency:
             now = _perf_ns()
-            chunk = bytes(data[:n]) if data is buf else data
+            chunk = bytes(data[:n]) if data is _BUF else data
             buf2 = c.pbuf + chunk
             lat = self.latencies
             for m in _TS.finditer(buf2):
@@ -604,7 +610,7 @@ class LoadGen:
 
     def _decrypt_inline(self, c: Client) -> None:
         """
-        From now on read C{c}'s records in L{count_records}: one AES-GCM
+        From now on read C{c}'s records in L{_records}: one AES-GCM
         call and a C{bytes.count} per record, none of the sans-IO layer's
         per-record objects (which made the generator the bottleneck).
         """
@@ -626,6 +632,16 @@ class LoadGen:
         if not n:
             self.lost(c)
             return False
+        self._records(c, n)
+        return True
+
+    def _records(self, c: Client, n: int) -> None:
+        """Decrypt the records in C{c.rbuf} and C{_BUF[:n]}; count them."""
+        if c.role != SINK and c.role != SENDER:
+            # Trackers and probes look at the text: hand it over whole.
+            plains = []
+        else:
+            plains = None
         data = c.rbuf + _VIEW[:n] if c.rbuf else bytes(_VIEW[:n])
         view = memoryview(data)
         end = len(data)
@@ -645,19 +661,25 @@ class LoadGen:
             plain = decrypt(_pack_nonce(nonce), view[pos + 5:stop], b"")
             nonce += 1
             pos = stop
-            if plain:
+            if plains is not None:
+                plains.append(plain)
+            elif plain:
                 count += plain.count(MARK)
                 if lt and plain[0] == 83:
                     count += 1
                 lt = plain[-1] == 60
                 last = plain
         c.nonce = nonce
+        c.rbuf = data[pos:] if pos < end else b""
+        if plains is not None:
+            text = b"".join(plains)
+            if text:
+                self._account(c, text, len(text))
+            return
         c.lt = lt
         c.count += count
         if last is not None:
             c.last = last[-600:]
-        c.rbuf = data[pos:] if pos < end else b""
-        return True
 
     # -- phases ---------------------------------------------------------------
 

@@ -43,7 +43,10 @@ SCENARIO_SERVERS = {
     "fanout": ["chatsvc", "chatsvc-enc", "relay", "ngircd"],
     "overload": ["chatsvc", "chatsvc-enc"],
     "latency": ["chatsvc", "chatsvc-enc", "relay", "ngircd"],
-    "memory": ["chatsvc", "chatsvc-enc", "relay", "ngircd"],
+    # Not ngIRCd: every JOIN into the one channel is sent to every member,
+    # so registering 10,000 clients outlasts the run's deadline (19 min; it
+    # had 9,000 at 100% CPU when it ran out, in two runs).
+    "memory": ["chatsvc", "chatsvc-enc", "relay"],
     "setup": ["chatsvc", "chatsvc-enc", "ngircd"],
 }
 

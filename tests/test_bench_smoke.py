@@ -58,3 +58,12 @@ class BenchSmokeTests(SynchronousTestCase):
                 self.assertEqual(result["clients_over"], 0, f"{server}: counted too many")
         scenarios = {r["scenario"] for r in runs}
         self.assertEqual(scenarios, {"fanout", "overload", "latency", "memory", "setup"})
+
+    def test_send_limit_probe(self) -> None:
+        """C{python -m bench.sendlimit}: the machine's own send() rate."""
+        from bench.sendlimit import measure
+
+        result = measure(clients=4, seconds=0.2)
+        self.assertEqual(result["clients"], 4)
+        self.assertGreater(result["sends_per_cpu_s"], 0)
+        self.assertGreater(result["us_per_send"], 0)
