@@ -21,7 +21,10 @@ The wrapped protocol never learns whether it is encrypted, except through the
 transport's C{encrypted} attribute. Writes made during one reactor turn are
 gathered and encrypted as one record per connection (as tls.py's
 C{_AggregateSmallWrites} does), so a fan-out of many messages costs one
-AES-GCM operation per recipient per turn.
+AES-GCM operation per recipient per turn. The gathering ends in the same
+end-of-turn pass as the room's fan-out (L{chatsvc.turns}), and what is
+written during that pass, the room's batch, is the turn's last word: it is
+encrypted and sent at once.
 
 Until an encrypted client's handshake completes, whatever the wrapped server
 protocol writes goes out as plaintext: by the protocol, that can only be an
