@@ -34,7 +34,8 @@ error message (C{timeout}, C{server-full}, C{shutdown}, ...).
 from __future__ import annotations
 
 import enum
-from typing import Any, Dict, List, Optional
+from functools import partial
+from typing import Any, Callable, Dict, List, Optional
 
 from twisted.logger import Logger
 from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
@@ -265,6 +266,16 @@ class EncryptingProtocol(ProtocolWrapper):
             self._pending.append(data)  # held until the handshake completes
         elif mode is not Mode.CLOSED:
             self.transport.write(data)
+
+    def direct_writer(self) -> Optional[Callable[[bytes], None]]:
+        """
+        For a plaintext connection on a plain TCP transport, a write
+        function that skips this wrapper (which would only pass the bytes
+        on): the per-recipient fan-out path. Otherwise C{None}.
+        """
+        if self._mode is Mode.PLAINTEXT and self._direct:
+            return partial(send_now, self.transport)
+        return None
 
     def writeSequence(self, data: List[bytes]) -> None:
         self.write(b"".join(data))

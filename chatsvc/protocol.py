@@ -343,6 +343,12 @@ class ChatProtocol(Int32StringReceiver):
     def _hello(self, message: Message) -> Optional[Deferred]:
         if self.name is not None:
             raise RemoteProtocolError("already-registered", "you said hello already", fatal=False)
+        direct = getattr(self.transport, "direct_writer", None)
+        if direct is not None:
+            # A plaintext connection: the fan-out may skip the wrapper.
+            write = direct()
+            if write is not None:
+                self._sendq.use_writer(write)
         result = self.room.register(
             self,
             name=message.get("name"),

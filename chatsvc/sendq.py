@@ -62,6 +62,10 @@ class SendQueue:
         self.behind = False
         self.drained = 0
 
+    def use_writer(self, write: Callable[[bytes], None]) -> None:
+        """Write through C{write} from now on instead of C{transport.write}."""
+        self._write = write
+
     def write(self, data: bytes) -> None:
         """Send C{data} now if the transport takes it, else queue it."""
         if not self.paused:

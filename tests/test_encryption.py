@@ -80,6 +80,27 @@ class ServerTransport(StringTransport):
         self.reading_paused = True
 
 
+class DirectTransport(ServerTransport):
+    """
+    A L{ServerTransport} that looks like Twisted's TCP transport to
+    L{chatsvc.fastwrite}: what is sent at once is counted.
+    """
+
+    dataBuffer = b""
+    _tempDataLen = 0
+    connected = True
+
+    def __init__(self) -> None:
+        ServerTransport.__init__(self)
+        self.socket = self
+        self.direct = 0
+
+    def send(self, data: bytes) -> int:
+        self.direct += 1
+        self.io.write(bytes(data))
+        return len(data)
+
+
 class Harness:
     def __init__(self, psk: Optional[bytes] = PSK, require: bool = False, **config: Any) -> None:
         self.clock = Clock()
@@ -192,6 +213,38 @@ class ModeDetectionTests(SynchronousTestCase):
         h.connect_raw()
         proto, transport = h.connect_raw()
         self.assertEqual(decode_all(transport.value())[0]["code"], "server-full")
+
+
+class DirectWriterTests(SynchronousTestCase):
+    def test_plaintext_fan_out_skips_the_wrapper(self) -> None:
+        h = Harness()
+        proto = h.server.buildProtocol(None)
+        transport = DirectTransport()
+        proto.makeConnection(transport)
+        self.assertIsNone(proto.direct_writer(), "the mode is not known yet")
+        proto.dataReceived(frame({"type": "hello", "name": "alice"}))
+        h.clock.advance(0)
+        self.assertIsNotNone(proto.direct_writer())
+        self.assertEqual([m["type"] for m in decode_all(transport.value())],
+                         ["welcome", "history"])
+        self.assertGreater(transport.direct, 0)
+        write = proto.wrappedProtocol._sendq._write
+        self.assertIsNot(getattr(write, "__self__", None), proto,
+                         "the send queue does not write through the wrapper")
+        before = transport.direct
+        transport.clear()
+        proto.dataReceived(frame({"type": "say", "text": "hi"}))
+        h.clock.advance(0)
+        self.assertEqual(decode_all(transport.value())[-1]["text"], "hi")
+        self.assertEqual(transport.direct, before + 1)
+
+    def test_not_for_encrypted_or_other_transports(self) -> None:
+        h = Harness()
+        proto, transport, session = h.connect_encrypted_raw()
+        self.assertIsNone(proto.direct_writer())
+        plain, _ = h.connect_raw()  # a StringTransport: no socket to send on
+        plain.dataReceived(frame({"type": "hello", "name": "bob"}))
+        self.assertIsNone(plain.direct_writer())
 
 
 class EncryptedSessionTests(SynchronousTestCase):
