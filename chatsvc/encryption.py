@@ -256,7 +256,11 @@ class EncryptingProtocol(ProtocolWrapper):
         elif mode is Mode.OPEN:
             if not self._dirty and self.factory.end_of_turn.running:
                 # The turn's last write (the room's fan-out): one record now.
-                self._send_record(data)
+                record = self._session.send(data)  # type: ignore[union-attr]
+                if self._direct:
+                    send_now(self.transport, record)
+                else:
+                    self.transport.write(record)
                 return
             self._pending.append(data)
             if not self._dirty:
