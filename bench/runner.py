@@ -235,6 +235,15 @@ def run_job(job: Job, args: argparse.Namespace, workdir: str, outdir: str,
         if server.proc.poll() is not None:
             raise RuntimeError(f"{job.server} died during the run:\n{server.log_tail()}")
         run.result = result
+        if result.get("slow_drops"):
+            # Say why: the server's own lines about the dropped and the behind.
+            try:
+                with open(server.logfile, "rb") as f:
+                    text = f.read().decode("utf-8", "replace")
+                result["server_says"] = [line for line in text.splitlines()
+                                         if "slow" in line or "behind" in line or "caught up" in line][-40:]
+            except OSError:
+                pass
         run.ok = bool(result.get("ok"))
         if not run.ok:
             run.error = result.get("error")

@@ -54,6 +54,11 @@ _PLAINTEXT_BYTE = 0x7B  # "{"
 _HANDSHAKE_BYTE = 0x01
 
 
+FLUSH_AT = 1 << 15
+"""A write of this many bytes or more is encrypted at once, not at the end of
+the turn (see L{EncryptingProtocol.write})."""
+
+
 class Mode(enum.Enum):
     UNKNOWN = "unknown"  # server: the first frame has not said yet
     PLAINTEXT = "plaintext"  # server: pass-through
@@ -263,7 +268,12 @@ class EncryptingProtocol(ProtocolWrapper):
                     self.transport.write(record)
                 return
             self._pending.append(data)
-            if not self._dirty:
+            if len(data) >= FLUSH_AT:
+                # A send queue handing over its backlog: encrypt now, so the
+                # transport can pause it at once when its buffer fills (its
+                # loop relies on that) instead of taking it all this turn.
+                self._flush()
+            elif not self._dirty:
                 self._dirty = True
                 self.factory.schedule_flush(self)
         elif mode is Mode.HANDSHAKING and self._initiator:

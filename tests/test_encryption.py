@@ -17,7 +17,7 @@ from twisted.python.failure import Failure
 from twisted.test import iosim
 from twisted.trial.unittest import SynchronousTestCase
 
-from chatsvc.encryption import EncryptingFactory, EncryptingProtocol
+from chatsvc.encryption import FLUSH_AT, EncryptingFactory, EncryptingProtocol
 from chatsvc.room import Room
 from chatsvc.server import ChatFactory, ServerConfig
 from chatsvc.turns import end_of_turn
@@ -326,6 +326,33 @@ class EncryptedSessionTests(SynchronousTestCase):
             inner = b"".join(e.data for e in session.events() if isinstance(e, DataReceived))
             self.assertEqual([m["text"] for m in decode_all(inner)], ["m0", "m1", "m2"])
         self.assertIsNone(end_of_turn(h.clock)._delayed, "no second pass pending")
+
+    def test_a_big_write_is_encrypted_at_once(self) -> None:
+        """
+        A send queue handing over its backlog must meet the transport's
+        back-pressure in the same call: a big write becomes a record at
+        once (with what was pending before it), small ones wait for the
+        turn's end.
+        """
+        h = Harness()
+        proto, transport, session = h.connect_encrypted_raw()
+        proto.dataReceived(session.send(frame({"type": "hello", "name": "a"})))
+        h.clock.advance(0)
+        session.receive_data(transport.value())  # welcome and history
+        list(session.events())
+        transport.clear()
+        proto.write(b"small")
+        self.assertEqual(transport.value(), b"")
+        big = b"x" * FLUSH_AT
+        proto.write(big)
+        wire = transport.value()
+        self.assertNotEqual(wire, b"", "written before the turn ends")
+        session.receive_data(wire)
+        inner = b"".join(e.data for e in session.events() if isinstance(e, DataReceived))
+        self.assertEqual(inner, b"small" + big)
+        transport.clear()
+        h.clock.advance(0)
+        self.assertEqual(transport.value(), b"", "nothing left for the turn's end")
 
     def test_tampered_record_aborts_silently(self) -> None:
         h = Harness()
