@@ -83,7 +83,9 @@ class ChatFactory(Factory):
     drained, which slows the senders down through TCP. A queue that stays
     behind without draining at all for C{stall_timeout} while the others
     drain is a reader that stopped on its own: it is dropped as C{slow}
-    (as it is at the hard limit, with or without a throttle).
+    (as it is at the hard limit, with or without a throttle). The throttle
+    ends when most queues have caught up and none left behind holds over half
+    the hard limit.
     """
 
     protocol = ChatProtocol
@@ -132,8 +134,17 @@ class ChatFactory(Factory):
         count = len(self._behind)
         if not self.throttled and count >= need:
             self._set_throttle(True)
-        elif self.throttled and count < max(1, need // 2):
+        elif self.throttled and count < max(1, need // 2) and not self._near_the_limit():
             self._set_throttle(False)
+
+    def _near_the_limit(self) -> bool:
+        """
+        Whether a queue that is still behind holds over half the hard limit:
+        letting the senders go now would push it over (its reader is slow
+        but reading; one that stops is dropped by the stall check).
+        """
+        half = self.config.sendq // 2
+        return bool(half) and any(proto._sendq.queued > half for proto in self._behind)
 
     def _set_throttle(self, on: bool) -> None:
         if on == self.throttled:

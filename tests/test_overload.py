@@ -148,3 +148,51 @@ class TurnBudgetTests(SynchronousTestCase):
         texts = [m["text"][:3] for m in reader.received() if m["type"] == "message"]
         self.assertEqual(texts, [f"{i:03d}" for i in range(100)])
         self.assertEqual(sender.transport.producerState, "producing")
+
+
+class ThrottleReleaseTests(SynchronousTestCase):
+    """
+    The throttle's end, on the factory alone: most queues caught up is not
+    enough while one still behind holds over half the hard limit.
+    """
+
+    def setUp(self) -> None:
+        from types import SimpleNamespace
+
+        class Proto:  # hashable, as ChatProtocol is
+            def __init__(self) -> None:
+                self._sendq = SimpleNamespace(queued=0, drained=0)
+
+        self.clock = Clock()
+        self.factory = make_factory(self.clock, sendq=1000, throttle_share=0.2)
+        self.protos = [Proto() for _ in range(20)]
+        self.factory.registered_connections.update(id(p) for p in self.protos)
+
+    def behind(self, proto, queued: int) -> None:
+        proto._sendq.queued = queued
+        self.factory.queue_behind(proto, True)
+
+    def caught_up(self, proto) -> None:
+        proto._sendq.queued = 0
+        self.factory.queue_behind(proto, False)
+
+    def test_a_queue_near_the_limit_holds_the_throttle(self) -> None:
+        near, others = self.protos[0], self.protos[1:4]
+        self.behind(near, 600)  # over half of 1000
+        for p in others:
+            self.behind(p, 100)
+        self.assertTrue(self.factory.throttled, "4 of 20 behind (20%) throttles")
+        for p in others:
+            self.caught_up(p)
+        self.assertTrue(self.factory.throttled, "the one near the limit keeps it")
+        near._sendq.queued = 400  # drained below half: still behind
+        self.caught_up(self.protos[0])
+        self.assertFalse(self.factory.throttled)
+
+    def test_without_one_near_the_limit_most_caught_up_is_enough(self) -> None:
+        for p in self.protos[:4]:
+            self.behind(p, 300)
+        self.assertTrue(self.factory.throttled)
+        for p in self.protos[1:4]:
+            self.caught_up(p)
+        self.assertFalse(self.factory.throttled, "1 left behind, far from the limit")
