@@ -130,6 +130,17 @@ class Harness:
         transport.clear()
         return proto, transport, session
 
+    def registered_encrypted_raw(self, name: str) -> tuple:
+        """L{connect_encrypted_raw}, then registered as C{name}: welcome and
+        history read, the transport cleared."""
+        proto, transport, session = self.connect_encrypted_raw()
+        proto.dataReceived(session.send(frame({"type": "hello", "name": name})))
+        self.clock.advance(0)
+        session.receive_data(transport.value())  # welcome and history
+        list(session.events())
+        transport.clear()
+        return proto, transport, session
+
     def connect(self, psk: Optional[bytes] = PSK, hello: Optional[dict] = None,
                 encrypted: bool = True) -> tuple:
         """A real client wrapped in its own EncryptingProtocol, over iosim."""
@@ -279,12 +290,7 @@ class EncryptedSessionTests(SynchronousTestCase):
 
     def test_writes_of_one_turn_make_one_record(self) -> None:
         h = Harness()
-        proto, transport, session = h.connect_encrypted_raw()
-        proto.dataReceived(session.send(frame({"type": "hello", "name": "a"})))
-        h.clock.advance(0)
-        session.receive_data(transport.value())  # welcome and history
-        list(session.events())
-        transport.clear()
+        proto, transport, session = h.registered_encrypted_raw("a")
         for i in range(5):
             proto.wrappedProtocol.send({"type": "ping", "token": i})
         self.assertEqual(transport.value(), b"", "nothing written before the turn ends")
@@ -335,12 +341,7 @@ class EncryptedSessionTests(SynchronousTestCase):
         turn's end.
         """
         h = Harness()
-        proto, transport, session = h.connect_encrypted_raw()
-        proto.dataReceived(session.send(frame({"type": "hello", "name": "a"})))
-        h.clock.advance(0)
-        session.receive_data(transport.value())  # welcome and history
-        list(session.events())
-        transport.clear()
+        proto, transport, session = h.registered_encrypted_raw("a")
         proto.write(b"small")
         self.assertEqual(transport.value(), b"")
         big = b"x" * FLUSH_AT

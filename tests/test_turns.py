@@ -14,9 +14,12 @@ from chatsvc.turns import EndOfTurn, end_of_turn
 
 
 class EndOfTurnTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.turn = EndOfTurn(self.clock)
+
     def test_runs_in_order_at_the_end_of_the_turn(self) -> None:
-        clock = Clock()
-        turn = EndOfTurn(clock)
+        clock, turn = self.clock, self.turn
         calls: List[str] = []
         turn.schedule(lambda: calls.append("a"))
         turn.schedule(lambda: calls.append("b"))
@@ -27,8 +30,7 @@ class EndOfTurnTests(SynchronousTestCase):
         self.assertEqual(clock.getDelayedCalls(), [])
 
     def test_what_is_scheduled_while_running_runs_in_the_same_pass(self) -> None:
-        clock = Clock()
-        turn = EndOfTurn(clock)
+        clock, turn = self.clock, self.turn
         calls: List[str] = []
 
         def first() -> None:
@@ -41,8 +43,7 @@ class EndOfTurnTests(SynchronousTestCase):
         self.assertEqual(clock.getDelayedCalls(), [])
 
     def test_running_is_true_only_during_the_pass(self) -> None:
-        clock = Clock()
-        turn = EndOfTurn(clock)
+        clock, turn = self.clock, self.turn
         seen: List[bool] = []
         turn.schedule(lambda: seen.append(turn.running))
         self.assertFalse(turn.running)
@@ -51,8 +52,7 @@ class EndOfTurnTests(SynchronousTestCase):
         self.assertFalse(turn.running)
 
     def test_cancel(self) -> None:
-        clock = Clock()
-        turn = EndOfTurn(clock)
+        clock, turn = self.clock, self.turn
         calls: List[str] = []
 
         def a() -> None:
@@ -72,8 +72,7 @@ class EndOfTurnTests(SynchronousTestCase):
         self.assertEqual(clock.getDelayedCalls(), [], "nothing left: no delayed call")
 
     def test_an_exception_does_not_lose_the_rest(self) -> None:
-        clock = Clock()
-        turn = EndOfTurn(clock)
+        clock, turn = self.clock, self.turn
         calls: List[str] = []
 
         def boom() -> None:
