@@ -25,6 +25,8 @@ from chatsvc.wire.errors import RemoteProtocolError
 from chatsvc.wire.framing import FrameDecoder, encode_frame
 from chatsvc.wire.records import DataReceived, HandshakeComplete, RecordSession
 
+from .helpers import v1_view
+
 PSK = bytes(range(32))
 OTHER_PSK = bytes(range(1, 33))
 
@@ -34,9 +36,10 @@ def frame(message: dict) -> bytes:
 
 
 def decode_all(data: bytes) -> List[dict]:
+    """The messages in C{data}, as a version 1 client sees them."""
     decoder = FrameDecoder()
     decoder.receive_data(data)
-    return [json.loads(body) for body in decoder.frames()]
+    return v1_view([json.loads(body) for body in decoder.frames()])
 
 
 class Client(Int32StringReceiver):
@@ -63,7 +66,7 @@ class Client(Int32StringReceiver):
         self.lost = reason
 
     def types(self) -> List[str]:
-        return [m["type"] for m in self.messages]
+        return [m["type"] for m in v1_view(self.messages)]
 
 
 class ServerTransport(StringTransport):

@@ -26,6 +26,7 @@ from chatsvc.server.sendq import SendQueue
 from chatsvc.wire.framing import MAX_FRAME, encode_frame
 
 from .helpers import (
+    v1_view,
     FakeClient,
     LogCapture,
     PausingTransport,
@@ -290,7 +291,7 @@ class HistoryTests(ProtocolTestCase):
         c = self.connect()
         c.send({"type": "hello", "since": 0})
         data = c.received_bytes()
-        messages = decode_frames(data)  # checks every frame <= 65536 bytes
+        messages = v1_view(decode_frames(data))  # checks every frame <= 65536 bytes
         self.assertEqual(messages[0]["type"], "welcome")
         parts = messages[1:]
         self.assertGreaterEqual(len(parts), 3)
@@ -339,14 +340,17 @@ class MessageTests(ProtocolTestCase):
             alice.send(message)
             self.assertError(alice.received(), "no-such-user", False)
 
-    def test_seq_shared(self) -> None:
+    def test_private_seq_apart(self) -> None:
+        """(v2) C{private} messages are numbered by a counter of their own."""
         alice, bob = self.clients("alice", "bob")
         alice.send({"type": "say", "text": "1"})
         alice.send({"type": "msg", "to": "bob", "text": "2"})
         bob.send({"type": "say", "text": "3"})
         bob.send({"type": "msg", "to": "bob", "text": "4"})
-        self.assertEqual([m["seq"] for m in alice.received()], [1, 2, 3])
-        self.assertEqual([m["seq"] for m in bob.received()], [1, 2, 3, 4])
+        self.assertEqual([(m["type"], m["seq"]) for m in alice.received()],
+                         [("message", 1), ("private", 1), ("message", 2)])
+        self.assertEqual([(m["type"], m["seq"]) for m in bob.received()],
+                         [("message", 1), ("private", 1), ("message", 2), ("private", 2)])
 
     def test_who(self) -> None:
         alice, bob = self.clients("alice", "bob")
@@ -705,16 +709,35 @@ class RateLimitTests(ProtocolTestCase):
         self.assertEqual(len(only(bob.received(), "message")), 120)
         self.assertEqual(only(alice.received(), "error"), [])
 
-    def test_exempt(self) -> None:
+    def test_keepalive_bucket_apart(self) -> None:
+        """
+        (v2) Pings and pongs take from a bucket of their own (burst 10, 1
+        per second): past it they are dropped without an answer; an empty
+        frame bucket does not stop them, and C{quit} is never limited.
+        """
         alice, bob = self.clients("alice", "bob")
         self.burst(alice, 30)
         alice.received()
-        for _ in range(100):
+        for _ in range(6):
             alice.send({"type": "ping", "token": 1})
             alice.send({"type": "pong", "token": 1})
-        self.assertEqual(alice.received(), [{"type": "pong", "token": 1}] * 100)
+        self.assertEqual(alice.received(), [{"type": "pong", "token": 1}] * 5)
+        self.clock.advance(3)
+        for _ in range(5):
+            alice.send({"type": "ping", "token": 2})
+        self.assertEqual(alice.received(), [{"type": "pong", "token": 2}] * 3)
         alice.send({"type": "quit", "reason": "bye"})
         self.assertEqual(only(bob.received(), "left")[0]["text"], "bye")
+
+    def test_keepalive_refusals_count_toward_flood(self) -> None:
+        """(v2) Dropped pings count toward C{flood} with the frames' refusals."""
+        alice, bob = self.clients("alice", "bob")
+        for _ in range(10 + 59):
+            alice.send({"type": "ping"})
+        self.assertFalse(alice.closed)
+        alice.send({"type": "ping"})
+        self.assertEqual(only(alice.received(), "error")[-1]["code"], "flood")
+        self.assertTrue(alice.closed)
 
     def test_bad_frames_count(self) -> None:
         c = self.connect()
@@ -1093,11 +1116,11 @@ class DeferredRoom:
     def register(self, member: Any, **kwargs: Any) -> Deferred:
         return self._later(self._room.register, member, **kwargs)
 
-    def say(self, member: Any, text: str) -> Deferred:
-        return self._later(self._room.say, member, text)
+    def say(self, member: Any, room: Any, text: str, action: bool = False) -> Deferred:
+        return self._later(self._room.say, member, room, text, action)
 
-    def private(self, member: Any, to: Any, text: str) -> Deferred:
-        return self._later(self._room.private, member, to, text)
+    def private(self, member: Any, to: Any, text: str, action: bool = False) -> Deferred:
+        return self._later(self._room.private, member, to, text, action)
 
     def rename(self, member: Any, name: Any) -> Deferred:
         return self._later(self._room.rename, member, name)
@@ -1105,8 +1128,16 @@ class DeferredRoom:
     def leave(self, member: Any, reason: str, text: Any = None) -> None:
         self._room.leave(member, reason, text)
 
-    def who_frames(self) -> List[bytes]:
-        return self._room.who_frames()
+    def who_frames(self, room: Any = None) -> List[bytes]:
+        return self._room.who_frames(room)
+
+    @property
+    def default_room(self) -> str:
+        return self._room.default_room
+
+    @property
+    def outbox_size(self) -> int:
+        return self._room.outbox_size
 
     def find(self, name: Any) -> Any:
         return self._room.find(name)

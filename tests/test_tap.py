@@ -55,7 +55,7 @@ class OptionsTests(SynchronousTestCase):
 
     def test_bad_values(self) -> None:
         for argv in (["--rate", "x"], ["--rate", "5/0"], ["--history", "-1"],
-                     ["--sendq", "lots"], ["--allow-plaintext"], ["--max-message", "0"],
+                     ["--sendq", "lots"], ["--max-message", "0"], ["--default-room", "lobby"],
                      ["--ping-interval", "0"], ["--motd", "x" * 5000], ["--motd", "\x1b[2J"]):
             self.assertRaises(usage.UsageError, parse, *argv)
 

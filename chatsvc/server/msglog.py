@@ -13,8 +13,15 @@ fsynced on a timer, not per message::
     log.append(b'{"type":"message",...}')
     log.close()
 
-On start the server restores its C{seq} counter and its history from the
-end of the file; a torn last line (a crash mid-write) is skipped.
+On start the server restores every room's C{seq} and history, the private
+counter and the history epoch from the log (L{MessageLog.restore_rooms});
+a torn last line (a crash mid-write) is skipped. Each message names its
+room (a line without one, from version 1, is the default room's). The
+history epoch is kept beside the log, in C{FILE.epoch} (rotation leaves it
+alone); a log that holds no message starts a new epoch.
+
+The file is created readable by its owner only (0600): it holds every
+message. An existing file that others may read is reported at start.
 
 With C{rotate_bytes}, a file that has reached that size is renamed to
 C{FILE.1} (C{FILE.1} to C{FILE.2}, and so on; C{FILE.KEEP} is deleted) and a
@@ -27,12 +34,63 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, List, Optional, Tuple
+import stat
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Tuple
 
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
+from ..wire.errors import RemoteProtocolError
+from ..wire.rooms import room_key, room_name
+
 _log = Logger()
+
+
+def _private_opener(path: str, flags: int) -> int:
+    """Open (create) C{path} readable and writable by its owner only."""
+    return os.open(path, flags, 0o600)
+
+
+def _open_log(path: str) -> Any:
+    return open(path, "ab", buffering=0, opener=_private_opener)
+
+
+def readable_by_others(path: str) -> bool:
+    """Whether the file at C{path} may be read by others than its owner (POSIX)."""
+    if os.name != "posix":
+        return False  # Windows: ACLs, not mode bits
+    try:
+        return bool(os.stat(path).st_mode & (stat.S_IRWXG | stat.S_IRWXO))
+    except OSError:
+        return False
+
+
+@dataclass
+class RestoredRoom:
+    """What the log holds of one room: see L{MessageLog.restore_rooms}."""
+
+    name: str
+    seq: int = 0
+    recent: List[Tuple[int, bytes]] = field(default_factory=list)
+    dropped_upto: int = 0
+    oldest: int = 0
+
+
+@dataclass
+class Restored:
+    """
+    Everything a chat restores from its log.
+
+    @ivar epoch: the history epoch the log holds, or C{None} (a new log, or
+        one from version 1).
+    @ivar private_seq: the highest C{seq} of a private message.
+    @ivar rooms: room key -> L{RestoredRoom}.
+    """
+
+    epoch: Optional[str] = None
+    private_seq: int = 0
+    rooms: Dict[str, RestoredRoom] = field(default_factory=dict)
 
 _BLOCK = 1 << 16
 
@@ -53,7 +111,12 @@ class MessageLog:
         self.path = path
         self.rotate_bytes = rotate_bytes
         self.keep = keep if rotate_bytes else 0
-        self._file = open(path, "ab", buffering=0)
+        self.epoch: Optional[str] = None
+        existed = os.path.exists(path)
+        self._file = _open_log(path)
+        if existed and readable_by_others(path):
+            _log.warn("the message log {path} may be read by other users: "
+                      "chmod 600 it", path=path)
         self._terminate_torn_line()
         self._size = self._file.seek(0, os.SEEK_END)
         self._next_rotation = rotate_bytes
@@ -89,7 +152,7 @@ class MessageLog:
             # would join it and be lost too.
             line = b"\n" + line
         if self._file.closed:
-            self._file = open(self.path, "ab", buffering=0)  # OSError: not stored
+            self._file = _open_log(self.path)  # OSError: not stored
         self._torn = True  # until this write is known to be whole
         written = self._file.write(line)
         self._dirty = True
@@ -130,7 +193,7 @@ class MessageLog:
             self._rotation_failed("message log rotation failed: {error}", e)
             return
         try:
-            self._file = open(self.path, "ab", buffering=0)
+            self._file = _open_log(self.path)
         except OSError as e:
             self._reopen(self.rotated_path(1))
             self._rotation_failed("message log: cannot start a new file after rotating: {error}", e)
@@ -141,9 +204,36 @@ class MessageLog:
         _sync_directory(self.path)
         _log.info("message log rotated to {path}", path=self.rotated_path(1))
 
+    @property
+    def epoch_path(self) -> str:
+        """The file that keeps the history epoch beside the log."""
+        return self.path + ".epoch"
+
+    def set_epoch(self, epoch: str) -> None:
+        """Record C{epoch} as the history's epoch, in L{epoch_path}."""
+        self.epoch = epoch
+        temporary = self.epoch_path + ".new"
+        try:
+            with open(temporary, "w", encoding="utf-8", opener=_private_opener) as f:
+                f.write(epoch + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(temporary, self.epoch_path)
+        except OSError as e:
+            # The chat goes on; a restart will start yet another epoch.
+            _log.error("message log: cannot store the epoch: {error}", error=e)
+
+    def _stored_epoch(self) -> Optional[str]:
+        try:
+            with open(self.epoch_path, encoding="utf-8") as f:
+                epoch = f.read().strip()
+        except (OSError, UnicodeDecodeError):
+            return None
+        return epoch if 0 < len(epoch) <= 64 and epoch.isprintable() else None
+
     def _reopen(self, path: str) -> None:
         try:
-            self._file = open(path, "ab", buffering=0)
+            self._file = _open_log(path)
         except OSError as e:
             # Left closed: the next append tries again, and fails as a
             # write failure (the sender is told) until it works.
@@ -184,7 +274,7 @@ class MessageLog:
         recent: List[Tuple[int, bytes]] = []
         dropped = 0
         oldest = 0
-        for seq, kind, body in self._all_lines_backwards():
+        for seq, kind, body, _ in self._all_lines_backwards():
             if last_seq == 0:
                 last_seq = seq
             oldest = seq
@@ -201,6 +291,32 @@ class MessageLog:
                 dropped = oldest - 1
         recent.reverse()
         return last_seq, recent, dropped
+
+    def restore_rooms(self, history_size: int, default_room: str) -> Restored:
+        """
+        Read the whole log (the rotated files too): every room's last
+        C{seq}, its last C{history_size} messages (oldest first) and the
+        highest C{seq} of one no longer held, the private counter and the
+        epoch (L{epoch_path}; C{None} for a log that holds no message). A
+        room whose first message in the log is not C{seq} 1 had older ones
+        rotated away. Reads the whole log: rotation bounds the time this
+        takes.
+        """
+        restored = Restored()
+        rooms = restored.rooms
+        default = room_name(default_room)
+        for seq, kind, body, record in self._all_lines_backwards():
+            if kind == "private":
+                restored.private_seq = max(restored.private_seq, seq)
+            elif kind == "message":
+                _restore_message(rooms, record.get("room", default), seq, body, history_size)
+        for kept in rooms.values():
+            kept.recent.reverse()
+            if kept.oldest > 1:
+                kept.dropped_upto = max(kept.dropped_upto, kept.oldest - 1)
+        if rooms or restored.private_seq:
+            restored.epoch = self.epoch = self._stored_epoch()
+        return restored
 
     def _all_lines_backwards(self):
         """The lines of the current file, then of each rotated one, newest first."""
@@ -243,7 +359,7 @@ def _sync_directory(path: str) -> None:
 
 
 def _lines_backwards(path: str, current: bool = True):
-    """Yield C{(seq, type, body)} for each good line of C{path}, newest first."""
+    """Yield C{(seq, type, body, record)} for each good line of C{path}, newest first."""
     with open(path, "rb") as f:
         f.seek(0, os.SEEK_END)
         position = f.tell()
@@ -269,7 +385,27 @@ def _lines_backwards(path: str, current: bool = True):
                 yield parsed
 
 
-def _parse_line(line: bytes, last: bool) -> Optional[Tuple[int, str, bytes]]:
+def _restore_message(rooms: Dict[str, RestoredRoom], name: object, seq: int, body: bytes,
+                     history_size: int) -> None:
+    """Count one message line (read newest first) for its room."""
+    try:
+        name = room_name(name)
+    except RemoteProtocolError:
+        _log.warn("message log: skipping a message with a bad room name")
+        return
+    key = room_key(name)
+    kept = rooms.get(key)
+    if kept is None:
+        kept = rooms[key] = RestoredRoom(name)
+    kept.seq = max(kept.seq, seq)
+    kept.oldest = seq
+    if len(kept.recent) < history_size:
+        kept.recent.append((seq, body))
+    else:
+        kept.dropped_upto = max(kept.dropped_upto, seq)
+
+
+def _parse_line(line: bytes, last: bool) -> Optional[Tuple[int, str, bytes, Dict[str, Any]]]:
     line = line.strip()
     if not line:
         return None
@@ -285,4 +421,4 @@ def _parse_line(line: bytes, last: bool) -> Optional[Tuple[int, str, bytes]]:
         else:
             _log.warn("message log: skipping a line that is not a message record")
         return None
-    return seq, kind, line
+    return seq, kind, line, record
