@@ -97,10 +97,7 @@ class MemoryChat(RoomActions):
             log.set_epoch(self.epoch)
         self.private_seq = restored.private_seq
         for key, kept in restored.rooms.items():
-            room = self.rooms.restore(kept.name, key, kept.seq)
-            for seq, body in kept.recent:
-                room.history.append(seq, body)
-            room.history.dropped_upto = max(room.history.dropped_upto, kept.dropped_upto)
+            self.rooms.restore(kept.name, key, kept.seq, kept.recent, kept.dropped_upto)
         lobby = restored.rooms.get(self._default_key)
         _log.info("message log: {n} rooms restored ({room} at seq {seq}), epoch {kept}",
                   n=len(restored.rooms), room=self.default_room,

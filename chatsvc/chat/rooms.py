@@ -14,7 +14,7 @@ numbering (PROTOCOL.md 4.5, 4.7).
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any, Callable, Dict, Iterator, List, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 from ..wire.errors import RemoteProtocolError
 from .common import History
@@ -107,12 +107,20 @@ class RoomDirectory:
         room = self._rooms[key] = ChatRoom(name, key, self.history_size, seq)
         return room
 
-    def restore(self, name: str, key: str, seq: int) -> ChatRoom:
-        """Hold room C{key} as the message log left it (empty, with history)."""
+    def restore(self, name: str, key: str, seq: int, recent: List[Tuple[int, bytes]],
+                dropped_upto: int) -> ChatRoom:
+        """
+        Hold room C{key} as the message log left it: empty, its last C{seq},
+        its C{recent} messages C{(seq, body)} oldest first, and the highest
+        C{seq} no longer held.
+        """
         room = self._rooms.get(key)
         if room is None:
             room = self._rooms[key] = ChatRoom(name, key, self.history_size)
         room.seq = max(room.seq, seq)
+        for item_seq, body in recent:
+            room.history.append(item_seq, body)
+        room.history.dropped_upto = max(room.history.dropped_upto, dropped_upto)
         self.emptied(room)
         return room
 
