@@ -9,8 +9,7 @@ C{chat.tac} builds the same service from the same options.
 
 from __future__ import annotations
 
-import sys
-from typing import Any, List, Optional
+from typing import Any, Optional
 
 from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import MultiService

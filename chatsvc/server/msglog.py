@@ -32,17 +32,17 @@ current one holds fewer public messages than the history asks for.
 
 from __future__ import annotations
 
-import json
 import os
 import stat
-from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, List, Optional, Tuple
 
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
-from ..wire.errors import RemoteProtocolError
-from ..wire.rooms import room_key, room_name
+from ..wire.rooms import room_name
+from .logread import Restored, RestoredRoom, lines_backwards, restore_message
+
+__all__ = ["MessageLog", "Restored", "RestoredRoom", "readable_by_others"]
 
 _log = Logger()
 
@@ -64,35 +64,6 @@ def readable_by_others(path: str) -> bool:
         return bool(os.stat(path).st_mode & (stat.S_IRWXG | stat.S_IRWXO))
     except OSError:
         return False
-
-
-@dataclass
-class RestoredRoom:
-    """What the log holds of one room: see L{MessageLog.restore_rooms}."""
-
-    name: str
-    seq: int = 0
-    recent: List[Tuple[int, bytes]] = field(default_factory=list)
-    dropped_upto: int = 0
-    oldest: int = 0
-
-
-@dataclass
-class Restored:
-    """
-    Everything a chat restores from its log.
-
-    @ivar epoch: the history epoch the log holds, or C{None} (a new log, or
-        one from version 1).
-    @ivar private_seq: the highest C{seq} of a private message.
-    @ivar rooms: room key -> L{RestoredRoom}.
-    """
-
-    epoch: Optional[str] = None
-    private_seq: int = 0
-    rooms: Dict[str, RestoredRoom] = field(default_factory=dict)
-
-_BLOCK = 1 << 16
 
 
 class MessageLog:
@@ -309,7 +280,7 @@ class MessageLog:
             if kind == "private":
                 restored.private_seq = max(restored.private_seq, seq)
             elif kind == "message":
-                _restore_message(rooms, record.get("room", default), seq, body, history_size)
+                restore_message(rooms, record.get("room", default), seq, body, history_size)
         for kept in rooms.values():
             kept.recent.reverse()
             if kept.oldest > 1:
@@ -320,10 +291,10 @@ class MessageLog:
 
     def _all_lines_backwards(self):
         """The lines of the current file, then of each rotated one, newest first."""
-        yield from _lines_backwards(self.path)
+        yield from lines_backwards(self.path)
         for n in self._rotated():
             if n <= self.keep:
-                yield from _lines_backwards(self.rotated_path(n), current=False)
+                yield from lines_backwards(self.rotated_path(n), current=False)
 
     def _rotated(self) -> List[int]:
         """
@@ -356,69 +327,3 @@ def _sync_directory(path: str) -> None:
         pass  # not supported here (some filesystems, Windows)
     finally:
         os.close(fd)
-
-
-def _lines_backwards(path: str, current: bool = True):
-    """Yield C{(seq, type, body, record)} for each good line of C{path}, newest first."""
-    with open(path, "rb") as f:
-        f.seek(0, os.SEEK_END)
-        position = f.tell()
-        tail = b""
-        first = True
-        while position > 0:
-            step = min(_BLOCK, position)
-            position -= step
-            f.seek(position)
-            chunk = f.read(step) + tail
-            lines = chunk.split(b"\n")
-            tail = lines.pop(0)  # may be incomplete: keep for the next block
-            for line in reversed(lines):
-                if not line.strip():
-                    continue
-                parsed = _parse_line(line, last=first and current)
-                first = False
-                if parsed is not None:
-                    yield parsed
-        if tail:
-            parsed = _parse_line(tail, last=first and current)
-            if parsed is not None:
-                yield parsed
-
-
-def _restore_message(rooms: Dict[str, RestoredRoom], name: object, seq: int, body: bytes,
-                     history_size: int) -> None:
-    """Count one message line (read newest first) for its room."""
-    try:
-        name = room_name(name)
-    except RemoteProtocolError:
-        _log.warn("message log: skipping a message with a bad room name")
-        return
-    key = room_key(name)
-    kept = rooms.get(key)
-    if kept is None:
-        kept = rooms[key] = RestoredRoom(name)
-    kept.seq = max(kept.seq, seq)
-    kept.oldest = seq
-    if len(kept.recent) < history_size:
-        kept.recent.append((seq, body))
-    else:
-        kept.dropped_upto = max(kept.dropped_upto, seq)
-
-
-def _parse_line(line: bytes, last: bool) -> Optional[Tuple[int, str, bytes, Dict[str, Any]]]:
-    line = line.strip()
-    if not line:
-        return None
-    try:
-        record = json.loads(line)
-        seq = record["seq"]
-        kind = record["type"]
-        if not isinstance(seq, int) or isinstance(seq, bool) or not isinstance(kind, str):
-            raise ValueError("bad seq or type")
-    except (ValueError, KeyError, TypeError, RecursionError):
-        if last:
-            _log.warn("message log: skipping a torn last line")
-        else:
-            _log.warn("message log: skipping a line that is not a message record")
-        return None
-    return seq, kind, line, record

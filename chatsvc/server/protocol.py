@@ -23,7 +23,7 @@ from zope.interface import implementer
 from ..chat.interfaces import IChatMember
 from ..wire.errors import RemoteProtocolError
 from ..wire.framing import MAX_FRAME, encode_frame
-from ..wire.messages import Message, decode, encode, error, text_error
+from ..wire.messages import Message, decode, encode, error
 from .interfaces import PLAIN, IChatTransport, IServerConnection
 from .ratelimit import ALLOW, FLOOD, RateLimiter
 from .requests import HANDLERS, ROOM_REQUESTS
