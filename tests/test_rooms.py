@@ -169,3 +169,21 @@ class RestoreTests(SynchronousTestCase):
         MessageLog(self.path).close()
         warnings: List[str] = [e.get("log_format", "") for e in self.logs.events]
         self.assertTrue(any("may be read by other users" in w for w in warnings), warnings)
+
+
+class WelcomeSizeTests(SynchronousTestCase):
+    def test_welcome_fits_a_frame_with_twenty_long_rooms(self) -> None:
+        from chatsvc.wire.framing import MAX_FRAME
+
+        chat = MemoryChat(Clock(), motd="\x01" * 2000)
+        rooms = ["#" + "".join(chr(0x20000 + i * 32 + j) for j in range(32)) for i in range(20)]
+        for i in range(900):
+            name = "".join(chr(0x30000 + i * 32 + j) for j in range(32))
+            chat.register(FakeMember(keep=False), name=name, rooms=[])
+        member = FakeMember(chat, version=2)
+        chat.register(member, name="me", rooms=rooms)
+        self.assertLessEqual(len(member.frames[0]), 4 + MAX_FRAME)
+        welcome = member.messages()[0]
+        self.assertEqual((welcome["users"][0], welcome["rooms"]), ("me", rooms))
+        self.assertGreater(len(welcome["users"]), 100)
+        self.assertEqual(welcome["plaintext"], welcome["users"], "FakeMembers are plaintext")

@@ -30,7 +30,7 @@ from ..wire.framing import MAX_FRAME, encode_frame
 from ..wire.messages import Message, encode, timestamp
 from ..wire.names import InvalidName, name_key, normalize, with_suffix
 from ..wire.rooms import hello_rooms, room_key, room_name, since_map
-from .common import MAX_WELCOME_USERS, History
+from .common import MAX_WELCOME_USERS, History, json_str
 from .fanout import Outbox
 from .interfaces import IChat
 from .actions import RoomActions
@@ -268,34 +268,33 @@ class MemoryChat(RoomActions):
             self._outbox.joined(room, new)
 
     def _welcome(self, member: Any, token: str, rooms: List[ChatRoom]) -> bytes:
-        users, plaintext = self._welcome_users(member)
         welcome: Message = {
             "type": "welcome", "name": member.name, "id": member.session_id,
-            "users": users, "plaintext": plaintext, "encrypted": bool(member.encrypted),
+            "users": [], "plaintext": [], "encrypted": bool(member.encrypted),
             "resume": token, "epoch": self.epoch, "rooms": [room.name for room in rooms],
         }
         if self.motd:
             welcome["motd"] = self.motd
+        users, plaintext = self._welcome_users(member, len(encode(welcome)))
+        welcome["users"], welcome["plaintext"] = users, plaintext
         return encode(welcome)
 
-    def _welcome_users(self, member: Any) -> Tuple[List[str], List[str]]:
-        names = [member.name]
-        plaintext = [member.name] if not member.encrypted else []
-        size = 600 + 2 * 40 * 6 + len(member.name.encode()) * 4 + len(self.motd or "") * 6
-        for other in self._members.values():
-            if other is member:
+    def _welcome_users(self, member: Any, base: int) -> Tuple[List[str], List[str]]:
+        """As many names as fit one frame beside C{base} bytes, at most 1,000."""
+        names, plaintext = [], []
+        size = base
+        for other in itertools.chain((member,), self._members.values()):
+            if other is member and names:
                 continue
             if len(names) >= MAX_WELCOME_USERS:
                 break
-            cost = (len(other.name.encode("utf-8")) + 3) * (1 if other.encrypted else 2)
-            size += cost
+            size += (len(json_str(other.name)) + 1) * (1 if other.encrypted else 2)
             if size > MAX_FRAME:
                 break
             names.append(other.name)
             if not other.encrypted:
                 plaintext.append(other.name)
         return names, plaintext
-
 
 Room = MemoryChat
 """Version 1's name for the single-process chat."""
