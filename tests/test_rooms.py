@@ -178,7 +178,7 @@ class WelcomeSizeTests(SynchronousTestCase):
         chat = MemoryChat(Clock(), motd="\x01" * 2000)
         rooms = ["#" + "".join(chr(0x20000 + i * 32 + j) for j in range(32)) for i in range(20)]
         for i in range(900):
-            name = "".join(chr(0x30000 + i * 32 + j) for j in range(32))
+            name = "".join(chr(0x20000 + 640 + i * 32 + j) for j in range(32))
             chat.register(FakeMember(keep=False), name=name, rooms=[])
         member = FakeMember(chat, version=2)
         chat.register(member, name="me", rooms=rooms)
