@@ -10,13 +10,15 @@ from __future__ import annotations
 
 from typing import Any, Dict, List
 
+from twisted.internet.address import IPv4Address
 from twisted.trial.unittest import SynchronousTestCase
+from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from chatsvc.chat.interfaces import IChat, IChatMember
-from chatsvc.server.interfaces import IServerConnection, IWrappedFactory
+from chatsvc.server.interfaces import IChatTransport, IServerConnection, IWrappedFactory
 
-from .helpers import FakeClient, LogCapture, make_factory, only
+from .helpers import FakeClient, LogCapture, RecordingTransport, make_factory, only
 
 TS = "1970-01-01T00:00:00.000Z"
 
@@ -285,8 +287,8 @@ class ListTests(RoomsTestCase):
 
     def test_plaintext_lists(self) -> None:
         """(4.8) Encrypted members are left out of the plaintext lists."""
-        alice = self.client("alice")
-        self.chat.find("alice").encrypted = True  # as an encrypted connection
+        alice = FakeClient(self.factory, transport=EncryptedTransport(), version=2)
+        alice.hello("alice")
         bob = self.connect()
         welcome, room, _ = bob.hello("bob")
         self.assertEqual((welcome["users"], welcome["plaintext"]), (["bob", "alice"], ["bob"]))
@@ -294,6 +296,19 @@ class ListTests(RoomsTestCase):
         self.assertEqual(only(alice.received(), "joined")[0]["plaintext"], True)
         bob.send({"type": "who"})
         self.assertEqual(bob.received()[0]["plaintext"], ["bob"])
+
+
+@implementer(IChatTransport)
+class EncryptedTransport(RecordingTransport):
+    """The transport of an encrypted connection, as the wrapper is."""
+
+    encrypted = True
+
+    def __init__(self) -> None:
+        RecordingTransport.__init__(self, peerAddress=IPv4Address("TCP", "127.0.0.1", 1))
+
+    def direct_writer(self) -> None:
+        return None
 
 
 class ActionTests(RoomsTestCase):

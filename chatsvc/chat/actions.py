@@ -76,12 +76,13 @@ class RoomActions:
         head = b'{"type":"room","room":%s,"topic":%s,"count":%d,"presence":%s,"users":[' % (
             json_str(room.name), json_str(room.topic), len(room.members),
             b"true" if self._presence(room, len(room.members)) else b"false")
-        names = [(member.name, not member.encrypted)]
+        listed = self._listed
+        names = [listed[member]]
         for other in room.members:
             if len(names) >= MAX_WELCOME_USERS:
                 break
             if other is not member:
-                names.append((other.name, not other.encrypted))
+                names.append(listed[other])
         return split_names(head, names)
 
     def _member_room(self, member: Any, name: object) -> ChatRoom:
@@ -146,6 +147,7 @@ class RoomActions:
         for room in rooms:
             del room.members[member]
         del self._members[name_key(member.name)]
+        del self._listed[member]
         token = self._token_of.pop(member, None)
         if token is not None:
             del self._tokens[token]
@@ -253,6 +255,7 @@ class RoomActions:
         del self._members[name_key(old)]
         self._members[new_key] = member
         member.name = new
+        self._listed[member] = (json_str(new), not member.encrypted)
         frame = encode_frame(encode({"type": "renamed", "old": old, "new": new,
                                      "ts": self._now()}))
         self._to_rooms(list(self._rooms_of[member]), frame, also=member)
@@ -286,8 +289,8 @@ class RoomActions:
                                           fatal=False, room=name)
             members = found.members
             head = b'{"type":"users","room":%s,"users":[' % json_str(found.name)
-        names = [(m.name, not m.encrypted) for m in members]
-        return [encode_frame(body) for body in split_names(head, names)]
+        listed = self._listed
+        return [encode_frame(body) for body in split_names(head, (listed[m] for m in members))]
 
 
 def _fitting(message: Message) -> bytes:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections import deque
-from typing import Deque, List, Optional, Tuple
+from typing import Deque, Iterable, List, Optional, Tuple
 
 from ..wire.errors import RemoteProtocolError
 from ..wire.framing import MAX_FRAME
@@ -115,24 +115,20 @@ def history_bodies(room: str, bodies: List[bytes], complete: bool) -> List[bytes
     return split_list_frames(history_head(room, complete), bodies, b"]}", MORE_TAIL)
 
 
-def split_names(head: bytes, names: List[Tuple[str, bool]], limit: int = 0) -> List[bytes]:
+def split_names(head: bytes, names: Iterable[Tuple[bytes, bool]]) -> List[bytes]:
     """
     Bodies listing C{names} as C{users}, each followed by C{plaintext} (the
     names of that body marked C{True}), split over frames with C{more}.
 
     @param head: the body up to and including C{"users":[}.
-    @param names: C{(name, plaintext)} pairs.
-    @param limit: list at most this many names (0: all).
+    @param names: C{(name as JSON, plaintext)} pairs (see L{json_str}).
     """
-    if limit:
-        names = names[:limit]
     room = MAX_FRAME - len(head) - 40
     bodies: List[bytes] = []
     users: List[bytes] = []
     plain: List[bytes] = []
     size = 0
-    for name, plaintext in names:
-        item = json_str(name)
+    for item, plaintext in names:
         extra = (len(item) + 1) * (2 if plaintext else 1)
         if users and size + extra > room:
             bodies.append(_names_body(head, users, plain, True))

@@ -75,6 +75,7 @@ class MemoryChat(RoomActions):
         self.presence_limit = presence_limit
         self.max_rooms_per_client = max_rooms_per_client
         self._members: Dict[str, Any] = {}  # name key -> member
+        self._listed: Dict[Any, Tuple[bytes, bool]] = {}  # member -> (name as JSON, plaintext)
         self._rooms_of: Dict[Any, Dict[ChatRoom, None]] = {}  # member -> its rooms
         self._tokens: Dict[str, Any] = {}  # resume token -> member
         self._token_of: Dict[Any, str] = {}
@@ -219,6 +220,7 @@ class MemoryChat(RoomActions):
         member.name = assigned
         member.session_id = session_id
         self._members[name_key(assigned)] = member
+        self._listed[member] = (json_str(assigned), not member.encrypted)
         self._rooms_of.setdefault(member, {})
         token = secrets.token_urlsafe(18)
         self._tokens[token] = member
@@ -257,6 +259,7 @@ class MemoryChat(RoomActions):
         for room in rooms:
             del room.members[old]
         del self._members[name_key(old.name)]
+        del self._listed[old]
         token = self._token_of.pop(old, None)
         if token is not None:
             del self._tokens[token]
@@ -270,31 +273,35 @@ class MemoryChat(RoomActions):
     def _welcome(self, member: Any, token: str, rooms: List[ChatRoom]) -> bytes:
         welcome: Message = {
             "type": "welcome", "name": member.name, "id": member.session_id,
-            "users": [], "plaintext": [], "encrypted": bool(member.encrypted),
-            "resume": token, "epoch": self.epoch, "rooms": [room.name for room in rooms],
+            "encrypted": bool(member.encrypted), "resume": token, "epoch": self.epoch,
+            "rooms": [room.name for room in rooms],
         }
         if self.motd:
             welcome["motd"] = self.motd
-        users, plaintext = self._welcome_users(member, len(encode(welcome)))
-        welcome["users"], welcome["plaintext"] = users, plaintext
-        return encode(welcome)
+        body = encode(welcome)
+        users, plaintext = self._welcome_users(member, len(body) + 40)
+        return b"%s,\"users\":[%s],\"plaintext\":[%s]}" % (
+            body[:-1], b",".join(users), b",".join(plaintext))
 
-    def _welcome_users(self, member: Any, base: int) -> Tuple[List[str], List[str]]:
-        """As many names as fit one frame beside C{base} bytes, at most 1,000."""
-        names, plaintext = [], []
+    def _welcome_users(self, member: Any, base: int) -> Tuple[List[bytes], List[bytes]]:
+        """As many names (as JSON) as fit one frame beside C{base} bytes, at most 1,000."""
+        listed = self._listed
+        users: List[bytes] = []
+        plaintext: List[bytes] = []
         size = base
         for other in itertools.chain((member,), self._members.values()):
-            if other is member and names:
+            if other is member and users:
                 continue
-            if len(names) >= MAX_WELCOME_USERS:
+            if len(users) >= MAX_WELCOME_USERS:
                 break
-            size += (len(json_str(other.name)) + 1) * (1 if other.encrypted else 2)
+            item, plain = listed[other]
+            size += (len(item) + 1) * (2 if plain else 1)
             if size > MAX_FRAME:
                 break
-            names.append(other.name)
-            if not other.encrypted:
-                plaintext.append(other.name)
-        return names, plaintext
+            users.append(item)
+            if plain:
+                plaintext.append(item)
+        return users, plaintext
 
 Room = MemoryChat
 """Version 1's name for the single-process chat."""
