@@ -300,3 +300,57 @@ class LogCapture:
             failures, [], "a traceback was logged: " +
             "; ".join(str(e["log_failure"].getErrorMessage()) for e in failures)
         )
+
+
+class ProtocolTestCase(SynchronousTestCase):
+    """
+    A fresh factory for every test (C{factory_args} overrides), and a check
+    that no test logged a traceback.
+    """
+
+    factory_args: Dict[str, Any] = {}
+
+    def setUp(self) -> None:
+        self.logs = LogCapture.install(self)
+        self.factory = make_factory(**self.factory_args)
+        self.clock = self.factory.clock
+        self.room = self.factory.room
+
+    def tearDown(self) -> None:
+        self.logs.assert_no_failures(self)
+
+    def connect(self, **kwargs: Any) -> FakeClient:
+        return FakeClient(self.factory, **kwargs)
+
+    def client(self, name: str) -> FakeClient:
+        """A registered client, its welcome and history already read."""
+        c = self.connect()
+        [welcome, _] = c.hello(name)
+        self.assertEqual(welcome["type"], "welcome")
+        return c
+
+    def clients(self, *names: str) -> List[FakeClient]:
+        clients = [self.client(name) for name in names]
+        for c in clients:
+            c.received()
+        return clients
+
+    def assertError(self, messages: List[Dict[str, Any]], code: str, fatal: bool) -> None:
+        """C{messages} is exactly one error C{code}."""
+        self.assertEqual(len(messages), 1, messages)
+        [m] = messages
+        self.assertEqual((m["type"], m["code"], m["fatal"]), ("error", code, fatal), m)
+        self.assertIsInstance(m["text"], str)
+        self.assertTrue(m["text"])
+        self.assertEqual(set(m), {"type", "code", "text", "fatal"})
+
+    def assertFatal(self, client: FakeClient, code: str) -> None:
+        """The client got exactly the fatal error C{code} and is being closed."""
+        self.assertError(client.received(), code, True)
+        self.assertTrue(client.closed)
+        self.assertTrue(client.protocol.closing)
+
+    def assertLeft(self, client: FakeClient, name: str, reason: str) -> Dict[str, Any]:
+        [left] = client.received()
+        self.assertEqual((left["type"], left["name"], left["reason"]), ("left", name, reason))
+        return left
