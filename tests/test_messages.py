@@ -15,11 +15,15 @@ from chatsvc.wire.errors import RemoteProtocolError
 from chatsvc.wire.messages import (
     CLIENT_TYPES,
     DEFAULT_MAX_TEXT,
+    MAX_CONTAINERS,
     MAX_DEPTH,
+    MAX_PING_TOKEN,
     check_text,
+    count_containers,
     decode,
     encode,
     error,
+    ping_error,
     text_error,
     timestamp,
 )
@@ -126,7 +130,7 @@ class DecodeTests(SynchronousTestCase):
             self.assertEqual(decode(ok)["type"], "x")
             deep = b'{"type":"x","a":' + b"[" * (inner + 1) + value + b"]" * (inner + 1) + b"}"
             e = self.assertBadJson(deep)
-            self.assertIn("nested", e.text)
+            self.assertIn("arrays and objects", e.text)
         ok = b'{"type":"x","a":' + b'{"a":' * inner + b"1" + b"}" * inner + b"}"
         self.assertEqual(decode(ok)["type"], "x")
         self.assertBadJson(b'{"type":"x","a":' + b'{"a":' * (inner + 1) + b"1" + b"}" * (inner + 1) + b"}")
@@ -152,6 +156,54 @@ class DecodeTests(SynchronousTestCase):
     def test_deep_surrogate(self) -> None:
         depth = 300
         self.assertBadJson(b'{"type":"x","a":' + b"[" * depth + b'"\\ud800"' + b"]" * depth + b"}")
+
+    def test_containers_side_by_side(self) -> None:
+        """
+        Finding 3: L{MAX_CONTAINERS} arrays and objects in all, the message
+        object included, decode; one more is C{bad-json}, nested or not.
+        """
+        self.assertEqual(MAX_CONTAINERS, 64)
+        for empty in (b"[]", b"{}"):
+            ok = b'{"type":"x","a":[' + b",".join([empty] * 62) + b"]}"
+            self.assertEqual(len(decode(ok)["a"]), 62)
+            self.assertBadJson(b'{"type":"x","a":[' + b",".join([empty] * 63) + b"]}")
+        mixed = b'{"type":"x","a":[[{}],{"b":[]}],' + b",".join(
+            b'"k%d":[]' % i for i in range(59)) + b"}"
+        self.assertBadJson(mixed)
+        self.assertEqual(len(decode(mixed.replace(b'"k58":[]', b'"k58":0'))), 61)
+
+    def test_container_flood_body(self) -> None:
+        """A 64 KiB body of C{[],[],...} is refused before it is parsed."""
+        body = b'{"type":"ping","token":[' + b",".join([b"[]"] * 21800) + b"]}"
+        self.assertGreater(len(body), 65000)
+        e = self.assertBadJson(body)
+        self.assertIn("arrays and objects", e.text)
+
+    def test_count_containers(self) -> None:
+        """Brackets inside strings, escaped quotes included, do not count."""
+        self.assertEqual(count_containers('{"a":[]}'), 2)
+        text = '{"t":"' + '[{\\\\\\"' * 100 + '","u":[{}]}'
+        self.assertEqual(count_containers(text), 3)
+        self.assertEqual(json.loads(text)["u"], [{}])
+        # An unterminated string (not JSON anyway) ends the count, in linear time.
+        self.assertEqual(count_containers('{"a":[' * 40 + '"\\"' * 30000), 80)
+        self.assertEqual(count_containers('[' * 65 + '"' + '[\\' * 30000), 65)
+
+    def test_ping_token_limit(self) -> None:
+        """
+        Finding 3: a C{ping} token over 256 bytes of compact UTF-8 JSON is
+        C{bad-json}; 256 is fine; no token is fine.
+        """
+        self.assertEqual(MAX_PING_TOKEN, 256)
+        self.assertIsNone(ping_error({"type": "ping"}))
+        for token, size in (("a" * 254, 256), ("\u00e9" * 127, 256), ([1] * 128, 257), ([1] * 126 + [11], 256),
+                            ({"k": "a" * 248}, 256), ("a" * 255, 257), ("\u00e9" * 128, 258)):
+            self.assertEqual(len(encode(token)), size)
+            error = ping_error({"type": "ping", "token": token})
+            if size <= 256:
+                self.assertIsNone(error, token)
+            else:
+                self.assertEqual((error.code, error.fatal), ("bad-json", False))
 
     def test_huge_integer(self) -> None:
         self.assertBadJson(b'{"type":"ping","token":' + b"1" * 5000 + b"}")

@@ -67,37 +67,45 @@ def encode(message: Message) -> bytes:
     return _encode(message).encode("utf-8")
 
 
-MAX_DEPTH = 100
-"""The deepest nesting of objects and arrays in a message (the message
-object itself is at depth 1). Deeper is C{bad-json}: whatever decodes must
-also encode again (a C{pong} echoes its token) at any stack depth."""
+MAX_CONTAINERS = 64
+"""The most JSON arrays and objects a message may hold in all, the message
+object included, nested or side by side (PROTOCOL.md 4.6, v2). More is
+C{bad-json}, found before the body is parsed: a 64 KiB body of C{[],[],...}
+costs a scan, not a parse and a walk. It also bounds the nesting, so that
+whatever decodes also encodes again (a C{pong} echoes its token) at any
+stack depth."""
+
+MAX_DEPTH = MAX_CONTAINERS
+"""The deepest nesting (the message object is depth 1): at most
+L{MAX_CONTAINERS}, since every level is a container."""
+
+MAX_PING_TOKEN = 256
+"""The longest C{ping} token, in bytes of compact UTF-8 JSON (4.6, v2)."""
+
+# A JSON string, or the rest of the text after an unterminated quote (the
+# body is then not JSON anyway). Once started at a quote it always matches,
+# so the scan is linear whatever the body holds.
+_STRING = re.compile(r'"(?:[^"\\]++|\\.)*+(?:"|\\?\Z)', re.DOTALL)
+# The escape of a UTF-16 surrogate: the only way a lone one can arrive, since
+# strict UTF-8 decoding refuses encoded ones.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
-def _value_problem(value: Any) -> Optional[str]:
+def count_containers(text: str) -> int:
     """
-    Why C{value} cannot be a message member (a lone surrogate, nesting over
-    L{MAX_DEPTH}), or C{None}. Iterative, so no input exhausts the stack.
+    Return how many JSON arrays and objects C{text} holds, if it is JSON:
+    the brackets and braces outside strings. Cheap: one C{count} when the
+    text has few brackets at all, one linear regular-expression pass else.
     """
-    stack = [(value, 1)]
-    pop, push = stack.pop, stack.append
-    while stack:
-        item, depth = pop()
-        if isinstance(item, str):
-            try:
-                item.encode("utf-8")
-            except UnicodeEncodeError:
-                return "a string holds a lone surrogate"
-        elif isinstance(item, (dict, list)):
-            if depth > MAX_DEPTH:
-                return f"nested deeper than {MAX_DEPTH} levels"
-            if isinstance(item, dict):
-                for key, member in item.items():
-                    push((key, depth))
-                    push((member, depth + 1))
-            else:
-                for member in item:
-                    push((member, depth + 1))
-    return None
+    count = text.count("[") + text.count("{")
+    if count <= MAX_CONTAINERS:
+        return count
+    bare = _STRING.sub("", text)
+    return bare.count("[") + bare.count("{")
+
+
+def _bad_json(text: str) -> RemoteProtocolError:
+    return RemoteProtocolError("bad-json", text, fatal=False)
 
 
 def decode(body: bytes) -> Message:
@@ -106,25 +114,44 @@ def decode(body: bytes) -> Message:
 
     @raise RemoteProtocolError: C{bad-json} (not fatal) unless C{body} is a
         UTF-8 JSON object with a string C{type}, no NaN or Infinity, no
-        lone surrogate and no nesting deeper than L{MAX_DEPTH}.
+        lone surrogate and at most L{MAX_CONTAINERS} arrays and objects.
     """
     try:
         text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise _bad_json("not a UTF-8 JSON object") from None
+    if count_containers(text) > MAX_CONTAINERS:
+        raise _bad_json(f"more than {MAX_CONTAINERS} JSON arrays and objects")
+    try:
         message = _decode(text)
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        raise RemoteProtocolError("bad-json", "not a UTF-8 JSON object", fatal=False)
+    except (ValueError, RecursionError):
+        raise _bad_json("not a UTF-8 JSON object") from None
     if not isinstance(message, dict) or not isinstance(message.get("type"), str):
-        raise RemoteProtocolError(
-            "bad-json", "a message is a JSON object with a string 'type'", fatal=False
-        )
-    # A lone surrogate can only arrive as a \u escape: strict UTF-8 decoding
-    # refuses encoded ones. Deep nesting needs more brackets than MAX_DEPTH.
-    # Only walk the object when either is possible.
-    if "\\u" in text or text.count("[") + text.count("{") > MAX_DEPTH:
-        problem = _value_problem(message)
-        if problem is not None:
-            raise RemoteProtocolError("bad-json", problem, fatal=False)
+        raise _bad_json("a message is a JSON object with a string 'type'")
+    if _SURROGATE_ESCAPE.search(text) is not None:
+        # An escaped pair is fine, a lone half is not: the C encoder finds
+        # out at C speed (no walk over the message in Python).
+        try:
+            _encode(message).encode("utf-8")
+        except UnicodeEncodeError:
+            raise _bad_json("a string holds a lone surrogate") from None
     return message
+
+
+def ping_error(message: Message) -> Optional[RemoteProtocolError]:
+    """
+    Return C{bad-json} if C{message} (a C{ping}) carries a token over
+    L{MAX_PING_TOKEN} bytes as compact UTF-8 JSON, else C{None}.
+
+    Not done by L{decode}: a C{ping} is first counted in its own bucket
+    (PROTOCOL.md section 6), and only one that is not dropped is answered.
+    """
+    if "token" not in message:
+        return None
+    token = _encode(message["token"]).encode("utf-8")
+    if len(token) > MAX_PING_TOKEN:
+        return _bad_json(f"a ping token is limited to {MAX_PING_TOKEN} bytes of JSON")
+    return None
 
 
 def text_error(text: object, max_bytes: int = DEFAULT_MAX_TEXT) -> Optional[RemoteProtocolError]:
