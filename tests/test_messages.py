@@ -189,6 +189,25 @@ class DecodeTests(SynchronousTestCase):
         self.assertEqual(count_containers('{"a":[' * 40 + '"\\"' * 30000), 80)
         self.assertEqual(count_containers('[' * 65 + '"' + '[\\' * 30000), 65)
 
+    @settings(deadline=None, max_examples=300)
+    @given(st.recursive(
+        st.none() | st.integers() | st.text(alphabet='[]{}"\\\\ab\u00e9', max_size=8),
+        lambda children: st.lists(children) | st.dictionaries(
+            st.text(alphabet='[{"\\\\', max_size=3), children),
+        max_leaves=90,
+    ), st.booleans())
+    def test_count_containers_exact(self, value, ascii_only: bool) -> None:
+        """The count is exact for any JSON, brackets and escapes in strings included."""
+        def walk(item) -> int:
+            if isinstance(item, list):
+                return 1 + sum(walk(member) for member in item)
+            if isinstance(item, dict):
+                return 1 + sum(walk(member) for member in item.values())
+            return 0
+
+        text = json.dumps([value, "[" * 70], ensure_ascii=ascii_only)
+        self.assertEqual(count_containers(text), walk(value) + 1)
+
     def test_ping_token_limit(self) -> None:
         """
         Finding 3: a C{ping} token over 256 bytes of compact UTF-8 JSON is

@@ -82,10 +82,6 @@ L{MAX_CONTAINERS}, since every level is a container."""
 MAX_PING_TOKEN = 256
 """The longest C{ping} token, in bytes of compact UTF-8 JSON (4.6, v2)."""
 
-# A JSON string, or the rest of the text after an unterminated quote (the
-# body is then not JSON anyway). Once started at a quote it always matches,
-# so the scan is linear whatever the body holds.
-_STRING = re.compile(r'"(?:[^"\\]++|\\.)*+(?:"|\\?\Z)', re.DOTALL)
 # The escape of a UTF-16 surrogate: the only way a lone one can arrive, since
 # strict UTF-8 decoding refuses encoded ones.
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
@@ -94,13 +90,18 @@ _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 def count_containers(text: str) -> int:
     """
     Return how many JSON arrays and objects C{text} holds, if it is JSON:
-    the brackets and braces outside strings. Cheap: one C{count} when the
-    text has few brackets at all, one linear regular-expression pass else.
+    the brackets and braces outside strings.
+
+    Cheap: one C{count} when the text has few brackets at all; else a few
+    passes at C speed and no parse. Escaped backslashes, then escaped quotes,
+    are taken out (left to right, as a JSON parser pairs them); the quotes
+    left delimit the strings, and the text between them is left out.
     """
     count = text.count("[") + text.count("{")
     if count <= MAX_CONTAINERS:
         return count
-    bare = _STRING.sub("", text)
+    plain = text.replace("\\\\", "").replace('\\"', "")
+    bare = "".join(plain.split('"')[::2])
     return bare.count("[") + bare.count("{")
 
 
