@@ -318,6 +318,41 @@ class TextTests(SynchronousTestCase):
         self.assertTextError("\u00e9\u00e9\u00e9", "too-long", max_bytes=5)
 
 
+# Each rule of 4.4 on text characters, one test each (a rule broken alone
+# fails its own test): the character, where it sits in a text.
+REFUSED_CHARACTERS = {
+    "nul": "\x00", "bell": "\x07", "backspace": "\x08", "vertical_tab": "\x0b",
+    "form_feed": "\x0c", "carriage_return": "\r", "escape": "\x1b", "unit_separator": "\x1f",
+    "delete": "\x7f", "c1_padding": "\x80", "c1_csi": "\x9b", "c1_last": "\x9f",
+    "lre": "\u202a", "rle": "\u202b", "pdf": "\u202c", "lro": "\u202d", "rlo": "\u202e",
+    "lri": "\u2066", "rli": "\u2067", "fsi": "\u2068", "pdi": "\u2069",
+}
+ALLOWED_CHARACTERS = {
+    "tab": "\t", "newline": "\n", "nbsp": "\xa0", "paragraph_separator": "\u2029",
+    "narrow_nbsp": "\u202f", "lrm": "\u200e", "rlm": "\u200f", "before_isolates": "\u2065",
+    "after_isolates": "\u206a", "space": " ",
+}
+
+
+def _refusal_test(ch: str):
+    def test(self: "TextTests") -> None:
+        for text in (ch, "a" + ch, ch + "b", "a" + ch + "b"):
+            self.assertTextError(text, "bad-text")
+    return test
+
+
+def _allowed_test(ch: str):
+    def test(self: "TextTests") -> None:
+        self.assertGood("a" + ch + "b")
+    return test
+
+
+for _name, _ch in REFUSED_CHARACTERS.items():
+    setattr(TextTests, f"test_refuses_{_name}", _refusal_test(_ch))
+for _name, _ch in ALLOWED_CHARACTERS.items():
+    setattr(TextTests, f"test_allows_{_name}", _allowed_test(_ch))
+
+
 class MiscTests(SynchronousTestCase):
     def test_client_types(self) -> None:
         self.assertEqual(CLIENT_TYPES, {"hello", "say", "msg", "nick", "who", "ping", "pong", "quit"})
