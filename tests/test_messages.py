@@ -208,6 +208,29 @@ class DecodeTests(SynchronousTestCase):
         text = json.dumps([value, "[" * 70], ensure_ascii=ascii_only)
         self.assertEqual(count_containers(text), walk(value) + 1)
 
+    def test_ping_token_size_is_cheap(self) -> None:
+        """
+        A token of 30,000 values is found over the limit without being
+        encoded: the answer is the same as for the encoded size.
+        """
+        for token in ([1] * 30000, {str(i): i for i in range(3000)}, [[1] * 30000],
+                      ["a" * 60000], [float("inf")], {"k": float("nan")}):
+            error = ping_error({"type": "ping", "token": token})
+            self.assertEqual((error.code, error.fatal), ("bad-json", False))
+
+    @settings(deadline=None, max_examples=300)
+    @given(st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
+        | st.text(max_size=300),
+        lambda children: st.lists(children, max_size=200) | st.dictionaries(st.text(max_size=5),
+                                                                            children, max_size=50),
+        max_leaves=300,
+    ))
+    def test_ping_token_limit_exact(self, token) -> None:
+        """C{ping_error} says over exactly when the compact UTF-8 JSON is over 256 bytes."""
+        over = len(encode(token)) > MAX_PING_TOKEN
+        self.assertEqual(ping_error({"type": "ping", "token": token}) is not None, over)
+
     def test_ping_token_limit(self) -> None:
         """
         Finding 3: a C{ping} token over 256 bytes of compact UTF-8 JSON is
@@ -223,6 +246,20 @@ class DecodeTests(SynchronousTestCase):
                 self.assertIsNone(error, token)
             else:
                 self.assertEqual((error.code, error.fatal), ("bad-json", False))
+
+    def test_float_range(self) -> None:
+        """
+        Numbers too large for a float are C{bad-json} however they are
+        spelled; large finite ones and underflows decode.
+        """
+        for literal in (b"1e309", b"1E+999", b"1e0000999", b"-1e400", b"1" + b"0" * 309 + b".0",
+                        b"1" + b"0" * 250 + b"e99", b"[1.5,2e500]"):
+            self.assertBadJson(b'{"type":"ping","token":' + literal + b"}")
+        for literal, value in ((b"1e308", 1e308), (b"1e-999", 0.0), (b"1" * 250 + b".5", float("1" * 250)),
+                               (b"1.5e+99", 1.5e99), (b"12345678901234567890", 12345678901234567890),
+                               (b"1" * 4300, int("1" * 4300))):
+            message = decode(b'{"type":"ping","token":' + literal + b"}")
+            self.assertEqual(message["token"], value)
 
     def test_huge_integer(self) -> None:
         self.assertBadJson(b'{"type":"ping","token":' + b"1" * 5000 + b"}")
