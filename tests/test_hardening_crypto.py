@@ -21,7 +21,7 @@ from twisted.internet import defer
 from twisted.internet.error import ConnectionDone, ConnectionLost
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from chatsvc.encryption import REPLAY_CACHE_SIZE
+from chatsvc.server.encryption import REPLAY_CACHE_SIZE
 from chatsvc.wire.framing import encode_frame
 from chatsvc.wire.messages import encode
 from chatsvc.wire.records import PROLOGUE, RECORD_HANDSHAKE, RecordSession
@@ -308,8 +308,7 @@ class CryptoAbuseTests(TestCase):
 
 class InProcessHandshakeTests(SynchronousTestCase):
     """
-    The server's handshake checks in memory (L{chatsvc.encryption} at its
-    version 1 path; it moves to chatsvc/server/ with the layout change).
+    The server's handshake checks in memory (L{chatsvc.server.encryption}).
     """
 
     def setUp(self) -> None:

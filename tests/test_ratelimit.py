@@ -7,6 +7,10 @@ from __future__ import annotations
 
 from twisted.trial.unittest import SynchronousTestCase
 
+from zope.interface import implementer
+from zope.interface.verify import verifyObject
+
+from chatsvc.server.interfaces import IServerConnection
 from chatsvc.server.ratelimit import ALLOW, FLOOD, REFUSE, RateLimiter, Verdict, parse_rate
 
 from .helpers import make_factory
@@ -134,20 +138,31 @@ class DrainTests(SynchronousTestCase):
         self.assertEqual(limiter.check(0.0), REFUSE)
 
 
+@implementer(IServerConnection)
 class _Stub:
     """
-    The little of a connection that L{ChatFactory}'s accounting reads
-    (C{chatsvc.server} at its version 1 path: it moves to chatsvc/server/
-    with the layout change): a peer and a rate limiter.
+    A connection as L{ChatFactory <chatsvc.server.factory.ChatFactory>}
+    sees it, with nothing behind it but a peer and a rate limiter.
     """
+
+    closing = False
+    queue = None
 
     def __init__(self, peer: str, limiter: RateLimiter) -> None:
         self.peer = peer
-        self._limiter = limiter
-        self.counted_ip = False
+        self.limiter = limiter
 
     def throttle(self, on: bool) -> None:
         pass
+
+    def fatal(self, code: str, text: str) -> None:
+        raise AssertionError(f"unexpected fatal {code}")
+
+    def check_idle(self, now: float) -> None:
+        pass
+
+    def abort(self) -> None:
+        raise AssertionError("unexpected abort")
 
 
 class FloodedAddressTests(SynchronousTestCase):
@@ -176,6 +191,9 @@ class FloodedAddressTests(SynchronousTestCase):
         self.factory.connection_closed(proto)
         now = self.clock.seconds()
         return checks(limiter, now, 2) == [ALLOW, REFUSE]
+
+    def test_stub_is_a_connection(self) -> None:
+        self.assertTrue(verifyObject(IServerConnection, _Stub("192.0.2.1", None)))
 
     def test_flooder_starts_drained(self) -> None:
         self.flood_from("192.0.2.1")

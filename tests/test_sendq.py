@@ -1,6 +1,5 @@
 """
-Tests for L{chatsvc.sendq}: the per-client send queue (at its version 1
-path; it moves to chatsvc/server/ with the layout change).
+Tests for L{chatsvc.server.sendq}: the per-client send queue.
 """
 
 from __future__ import annotations
@@ -11,7 +10,7 @@ from twisted.internet.interfaces import IPushProducer
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
-from chatsvc.sendq import SendQueue
+from chatsvc.server.sendq import SendQueue
 
 
 class PausingTransport:
