@@ -123,19 +123,45 @@ _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 def count_containers(text: str) -> int:
     """
     Return how many JSON arrays and objects C{text} holds, if it is JSON:
-    the brackets and braces outside strings.
+    the brackets and braces outside strings (past L{MAX_CONTAINERS}, it may
+    stop counting and return any larger number).
 
-    Cheap: one C{count} when the text has few brackets at all; else a few
-    passes at C speed and no parse. Escaped backslashes, then escaped quotes,
-    are taken out (left to right, as a JSON parser pairs them); the quotes
-    left delimit the strings, and the text between them is left out.
+    Cheap: one C{count} when the text has few brackets at all. Else escaped
+    backslashes, then escaped quotes, are taken out (left to right, as a
+    JSON parser pairs them), so that the quotes left delimit the strings;
+    then, whichever is fewer, each bracket is looked at (outside a string if
+    an even number of quotes comes before it), or the text is cut at every
+    quote and the pieces between strings searched. No parse, and no Python
+    work per string or per bracket beyond the fewer of the two.
     """
     count = text.count("[") + text.count("{")
     if count <= MAX_CONTAINERS:
         return count
     plain = text.replace("\\\\", "").replace('\\"', "")
+    if count * 32 < plain.count('"'):
+        return _count_brackets_outside(plain)
     bare = "".join(plain.split('"')[::2])
     return bare.count("[") + bare.count("{")
+
+
+def _count_brackets_outside(plain: str) -> int:
+    """The few-brackets case of L{count_containers}, stopping past the limit."""
+    positions = []
+    for bracket in "[{":
+        position = plain.find(bracket)
+        while position >= 0:
+            positions.append(position)
+            position = plain.find(bracket, position + 1)
+    positions.sort()
+    outside = quotes = last = 0
+    for position in positions:
+        quotes += plain.count('"', last, position)
+        last = position
+        if not quotes % 2:
+            outside += 1
+            if outside > MAX_CONTAINERS:
+                break
+    return outside
 
 
 def _bad_json(text: str) -> RemoteProtocolError:
