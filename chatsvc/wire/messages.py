@@ -76,12 +76,12 @@ _fast_decode = json.JSONDecoder(
 _decode = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_finite_float,
                            parse_int=_bounded_int).decode
 
-# Digits to "0", "e" and "E" to "e", "+" kept, everything else to " ".
+# Digits to "0", "e" and "E" to "e", everything else to " " ("+" is deleted).
 _NUMBER_SHAPE = bytes(
-    ord("0") if chr(b).isdigit() and b < 128 else
-    ord("e") if b in b"eE" else ord("+") if b == ord("+") else ord(" ")
+    ord("0") if chr(b).isdigit() and b < 128 else ord("e") if b in b"eE" else ord(" ")
     for b in range(256)
 )
+_LONG_RUN = b"0" * 200
 
 
 def _may_overflow(body: bytes) -> bool:
@@ -91,8 +91,8 @@ def _may_overflow(body: bytes) -> bool:
     exponent of two digits adds at most 99 to those). Two searches at C
     speed; a false alarm only costs the checked decoder.
     """
-    shape = body.translate(_NUMBER_SHAPE)
-    return b"e000" in shape or b"e+000" in shape or b"0" * 200 in shape
+    shape = body.translate(_NUMBER_SHAPE, b"+")
+    return b"e000" in shape or _LONG_RUN in shape
 
 
 def encode(message: Message) -> bytes:
@@ -188,7 +188,7 @@ def decode(body: bytes) -> Message:
         raise _bad_json("not a UTF-8 JSON object") from None
     if not isinstance(message, dict) or not isinstance(message.get("type"), str):
         raise _bad_json("a message is a JSON object with a string 'type'")
-    if _SURROGATE_ESCAPE.search(text) is not None:
+    if ("\\ud" in text or "\\uD" in text) and _SURROGATE_ESCAPE.search(text) is not None:
         # An escaped pair is fine, a lone half is not: the C encoder finds
         # out at C speed (no walk over the message in Python).
         try:
