@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import io
 import os
+import socket
 import stat
 import subprocess
 import sys
@@ -252,6 +253,25 @@ class DemoKeyTests(SynchronousTestCase):
             self.assertEqual(len(warnings), 1)
             self.assertIn("0644", warnings[0])
             self.assertNotIn("demo", warnings[0])
+
+    def test_client_warns_at_start_up(self) -> None:
+        """
+        C{chat-client --psk} with a private copy of the demo key says so on
+        stderr first (a real process, to a port nobody listens on).
+        """
+        path = os.path.abspath(self.demo_copy())
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        command = [sys.executable, "-c", "import sys; from chatsvc.client import main; sys.exit(main())",
+                   "--name", "x", "--encrypted", "--psk", path, "--no-reconnect", "127.0.0.1", str(port)]
+        env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
+        done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=REPO,
+                              stdin=subprocess.DEVNULL, timeout=120)
+        first = done.stderr.splitlines()[0]
+        self.assertIn("warning", first)
+        self.assertIn("public demo key", first)
+        self.assertNotIn("Traceback", done.stderr)
 
     def test_all_zero_key_refused(self) -> None:
         path = self.mktemp()
