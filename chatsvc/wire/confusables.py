@@ -39,20 +39,23 @@ _IGNORABLE = re.compile(
     "\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0000-\U000e0fff]"
 )
 
-_table: Optional[Dict[int, str]] = None
+def _parse(data: str) -> Dict[int, str]:
+    """The table, code point to prototype string, from L{_confusables_data}."""
+    table = {}
+    for line in data.split("\n"):
+        if line:
+            source, *target = line.split(" ")
+            table[int(source, 16)] = "".join(chr(int(t, 16)) for t in target)
+    return table
+
+
+# Parsed at import (about 7 ms), not at the first name a server checks.
+_TABLE = _parse(_confusables_data.DATA)
 
 
 def _prototypes() -> Dict[int, str]:
-    """The table, code point to prototype string, parsed on first use."""
-    global _table
-    if _table is None:
-        table = {}
-        for line in _confusables_data.DATA.split("\n"):
-            if line:
-                source, *target = line.split(" ")
-                table[int(source, 16)] = "".join(chr(int(t, 16)) for t in target)
-        _table = table
-    return _table
+    """The table, code point to prototype string (for C{str.translate})."""
+    return _TABLE
 
 
 def skeleton(text: str) -> str:
