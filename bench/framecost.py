@@ -25,17 +25,17 @@ import statistics
 import sys
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional
 
 from twisted.internet.address import IPv4Address
+from twisted.internet.error import ConnectionDone
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.logger import globalLogBeginner
 from twisted.python.failure import Failure
-from twisted.internet.error import ConnectionDone
 
-from chatsvc.server.encryption import EncryptingFactory
 from chatsvc.chat.memory import Room
+from chatsvc.server.encryption import EncryptingFactory
 from chatsvc.server.factory import ChatFactory, ServerConfig
 from chatsvc.wire.errors import RemoteProtocolError
 from chatsvc.wire.framing import encode_frame
@@ -58,8 +58,7 @@ class Stack:
         config = ServerConfig(rate_burst=0, max_per_ip=0, max_clients=0, sendq=1 << 30,
                               sendq_soft=0)
         self.chat = ChatFactory(self.room, config, self.clock)
-        self.top = EncryptingFactory(self.chat, PSK, clock=self.clock) if encrypted else \
-            EncryptingFactory(self.chat, None, clock=self.clock)
+        self.top = EncryptingFactory(self.chat, PSK if encrypted else None, clock=self.clock)
         self.encrypted = encrypted
         self._n = 0
 
