@@ -78,6 +78,15 @@ _texts = st.one_of(
 )
 _MEMBERS = {"name": _names, "text": _texts, "to": _names, "token": json_values,
             "since": json_leaves, "resume": json_leaves, "reason": _texts}
+# Protocol version 2's members: rooms, per-room since, the epoch, actions.
+_rooms = st.one_of(st.sampled_from(["#lobby", "#a", "#A", "#", "lobby", "#a b", "#" + "x" * 33]),
+                   _names.map(lambda n: "#" + n if isinstance(n, str) else n))
+_MEMBERS.update({
+    "room": _rooms, "rooms": st.lists(_rooms, max_size=25) | json_leaves,
+    "since": json_leaves | st.dictionaries(_rooms.filter(lambda r: isinstance(r, str)), json_leaves,
+                                           max_size=3),
+    "epoch": json_leaves, "action": json_leaves,
+})
 
 
 @st.composite

@@ -408,7 +408,13 @@ for _name, _ch in ALLOWED_CHARACTERS.items():
 
 class MiscTests(SynchronousTestCase):
     def test_client_types(self) -> None:
-        self.assertEqual(CLIENT_TYPES, {"hello", "say", "msg", "nick", "who", "ping", "pong", "quit"})
+        self.assertEqual(CLIENT_TYPES, {"hello", "say", "msg", "nick", "join", "part", "topic",
+                                        "rooms", "who", "ping", "pong", "quit"})
+
+    def test_the_server_handles_every_client_type(self) -> None:
+        from chatsvc.server.requests import HANDLERS
+
+        self.assertEqual(set(HANDLERS), CLIENT_TYPES)
 
     def test_timestamp(self) -> None:
         self.assertEqual(timestamp(1795315800.123), "2026-11-22T02:50:00.123Z")

@@ -24,7 +24,8 @@ from .errors import RemoteProtocolError
 
 Message = Dict[str, Any]
 
-CLIENT_TYPES = frozenset({"hello", "say", "msg", "nick", "who", "ping", "pong", "quit"})
+CLIENT_TYPES = frozenset({"hello", "say", "msg", "nick", "join", "part", "topic", "rooms", "who",
+                          "ping", "pong", "quit"})
 """Every message type a client may send (4.1)."""
 
 DEFAULT_MAX_TEXT = 4096
