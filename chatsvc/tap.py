@@ -25,6 +25,7 @@ from .server.encryption import EncryptingFactory
 from .server.factory import ChatFactory, ServerConfig
 from .server.msglog import MessageLog
 from .server.ratelimit import parse_rate
+from .server.turns import end_of_turn
 from .wire.errors import RemoteProtocolError
 from .wire.messages import text_error
 from .wire.noise import CipherCache
@@ -249,7 +250,8 @@ def makeService(options: Options, reactor: Any = None) -> ChatService:
                           motd=options["motd"], default_room=options["default-room"],
                           presence_limit=options["presence-limit"],
                           max_rooms=options["max-rooms"],
-                          max_rooms_per_client=options["rooms-per-client"])
+                          max_rooms_per_client=options["rooms-per-client"],
+                          end_of_turn=end_of_turn(reactor))
     config = options.config()
     factory = ChatFactory(room, config, reactor)
     wrapper = EncryptingFactory(factory, psk, require_encryption=require, clock=reactor,

@@ -19,12 +19,11 @@ from __future__ import annotations
 import itertools
 import os
 import secrets
-from typing import Any, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from ..server.turns import end_of_turn
 from ..wire.errors import RemoteProtocolError
 from ..wire.framing import MAX_FRAME, encode_frame
 from ..wire.messages import Message, encode, timestamp
@@ -32,7 +31,7 @@ from ..wire.names import InvalidName, name_key, normalize, with_suffix
 from ..wire.rooms import hello_rooms, room_key, room_name, since_map
 from .common import MAX_WELCOME_USERS, History, json_str
 from .fanout import Outbox
-from .interfaces import IChat
+from .interfaces import IChat, IEndOfTurn
 from .actions import RoomActions
 from .rooms import ChatRoom, RoomDirectory
 
@@ -42,6 +41,34 @@ _log = Logger()
 def new_epoch() -> str:
     """A fresh history epoch (PROTOCOL.md 4.5)."""
     return secrets.token_urlsafe(9)
+
+
+@implementer(IEndOfTurn)
+class NextTurn:
+    """
+    The end of turn of a chat made without the server's
+    (L{chatsvc.server.turns.end_of_turn}): a C{callLater(0)} per scheduled
+    callable, each scheduled at most once at a time (as the outbox does).
+    Enough for tests and benchmarks; a server passes its own, so that a
+    broadcast is encrypted in the same pass.
+    """
+
+    def __init__(self, clock: Any) -> None:
+        self._clock = clock
+        self._pending: Dict[Callable[[], object], Any] = {}
+
+    def schedule(self, f: Callable[[], object]) -> None:
+        if f not in self._pending:
+            self._pending[f] = self._clock.callLater(0, self._run, f)
+
+    def cancel(self, f: Callable[[], object]) -> None:
+        delayed = self._pending.pop(f, None)
+        if delayed is not None:
+            delayed.cancel()
+
+    def _run(self, f: Callable[[], object]) -> None:
+        del self._pending[f]
+        f()
 
 
 @implementer(IChat)
@@ -59,6 +86,9 @@ class MemoryChat(RoomActions):
     @param presence_limit: rooms larger than this send no presence (4.7).
     @param max_rooms: rooms the server holds at most (0: no limit).
     @param max_rooms_per_client: rooms a client is in at most (0: no limit).
+    @param end_of_turn: the L{IEndOfTurn} whose pass hands out each turn's
+        broadcasts: the server's (L{chatsvc.server.turns.end_of_turn}), or
+        by default a L{NextTurn} on C{clock}.
     """
 
     available = True
@@ -66,7 +96,7 @@ class MemoryChat(RoomActions):
     def __init__(self, clock: Any, history_size: int = 50, message_log: Any = None,
                  motd: Optional[str] = None, default_room: str = "#lobby",
                  presence_limit: int = 1000, max_rooms: int = 10_000,
-                 max_rooms_per_client: int = 20) -> None:
+                 max_rooms_per_client: int = 20, end_of_turn: Any = None) -> None:
         self._clock = clock
         self._log_file = message_log
         self.motd = motd
@@ -85,7 +115,7 @@ class MemoryChat(RoomActions):
         self._guests = itertools.count(1)
         self.private_seq = 0
         self.rooms = RoomDirectory(history_size, max_rooms, pinned=self._default_key)
-        self._outbox = Outbox(end_of_turn(clock))
+        self._outbox = Outbox(end_of_turn if end_of_turn is not None else NextTurn(clock))
         self.epoch = new_epoch()
         if message_log is not None:
             self._restore(message_log, history_size)

@@ -20,7 +20,12 @@ import weakref
 from collections import deque
 from typing import Any, Callable, Deque, MutableMapping
 
+from zope.interface import implementer
 
+from ..chat.interfaces import IEndOfTurn
+
+
+@implementer(IEndOfTurn)
 class EndOfTurn:
     """
     Calls to make once the input of the current reactor turn is handled.
