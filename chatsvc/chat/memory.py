@@ -27,9 +27,9 @@ from zope.interface import implementer
 from ..wire.errors import RemoteProtocolError
 from ..wire.framing import MAX_FRAME, encode_frame
 from ..wire.messages import Message, encode, timestamp
-from ..wire.names import InvalidName, name_key, normalize, with_suffix
+from ..wire.names import InvalidName, normalize, with_suffix
 from ..wire.rooms import hello_rooms, room_key, room_name, since_map
-from .common import MAX_WELCOME_USERS, History, json_str
+from .common import MAX_WELCOME_USERS, History, NameTable, json_str
 from .fanout import Outbox
 from .interfaces import IChat, IEndOfTurn
 from .actions import RoomActions
@@ -104,7 +104,7 @@ class MemoryChat(RoomActions):
         self._default_key = room_key(self.default_room)
         self.presence_limit = presence_limit
         self.max_rooms_per_client = max_rooms_per_client
-        self._members: Dict[str, Any] = {}  # name key -> member
+        self._names = NameTable()  # who holds which name (and its look-alikes)
         self._listed: Dict[Any, bytes] = {}  # member -> its name as JSON
         # member -> its rooms, in the order it joined them (a list: a few at most)
         self._rooms_of: Dict[Any, List[ChatRoom]] = {}
@@ -164,22 +164,25 @@ class MemoryChat(RoomActions):
         return self.rooms.get(room_key(name or self.default_room))
 
     def __len__(self) -> int:
-        return len(self._members)
+        return len(self._names)
 
     def __contains__(self, member: Any) -> bool:
         return member in self._rooms_of
 
     def names(self) -> List[str]:
-        return [m.name for m in self._members.values()]
+        return [m.name for m in self._names.members()]
 
     def members(self) -> Iterable[Any]:
-        return list(self._members.values())
+        return list(self._names.members())
 
     def find(self, name: object) -> Optional[Any]:
-        """The member called C{name} (same-name rules of 4.3), or C{None}."""
+        """
+        The member called C{name} by the same-name rule of 4.3, or C{None}:
+        not a look-alike (C{msg} to C{\u0430lice} does not reach C{alice}).
+        """
         if not isinstance(name, str):
             return None
-        return self._members.get(name_key(name))
+        return self._names.find(name)
 
     def rooms_of(self, member: Any) -> List[str]:
         return [room.name for room in self._rooms_of.get(member, ())]
@@ -198,17 +201,18 @@ class MemoryChat(RoomActions):
     # -- registration -------------------------------------------------
 
     def _free_name(self, wanted: Optional[str]) -> str:
-        members = self._members
+        """C{wanted}, or the first of its suffixed forms neither in use nor like one."""
+        free = self._names.free
         if wanted is None:
             while True:
                 name = f"guest_{next(self._guests)}"
-                if name_key(name) not in members:
+                if free(name):
                     return name
-        if name_key(wanted) not in members:
+        if free(wanted):
             return wanted
         for n in itertools.count(2):
             name = with_suffix(wanted, n)
-            if name_key(name) not in members:
+            if free(name):
                 return name
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -250,7 +254,7 @@ class MemoryChat(RoomActions):
             session_id = self._id_prefix + str(next(self._ids))
         member.name = assigned
         member.session_id = session_id
-        self._members[name_key(assigned)] = member
+        self._names.add(assigned, member)
         self._listed[member] = json_str(assigned)
         self._rooms_of.setdefault(member, [])
         token = secrets.token_urlsafe(18)
@@ -289,7 +293,7 @@ class MemoryChat(RoomActions):
         rooms = self._rooms_of.pop(old, [])
         for room in rooms:
             del room.members[old]
-        del self._members[name_key(old.name)]
+        self._names.remove(old.name)
         del self._listed[old]
         token = self._token_of.pop(old, None)
         if token is not None:
@@ -319,7 +323,7 @@ class MemoryChat(RoomActions):
         users: List[bytes] = []
         plaintext: List[bytes] = []
         size = base
-        for other in itertools.chain((member,), self._members.values()):
+        for other in itertools.chain((member,), self._names.members()):
             if other is member and users:
                 continue
             if len(users) >= MAX_WELCOME_USERS:
