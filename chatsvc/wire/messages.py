@@ -165,6 +165,61 @@ def _count_brackets_outside(plain: str) -> int:
     return outside
 
 
+MAX_ITEMS = 1024
+"""The most elements and members a message's arrays and objects may hold in
+all, the message object's own members included (docs/protocol.md 4.6 and
+8.1, this project's choice over the shared version 2 text). More is
+C{bad-json}, found before the body is parsed: a 64 KiB body of 32,000
+one-digit integers costs CPython's C decoder about 1.5 ms, over the 1 ms a
+frame may cost; no client message needs more than a few dozen (C{hello}'s
+C{rooms} and C{since} hold at most the 20 rooms of a client)."""
+
+_FEW_COMMAS = MAX_ITEMS - MAX_CONTAINERS
+"""With at most this many commas in all, a message of at most
+L{MAX_CONTAINERS} containers cannot hold more than L{MAX_ITEMS} items."""
+
+
+_MANY_QUOTES = 4 * MAX_ITEMS
+"""With more unescaped quotes than this, JSON holds more than L{MAX_ITEMS}
+items: every string is an element, a member's key or a member's value, so
+there are at most two strings per item and two quotes per string."""
+
+
+def count_items(text: str) -> int:
+    """
+    Return how many elements and members the arrays and objects of C{text}
+    hold in all, if it is JSON: the commas outside strings, plus the
+    containers that are not empty.
+
+    The strings are cut out as L{count_containers} does (each replaced by
+    one character, so that C{["x"]} does not look empty), the white space
+    dropped, and C{,}, C{[}, C{{}, C{[]} and C{{}} counted: a few passes at
+    C speed, no parse.
+    """
+    plain = text.replace("\\\\", "").replace('\\"', "")
+    bare = "".join("s".join(plain.split('"')[::2]).split())
+    containers = bare.count("[") + bare.count("{")
+    empty = bare.count("[]") + bare.count("{}")
+    return bare.count(",") + containers - empty
+
+
+def too_many_items(text: str) -> bool:
+    """
+    Whether C{text}, JSON of at most L{MAX_CONTAINERS} containers, holds
+    more than L{MAX_ITEMS} items (L{count_items}). One C{count} when the
+    text has few commas at all: the items are at most the commas plus the
+    containers. With many strings, their quotes alone decide, without
+    cutting the text into thousands of pieces. (For text that is not JSON
+    the answer may be anything: it is C{bad-json} either way.)
+    """
+    if text.count(",") <= _FEW_COMMAS:
+        return False
+    if text.count('"') > _MANY_QUOTES and (
+            text.replace("\\\\", "").replace('\\"', "").count('"') > _MANY_QUOTES):
+        return True
+    return count_items(text) > MAX_ITEMS
+
+
 def _bad_json(text: str) -> RemoteProtocolError:
     return RemoteProtocolError("bad-json", text, fatal=False)
 
@@ -175,7 +230,8 @@ def decode(body: bytes) -> Message:
 
     @raise RemoteProtocolError: C{bad-json} (not fatal) unless C{body} is a
         UTF-8 JSON object with a string C{type}, no NaN or Infinity, no
-        lone surrogate and at most L{MAX_CONTAINERS} arrays and objects.
+        lone surrogate, at most L{MAX_CONTAINERS} arrays and objects and at
+        most L{MAX_ITEMS} elements and members in them.
     """
     try:
         text = body.decode("utf-8")
@@ -183,6 +239,8 @@ def decode(body: bytes) -> Message:
         raise _bad_json("not a UTF-8 JSON object") from None
     if count_containers(text) > MAX_CONTAINERS:
         raise _bad_json(f"more than {MAX_CONTAINERS} JSON arrays and objects")
+    if too_many_items(text):
+        raise _bad_json(f"more than {MAX_ITEMS} elements and members in JSON arrays and objects")
     try:
         message = _decode(text) if _may_overflow(body) else _fast_decode(text)
     except (ValueError, RecursionError):
