@@ -84,6 +84,8 @@ class Options(usage.Options):
         ["motd", None, None, "Message of the day, sent in every welcome."],
         ["redis", None, None, "Scale out: serve one chat with every server started with this Redis client endpoint (e.g. tcp:127.0.0.1:6379) and --chat; needs chatsvc[redis]."],
         ["chat", None, "chat", "With --redis: the chat's name in Redis (letters, digits, _ - .)."],
+        ["metrics", None, None, "Serve Prometheus metrics at /metrics on this endpoint, e.g. tcp:9100:interface=127.0.0.1; needs chatsvc[metrics]."],
+        ["admin", None, None, "Operator controls (chat-admin) on this endpoint: unix:/path (made mode 0600), or tcp:PORT:interface=127.0.0.1."],
         ["redis-lease", None, 10.0, "With --redis: seconds after which the names of a server that stopped (or lost Redis) are released.", _non_negative(float, "redis-lease")],
     ]
 
@@ -213,6 +215,17 @@ def _redis_room(options: Options, reactor: Any) -> Any:
                      motd=options["motd"], lease=options["redis-lease"])
 
 
+def _operations(options: Options, reactor: Any, factory: ChatFactory, room: Any,
+                service: ChatService) -> None:
+    """--metrics and --admin (chatsvc.metrics, chatsvc.admin)."""
+    if options["metrics"]:
+        from .metrics.service import enable_metrics
+        enable_metrics(options["metrics"], reactor, factory, room, service)
+    if options["admin"]:
+        from .admin.server import enable_admin
+        enable_admin(options["admin"], reactor, factory, room, service)
+
+
 def makeService(options: Options, reactor: Any = None) -> ChatService:
     """Build the chat service from parsed L{Options}."""
     if reactor is None:
@@ -248,6 +261,7 @@ def makeService(options: Options, reactor: Any = None) -> ChatService:
         except (ValueError, TypeError, KeyError) as e:
             raise SystemExit(f"chat: bad --listen endpoint {description!r}: {e}")
         StreamServerEndpointService(endpoint, wrapper).setServiceParent(service)
+    _operations(options, reactor, factory, room, service)
     mode = ("encrypted only" if require else
             "plaintext and encrypted" if psk is not None else "plaintext only")
     _log.info("chatsvc on {listen} ({mode}); history {history}, seq {seq}",

@@ -43,10 +43,15 @@ from .common import (
     split_list_frames,
     too_big,
 )
-from .interfaces import IChat, IChatMember
+from ..metrics import NO_METRICS
+from .interfaces import IChat, IChatAdmin, IChatMember, IChatStats
 
 _log = Logger()
 
+DEFAULT_ROOM = "#lobby"
+
+
+@implementer(IChatStats, IChatAdmin)
 class Room:
     """
     One chat: members, names, C{seq}, history, fan-out.
@@ -82,6 +87,7 @@ class Room:
         self.outbox_size = 0  # their bytes: senders pause past a budget
         self._flush_scheduled = False
         self._end_of_turn = end_of_turn(clock)
+        self.metrics = NO_METRICS  # an IServerMetrics (chatsvc.tap sets it for --metrics)
         if message_log is not None:
             self.seq, restored, dropped = message_log.restore(history_size)
             for seq, body in restored:
@@ -117,6 +123,34 @@ class Room:
             return None
         return self._members.get(name_key(name))
 
+    # -- operators and metrics (IChatStats, IChatAdmin) -------------------
+
+    def stats(self) -> Dict[str, int]:
+        return {"users": len(self._members), "rooms": 1 if self._members else 0,
+                "history": len(self.history)}
+
+    def room_list(self) -> List[Dict[str, Any]]:
+        if not self._members:
+            return []
+        return [{"room": DEFAULT_ROOM, "count": len(self._members), "topic": "",
+                 "history": len(self.history)}]
+
+    def member_rooms(self, member: Any) -> List[str]:
+        return [DEFAULT_ROOM] if member in self._senders else []
+
+    def operator_topic(self, room: str, text: str) -> None:
+        if room != DEFAULT_ROOM:
+            raise KeyError(room)
+        raise ValueError("this chat speaks protocol version 1: it has no topics")
+
+    def clear_room(self, room: str) -> int:
+        if room != DEFAULT_ROOM:
+            raise KeyError(room)
+        forgotten = len(self.history)
+        self.history = History(self.history.size)
+        self.history.dropped_upto = self.seq
+        return forgotten
+
     # -- fan-out ----------------------------------------------------------
 
     def _broadcast(self, frame: bytes) -> None:
@@ -146,6 +180,7 @@ class Room:
             late.clear()
             return
         blob = outbox[0] if len(outbox) == 1 else b"".join(outbox)
+        self.metrics.delivered(len(outbox) * len(self._senders) - sum(late.values()))
         if late:
             # Members that registered during this turn get only what came
             # after them (the rest is in their history, or is their own joined).
@@ -358,6 +393,7 @@ class Room:
         target.send_frame(frame)
         if target is not member:
             member.send_frame(frame)
+        self.metrics.delivered(1 if target is member else 2)
         return seq
 
     def rename(self, member: Any, name: object) -> str:

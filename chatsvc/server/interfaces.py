@@ -73,6 +73,12 @@ class IServerConnection(Interface):
     closing = Attribute("True once the connection has decided to close.")
     limiter = Attribute("Its L{RateLimiter <chatsvc.server.ratelimit.RateLimiter>}, or None.")
     queue = Attribute("Its L{SendQueue <chatsvc.server.sendq.SendQueue>}.")
+    bytes_in = Attribute("Frame bytes read from the client so far (metrics).")
+    close_code = Attribute(
+        "The code it closed with (C{slow}, C{kicked}, C{quit}, ...), or C{None}"
+        " while open; C{disconnected} for a close nobody chose."
+    )
+    muted = Attribute("True while an operator has muted it: C{say}/C{msg} get C{muted}.")
 
     def throttle(on):
         """Stop (or start again) reading from the client."""

@@ -41,7 +41,12 @@ _LEFT_REASONS = {
     "flood": "flood",
     "shutdown": "shutdown",
     "replaced": "replaced",
+    "kicked": "kicked",
+    "banned": "banned",
 }
+
+# What a muted client may not send (PROTOCOL.md 4.6, `muted`).
+_MUTED_KINDS = frozenset({"say", "msg"})
 
 # Reasons to hold a client's input (bits of ChatProtocol._holds).
 _HOLD_ROOM = 1
@@ -73,6 +78,13 @@ def _tune_socket(transport: Any, sndbuf: int) -> None:
 
 def _discard(frame: bytes) -> None:
     pass
+
+
+def _close_code(reason: Failure) -> str:
+    """The code of a close the connection did not choose itself (metrics)."""
+    if reason.check(RemoteProtocolError):
+        return reason.value.code  # the wrapper refused or dropped it
+    return "disconnected"
 
 
 @implementer(IChatMember, IServerConnection)
@@ -110,6 +122,9 @@ class ChatProtocol(Int32StringReceiver):
     _ping_sent_at: Optional[float] = None
     _leave_text: Optional[str] = None
     _holds = 0
+    bytes_in = 0
+    close_code: Optional[str] = None
+    muted = False
 
     def __init__(self, factory: Any) -> None:
         self.factory = factory
@@ -152,6 +167,8 @@ class ChatProtocol(Int32StringReceiver):
                 call.cancel()
         self._deadline = self._abort_call = None
         self.closing = True
+        if self.close_code is None:
+            self.close_code = _close_code(reason)
         self.factory.connection_closed(self)
         if self.name is not None and self in self.room:
             self.room.leave(self, "disconnected")
@@ -198,6 +215,7 @@ class ChatProtocol(Int32StringReceiver):
         """
         if self.closing:
             return
+        self.close_code = code
         self._close(_LEFT_REASONS.get(code, "disconnected"), None)
         sendq = self._sendq
         if code == "slow":
@@ -247,6 +265,7 @@ class ChatProtocol(Int32StringReceiver):
         if self.closing:
             return
         now = self.last_seen = self._clock.seconds()
+        self.bytes_in += len(body) + 4
         if not body:
             self.fatal("bad-frame", "empty frame")
             return
@@ -269,11 +288,16 @@ class ChatProtocol(Int32StringReceiver):
             self._send_error(RemoteProtocolError(
                 "not-registered", "send hello first", fatal=False))
             return
+        if self.muted and kind in _MUTED_KINDS:
+            self._send_error(RemoteProtocolError(
+                "muted", "an operator muted you; nothing was delivered", fatal=False))
+            return
         try:
             result = getattr(self, handler_name)(message)
         except RemoteProtocolError as e:
             self._send_error(e)
             return
+        self.factory.metrics.request(kind)
         if isinstance(result, Deferred):
             self._wait_for(result)
         elif self.room.outbox_size > self.config.turn_budget:
@@ -339,6 +363,7 @@ class ChatProtocol(Int32StringReceiver):
         if verdict is FLOOD:
             self.fatal("flood", "far over the message rate for too long")
         else:
+            self.factory.metrics.rate_limited()
             self._send_error(RemoteProtocolError(
                 "rate-limited", "too many messages; this one was not delivered", fatal=False))
         return True
@@ -425,6 +450,7 @@ class ChatProtocol(Int32StringReceiver):
         reason = message.get("reason")
         text = reason if text_error(reason, self.config.max_text) is None else None
         _log.info("{name} quit", name=self.name)
+        self.close_code = "quit"
         self._close("quit", text)
         self._sendq.flush()
         self._finish()

@@ -1,0 +1,174 @@
+# -*- test-case-name: tests.test_admin -*-
+"""
+L{LocalOperator}: L{IOperator} for one server process, over its factory
+(the connections), its chat (names and rooms, through L{IChat} and
+L{IChatAdmin}) and its L{IBanList}.
+
+With C{--redis}, bans and kicks made here apply to this server only.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional
+
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from ..metrics import transport_label
+from ..wire.framing import encode_frame
+from ..wire.messages import Message, encode, text_error, timestamp
+from ..wire.names import name_key
+from .interfaces import IOperator, OperatorError
+
+_log = Logger()
+
+MAX_NOTICE = 4096
+"""The longest notice or topic, in UTF-8 bytes."""
+
+
+def _mode(connection: Any) -> str:
+    if connection.name is None:
+        return "pending"
+    return "encrypted" if connection.encrypted else "plaintext"
+
+
+def _checked_text(text: object, what: str, empty_ok: bool = False) -> str:
+    if empty_ok and text == "":
+        return ""
+    problem = text_error(text, MAX_NOTICE)
+    if problem is not None:
+        raise OperatorError(f"{what}: {problem.text}")
+    return text  # type: ignore[return-value]
+
+
+@implementer(IOperator)
+class LocalOperator:
+    """
+    @param factory: the L{ChatFactory <chatsvc.server.factory.ChatFactory>}
+        (its C{connections}).
+    @param chat: the chat (L{IChat} C{find}, and L{IChatAdmin}).
+    @param bans: an L{IBanList}, the one the factory checks.
+    @param clock: an C{IReactorTime}, for timed mutes and timestamps.
+    """
+
+    def __init__(self, factory: Any, chat: Any, bans: Any, clock: Any) -> None:
+        self._factory = factory
+        self._chat = chat
+        self._bans = bans
+        self._clock = clock
+        self._unmute_calls: Dict[Any, Any] = {}
+
+    def _member(self, name: object) -> Any:
+        member = self._chat.find(name) if isinstance(name, str) else None
+        if member is None or member.closing:
+            raise OperatorError(f"no user called {name!r} is connected here")
+        return member
+
+    def connections(self) -> List[Dict[str, Any]]:
+        chat = self._chat
+        rows = []
+        for connection in list(self._factory.connections):
+            name = connection.name
+            rows.append({
+                "name": name,
+                "address": connection.peer,
+                "mode": _mode(connection),
+                "transport": transport_label(connection.transport),
+                "rooms": chat.member_rooms(connection) if name is not None else [],
+                "queued": connection.queue.queued,
+                "muted": bool(connection.muted),
+            })
+        rows.sort(key=lambda row: (row["name"] is None, name_key(row["name"] or ""), row["address"]))
+        return rows
+
+    def kick(self, name: object, reason: object) -> str:
+        member = self._member(name)
+        text = _checked_text(reason or "kicked by an operator", "the reason")
+        found = member.name
+        member.fatal("kicked", text)
+        return found
+
+    def ban(self, network: object, seconds: object) -> Dict[str, Any]:
+        normal = self._bans.ban(network, seconds)
+        closed = 0
+        for connection in list(self._factory.connections):
+            if not connection.closing and self._bans.covers(normal, connection.peer):
+                connection.fatal("banned", "your address is banned from this server")
+                closed += 1
+        return {"network": normal, "closed": closed}
+
+    def unban(self, network: object) -> None:
+        if not self._bans.unban(network):
+            raise OperatorError(f"{network} is not banned")
+
+    def bans(self) -> List[Dict[str, Any]]:
+        return self._bans.entries()
+
+    def mute(self, name: object, seconds: object) -> str:
+        if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or not 0 <= seconds < 1e9:
+            raise OperatorError("the time of a mute is seconds, 0 or more (0: while connected)")
+        member = self._member(name)
+        self._cancel_unmute(member)
+        member.muted = True
+        if seconds:
+            self._unmute_calls[member] = self._clock.callLater(seconds, self._expire, member)
+        return member.name
+
+    def _expire(self, member: Any) -> None:
+        self._unmute_calls.pop(member, None)
+        member.muted = False
+
+    def _cancel_unmute(self, member: Any) -> None:
+        call = self._unmute_calls.pop(member, None)
+        if call is not None and call.active():
+            call.cancel()
+
+    def unmute(self, name: object) -> str:
+        member = self._member(name)
+        if not member.muted:
+            raise OperatorError(f"{member.name} is not muted")
+        self._cancel_unmute(member)
+        member.muted = False
+        return member.name
+
+    def notice(self, text: object, room: Optional[str]) -> int:
+        message: Message = {"type": "notice", "text": _checked_text(text, "the notice"),
+                            "ts": timestamp(self._clock.seconds())}
+        if room is not None:
+            self._room(room)
+            message["room"] = room
+        chat = self._chat
+        frame = encode_frame(encode(message))
+        chat.flush()  # after everything already said, for everyone
+        sent = 0
+        for member in list(self._factory.registered_connections):
+            if member.closing or member not in chat:
+                continue
+            if room is None or room in chat.member_rooms(member):
+                member.send_frame(frame)
+                sent += 1
+        return sent
+
+    def _room(self, room: object) -> Dict[str, Any]:
+        for row in self._chat.room_list():
+            if row["room"] == room:
+                return row
+        raise OperatorError(f"no room called {room!r} has members")
+
+    def set_topic(self, room: object, text: object) -> None:
+        self._room(room)
+        try:
+            self._chat.operator_topic(room, _checked_text(text, "the topic", empty_ok=True))
+        except KeyError:
+            raise OperatorError(f"no room called {room!r}")
+        except ValueError as e:
+            raise OperatorError(str(e))
+
+    def rooms(self) -> List[Dict[str, Any]]:
+        return self._chat.room_list()
+
+    def clear_room(self, room: object) -> int:
+        try:
+            return self._chat.clear_room(room)
+        except KeyError:
+            raise OperatorError(f"no room called {room!r}")
