@@ -95,7 +95,11 @@ class BanList:
         return str(parsed)
 
     def unban(self, network: object) -> bool:
-        return self._bans.pop(parse_network(network), None) is not None
+        parsed = parse_network(network)
+        if parsed not in self._bans:
+            return False
+        del self._bans[parsed]
+        return True
 
     def entries(self) -> List[Dict[str, Any]]:
         self._prune()
