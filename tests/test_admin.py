@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import stat
 import sys
 import tempfile
@@ -329,6 +330,7 @@ class AdminProcessTests(TestCase):
 
     def setUp(self) -> None:
         self.dir = tempfile.mkdtemp(prefix="chatadm")  # short: a UNIX socket path is limited
+        self.addCleanup(shutil.rmtree, self.dir, True)
         self.socket = os.path.join(self.dir, "admin.sock")
 
     @shows_server_log

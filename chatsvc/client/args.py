@@ -53,6 +53,9 @@ def _parser() -> argparse.ArgumentParser:
                         help="connect in encrypted mode (needs --psk)")
     parser.add_argument("--psk", metavar="FILE",
                         help="the pre-shared key file (for --encrypted and /encrypt on)")
+    parser.add_argument("--ca", metavar="FILE",
+                        help="for --connect tls:...: trust the certificates in this PEM file"
+                             " (a private CA, or the server's own) instead of the system's")
     parser.add_argument("--no-reconnect", action="store_true",
                         help="exit (status 1) when the connection is lost")
     parser.add_argument("--debug", action="store_true",
@@ -78,6 +81,7 @@ class ClientArgs:
     encrypted: bool = False
     reconnect: bool = True
     debug: bool = False
+    ca: Optional[str] = None
 
 
 def parse_args(argv: Sequence[str]) -> ClientArgs:
@@ -106,6 +110,8 @@ def parse_args(argv: Sequence[str]) -> ClientArgs:
     else:
         shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         endpoints = ((display.sanitize(shown), None),)
+    if ns.ca and not any(spec.startswith("tls:") for spec in ns.connect):
+        raise UsageError("--ca is for --connect tls:host=HOST:port=PORT endpoints")
     if ns.encrypted and not ns.psk:
         raise UsageError("--encrypted needs --psk FILE")
     name = ns.name
@@ -123,4 +129,5 @@ def parse_args(argv: Sequence[str]) -> ClientArgs:
         encrypted=ns.encrypted,
         reconnect=not ns.no_reconnect,
         debug=ns.debug,
+        ca=ns.ca,
     )

@@ -32,7 +32,11 @@ def supports(transport: Any) -> bool:
     the connection is made.
     """
     return (
-        isinstance(getattr(transport, "dataBuffer", None), bytes)
+        # Its own attribute: a protocol wrapper (TLS over TCP) hands missing
+        # attributes on to the socket transport under it, whose send() would
+        # skip the wrapper (plaintext on a TLS connection).
+        "_tempDataLen" in getattr(transport, "__dict__", ())
+        and isinstance(getattr(transport, "dataBuffer", None), bytes)
         and isinstance(getattr(transport, "_tempDataLen", None), int)
         and hasattr(transport, "disconnecting")
         and hasattr(getattr(transport, "socket", None), "send")
