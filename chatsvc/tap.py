@@ -260,6 +260,9 @@ def makeService(options: Options, reactor: Any = None) -> ChatService:
             endpoint = serverFromString(reactor, description)
         except (ValueError, TypeError, KeyError) as e:
             raise SystemExit(f"chat: bad --listen endpoint {description!r}: {e}")
+        except IndexError:  # systemd: with no such inherited socket
+            raise SystemExit(f"chat: --listen {description!r}: no such socket was inherited from "
+                             "systemd (LISTEN_FDS); start it through its .socket unit")
         StreamServerEndpointService(endpoint, wrapper).setServiceParent(service)
     _operations(options, reactor, factory, room, service)
     mode = ("encrypted only" if require else
