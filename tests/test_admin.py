@@ -1,39 +1,26 @@
 """
-Tests for L{chatsvc.admin}: the ban list, the operator over a real factory
-and chat on a Clock, the request layer, the line adapter, C{chat-admin}'s
-pure parts, and a real server driven by the real C{chat-admin}.
+Tests for L{chatsvc.admin}'s inside: the ban list, and the request layer
+over the operator, a real factory and chat on a Clock (the endpoint, the
+command and the real processes are in L{tests.test_admin_endpoint}).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import re
-import shutil
-import stat
-import sys
-import tempfile
 from typing import Any, Dict, List
 
-from twisted.internet import defer, reactor
 from twisted.internet.task import Clock
-from twisted.internet.testing import StringTransport
 from twisted.logger import formatEvent
-from twisted.python import usage
-from twisted.trial.unittest import SynchronousTestCase, TestCase
+from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
 from chatsvc.admin.bans import BanList
-from chatsvc.admin.cli import Options, format_reply, parse_duration, request_of
 from chatsvc.admin.interfaces import IBanList, IOperator, OperatorError
 from chatsvc.admin.operator import LocalOperator
 from chatsvc.admin.requests import AdminRequests
-from chatsvc.admin.server import AdminProtocol, checked_description, socket_mode_problem
 from chatsvc.chat.interfaces import IChatAdmin, IChatStats
 
-from .hardening_procs import WAIT, connect, registered, shows_server_log, start_server
 from .helpers import FakeClient, LogCapture, make_factory, only
-from .procs import REPO, LineProcess, child_env, deadline
 
 
 class BanListTests(SynchronousTestCase):
@@ -233,155 +220,53 @@ class OperatorTests(SynchronousTestCase):
         self.logs.assert_no_failures(self)
 
 
-class AdapterTests(SynchronousTestCase):
-    def test_checked_description(self) -> None:
-        self.assertEqual(checked_description("unix:/run/c/admin.sock"),
-                         "unix:/run/c/admin.sock:mode=600:lockfile=1")
-        self.assertEqual(checked_description("unix:/a:mode=600:lockfile=0"), "unix:/a:mode=600:lockfile=0")
-        self.assertEqual(checked_description("tcp:9001:interface=127.0.0.1"),
-                         "tcp:9001:interface=127.0.0.1")
-        for bad in ["tcp:9001", "tcp:9001:interface=0.0.0.0", "unix:/a:mode=660",
-                    "unix:/a:mode=rw", "ssl:9001", "systemd:domain=UNIX:index=0"]:
-            self.assertRaises(ValueError, checked_description, bad)
+class RobustnessTests(SynchronousTestCase):
+    def test_backend_without_room_controls(self) -> None:
+        """A chat without IChatAdmin: room actions are refused, the rest works."""
+        clock = Clock()
+        factory = make_factory(clock)
+        FakeClient(factory).hello("alice")
 
-    def test_socket_mode_problem(self) -> None:
-        path = self.mktemp()
-        with open(path, "w"):
-            pass
-        os.chmod(path, 0o600)
-        self.assertIsNone(socket_mode_problem(path))
-        os.chmod(path, 0o660)
-        self.assertIn("0660", socket_mode_problem(path))
-        self.assertIn("cannot be checked", socket_mode_problem(path + ".missing"))
+        class Bare:
+            """Only what IChat offers (a backend that has no IChatAdmin)."""
 
-    def test_line_adapter(self) -> None:
-        class Echo:
-            def handle_line(self, line: bytes) -> bytes:
-                return b"<" + line + b">"
+            def __init__(self, room: Any) -> None:
+                self.find = room.find
+                self.flush = room.flush
+                self._room = room
 
-        proto = AdminProtocol(Echo())
-        transport = StringTransport()
-        proto.makeConnection(transport)
-        proto.dataReceived(b'one\r\n\n  \ntwo\n')
-        self.assertEqual(transport.value(), b"<one>\n<two>\n")
-        transport.clear()
-        proto.dataReceived(b"x" * 70000)
-        self.assertIn(b"too long", transport.value())
-        self.assertTrue(transport.disconnecting)
+            def __contains__(self, member: Any) -> bool:
+                return member in self._room
 
+        operator = LocalOperator(factory, Bare(factory.room), BanList(clock), clock)
+        requests = AdminRequests(operator)
+        self.assertEqual([c["rooms"] for c in requests.handle(b'{"action": "list"}')["connections"]],
+                         [[]])
+        for line in [b'{"action": "rooms"}', b'{"action": "clear", "room": "#lobby"}',
+                     b'{"action": "topic", "room": "#lobby", "text": "x"}']:
+            reply = requests.handle(line)
+            self.assertIn("no room controls", reply["error"])
+        self.assertEqual(requests.handle(b'{"action": "notice", "text": "hi"}'), {"ok": True, "sent": 1})
 
-class CommandTests(SynchronousTestCase):
-    def parse(self, *argv: str) -> Options:
-        options = Options()
-        options.parseOptions(["--admin", "unix:/x"] + list(argv))
-        return options
+    def test_a_bug_is_an_error_reply(self) -> None:
+        """An exception inside an action is logged and answered, never a dropped endpoint."""
+        class Broken(LocalOperator):
+            def connections(self) -> List[Dict[str, Any]]:
+                raise ZeroDivisionError()
 
-    def test_requests(self) -> None:
-        self.assertEqual(request_of(self.parse("kick", "bob", "go", "away")),
-                         {"action": "kick", "name": "bob", "reason": "go away"})
-        self.assertEqual(request_of(self.parse("ban", "--for", "2h", "192.0.2.0/24")),
-                         {"action": "ban", "network": "192.0.2.0/24", "seconds": 7200.0})
-        self.assertEqual(request_of(self.parse("notice", "-r", "#dev", "hi", "all")),
-                         {"action": "notice", "room": "#dev", "text": "hi all"})
-        self.assertEqual(request_of(self.parse("topic", "#dev")),
-                         {"action": "topic", "room": "#dev", "text": ""})
-        self.assertEqual(request_of(self.parse("list")), {"action": "list"})
+        logs = LogCapture.install(self)
+        clock = Clock()
+        requests = AdminRequests(Broken(make_factory(clock), None, BanList(clock), clock))
+        reply = requests.handle(b'{"action": "list"}')
+        self.assertEqual(reply, {"ok": False, "error": "list failed inside the server (see its log)"})
+        self.assertEqual(len(logs.failures()), 1)
+        self.flushLoggedErrors(ZeroDivisionError)
 
-    def test_usage_errors(self) -> None:
-        for argv in [[], ["kick"], ["ban", "--for", "soon", "1.2.3.4"], ["notice"], ["frobnicate"]]:
-            self.assertRaises(usage.UsageError, self.parse, *argv)
-        options = Options()
-        self.patch(os, "environ", {})
-        self.assertRaises(usage.UsageError, options.parseOptions, ["list"])
+    def test_tap_refuses_open_admin_endpoint(self) -> None:
+        from chatsvc import tap
 
-    def test_durations(self) -> None:
-        self.assertEqual([parse_duration(t) for t in ["90", "90s", "15m", "2h", "1d", "0"]],
-                         [90, 90, 900, 7200, 86400, 0])
-
-    def test_format(self) -> None:
-        listing = format_reply("list", {"ok": True, "connections": [
-            {"name": "alice", "address": "192.0.2.1", "mode": "encrypted", "transport": "tcp",
-             "rooms": ["#lobby", "#dev"], "queued": 12, "muted": True}]})
-        self.assertIn("alice  192.0.2.1  encrypted  tcp        #lobby,#dev  12      yes", listing)
-        self.assertEqual(format_reply("kick", {"ok": False, "error": "no user"}), "chat-admin: no user")
-        self.assertEqual(format_reply("bans", {"ok": True, "bans": []}), "no bans")
-        self.assertIn("never", format_reply("bans", {"ok": True, "bans": [
-            {"network": "192.0.2.0/24", "expires": None}]}))
-
-
-ADMIN = "import sys; from chatsvc.admin.cli import main; sys.argv[0] = 'chat-admin'; main()"
-
-
-@defer.inlineCallbacks
-def chat_admin(test: TestCase, socket: str, *argv: str):
-    """Run the real C{chat-admin}; fire with C{(exit code, output)}."""
-    proc = LineProcess("chat-admin")
-    reactor.spawnProcess(proc, sys.executable,
-                         [sys.executable, "-c", ADMIN, "--admin", f"unix:{socket}"] + list(argv),
-                         env=child_env(), path=REPO)
-    code = yield proc.wait_exit(WAIT)
-    return code, proc.output()
-
-
-class AdminProcessTests(TestCase):
-    """A real server with C{--admin unix:PATH}, driven by the real C{chat-admin}."""
-
-    timeout = 120
-
-    def setUp(self) -> None:
-        self.dir = tempfile.mkdtemp(prefix="chatadm")  # short: a UNIX socket path is limited
-        self.addCleanup(shutil.rmtree, self.dir, True)
-        self.socket = os.path.join(self.dir, "admin.sock")
-
-    @shows_server_log
-    def test_operator_session(self):
-        server = yield start_server(self, "--admin", f"unix:{self.socket}")
-        yield server.wait_for("admin endpoint on")
-        self.assertEqual(stat.S_IMODE(os.stat(self.socket).st_mode), 0o600)
-        alice = yield registered(self, server.port, "alice")
-        bob = yield registered(self, server.port, "bob")
-        code, out = yield chat_admin(self, self.socket, "list")
-        self.assertEqual(code, 0, out)
-        self.assertRegex(out, r"alice\s+127\.0\.0\.1\s+plaintext\s+tcp\s+#lobby\s+0")
-        self.assertIn("2 connections", out)
-
-        code, out = yield chat_admin(self, self.socket, "notice", "maintenance soon")
-        self.assertEqual(code, 0, out)
-        yield bob.wait_for(lambda m: m["type"] == "notice" and m["text"] == "maintenance soon",
-                           what="the notice")
-
-        code, out = yield chat_admin(self, self.socket, "kick", "bob", "enough")
-        self.assertEqual(code, 0, out)
-        yield bob.wait_for(lambda m: m["type"] == "error" and m["code"] == "kicked", what="kicked")
-        yield bob.wait_lost()
-        yield alice.wait_for(lambda m: m["type"] == "left" and m["reason"] == "kicked",
-                             what="bob left, kicked")
-
-        code, out = yield chat_admin(self, self.socket, "ban", "--for", "10m", "127.0.0.1")
-        self.assertEqual(code, 0, out)
-        yield alice.wait_for(lambda m: m["type"] == "error" and m["code"] == "banned", what="banned")
-        yield alice.wait_lost()
-        refused = yield connect(self, server.port, handshake=False)
-        refused.send({"type": "hello", "name": "carol"})
-        yield refused.wait_for(lambda m: m["type"] == "error" and m["code"] == "banned",
-                               what="a new connection refused")
-        yield refused.wait_lost()
-
-        code, out = yield chat_admin(self, self.socket, "unban", "127.0.0.1")
-        self.assertEqual(code, 0, out)
-        yield registered(self, server.port, "carol")
-        code, out = yield chat_admin(self, self.socket, "kick", "nobody")
-        self.assertEqual(code, 1)
-        self.assertIn("no user called 'nobody'", out)
-        yield server.wait_for("operator: unbanned 127.0.0.1")
-        self.assertIn("operator: kicked bob", server.output())
-        self.assertNotIn("enough", server.output())
-        self.assertNotIn("maintenance soon", server.output())
-
-    @shows_server_log
-    def test_refuses_open_socket_mode(self):
-        """A socket mode that lets others in: the server says why and does not start."""
-        server = yield start_server(self, "--admin", f"unix:{self.socket}:mode=666") \
-            .addErrback(lambda f: f.value)
-        self.assertIsInstance(server, AssertionError)
-        self.assertIn("lets other users in", str(server))
+        options = tap.Options()
+        options.parseOptions(["--listen", "tcp:0:interface=127.0.0.1", "--admin", "tcp:9001"])
+        with self.assertRaises(SystemExit) as caught:
+            tap.makeService(options)
+        self.assertIn("loopback", str(caught.exception))

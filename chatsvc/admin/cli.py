@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_admin -*-
+# -*- test-case-name: tests.test_admin_endpoint -*-
 """
 C{chat-admin}: an operator's command line for a server started with
 C{--admin}::

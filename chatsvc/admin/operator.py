@@ -14,6 +14,7 @@ from typing import Any, Dict, List, Optional
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from ..chat.interfaces import IChatAdmin
 from ..metrics import transport_label
 from ..wire.framing import encode_frame
 from ..wire.messages import Message, encode, text_error, timestamp
@@ -54,6 +55,7 @@ class LocalOperator:
     def __init__(self, factory: Any, chat: Any, bans: Any, clock: Any) -> None:
         self._factory = factory
         self._chat = chat
+        self._rooms = IChatAdmin(chat, None)  # None: a backend without room controls
         self._bans = bans
         self._clock = clock
         self._unmute_calls: Dict[Any, Any] = {}
@@ -65,7 +67,6 @@ class LocalOperator:
         return member
 
     def connections(self) -> List[Dict[str, Any]]:
-        chat = self._chat
         rows = []
         for connection in list(self._factory.connections):
             name = connection.name
@@ -74,7 +75,7 @@ class LocalOperator:
                 "address": connection.peer,
                 "mode": _mode(connection),
                 "transport": transport_label(connection.transport),
-                "rooms": chat.member_rooms(connection) if name is not None else [],
+                "rooms": self._member_rooms(connection) if name is not None else [],
                 "queued": connection.queue.queued,
                 "muted": bool(connection.muted),
             })
@@ -144,13 +145,21 @@ class LocalOperator:
         for member in list(self._factory.registered_connections):
             if member.closing or member not in chat:
                 continue
-            if room is None or room in chat.member_rooms(member):
+            if room is None or room in self._member_rooms(member):
                 member.send_frame(frame)
                 sent += 1
         return sent
 
+    def _member_rooms(self, member: Any) -> List[str]:
+        return self._rooms.member_rooms(member) if self._rooms is not None else []
+
+    def _room_admin(self) -> Any:
+        if self._rooms is None:
+            raise OperatorError("this chat backend has no room controls (IChatAdmin) yet")
+        return self._rooms
+
     def _room(self, room: object) -> Dict[str, Any]:
-        for row in self._chat.room_list():
+        for row in self._room_admin().room_list():
             if row["room"] == room:
                 return row
         raise OperatorError(f"no room called {room!r} has members")
@@ -158,17 +167,18 @@ class LocalOperator:
     def set_topic(self, room: object, text: object) -> None:
         self._room(room)
         try:
-            self._chat.operator_topic(room, _checked_text(text, "the topic", empty_ok=True))
+            self._room_admin().operator_topic(room, _checked_text(text, "the topic", empty_ok=True))
         except KeyError:
             raise OperatorError(f"no room called {room!r}")
         except ValueError as e:
             raise OperatorError(str(e))
 
     def rooms(self) -> List[Dict[str, Any]]:
-        return self._chat.room_list()
+        return self._room_admin().room_list()
 
     def clear_room(self, room: object) -> int:
+        rooms = self._room_admin()
         try:
-            return self._chat.clear_room(room)
+            return rooms.clear_room(room)
         except KeyError:
             raise OperatorError(f"no room called {room!r}")

@@ -73,6 +73,10 @@ class AdminRequests:
         except OperatorError as e:
             _log.info("operator: {action} refused: {why}", action=action, why=str(e))
             return {"ok": False, "error": str(e)}
+        except Exception:
+            # A bug, not the operator's mistake: say so, keep the endpoint up.
+            _log.failure("operator: {action} failed", action=action)
+            return {"ok": False, "error": f"{action} failed inside the server (see its log)"}
         self._metrics.operator_action(action)
         reply["ok"] = True
         return reply

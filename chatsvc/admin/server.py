@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_admin -*-
+# -*- test-case-name: tests.test_admin_endpoint -*-
 """
 The admin endpoint (C{twistd chat --admin ENDPOINT}): a thin line adapter
 over L{AdminRequests}.
