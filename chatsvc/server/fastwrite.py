@@ -24,6 +24,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from twisted.protocols.policies import ProtocolWrapper
+
 
 def supports(transport: Any) -> bool:
     """
@@ -32,10 +34,10 @@ def supports(transport: Any) -> bool:
     the connection is made.
     """
     return (
-        # Its own attribute: a protocol wrapper (TLS over TCP) hands missing
-        # attributes on to the socket transport under it, whose send() would
-        # skip the wrapper (plaintext on a TLS connection).
-        "_tempDataLen" in getattr(transport, "__dict__", ())
+        # A protocol wrapper (TLS over TCP) hands missing attributes on to
+        # the socket transport under it, whose send() would skip the
+        # wrapper: cleartext on a TLS connection.
+        not isinstance(transport, ProtocolWrapper)
         and isinstance(getattr(transport, "dataBuffer", None), bytes)
         and isinstance(getattr(transport, "_tempDataLen", None), int)
         and hasattr(transport, "disconnecting")
