@@ -24,7 +24,10 @@ from twisted.internet.address import IPv4Address
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 
-from chatsvc.chat.memory import Room
+try:
+    from chatsvc.chat.memory import MemoryChat as Room
+except ImportError:  # a tree from before protocol version 2
+    from chatsvc.chat.memory import Room
 from chatsvc.server.factory import ChatFactory, ServerConfig
 
 

@@ -83,7 +83,7 @@ class OperatorTests(SynchronousTestCase):
         self.logs = LogCapture.install(self)
 
     def client(self, name: str, host: str = "127.0.0.1") -> FakeClient:
-        client = FakeClient(self.factory, host=host)
+        client = FakeClient(self.factory, host=host, version=2)
         client.hello(name)
         return client
 
@@ -187,25 +187,52 @@ class OperatorTests(SynchronousTestCase):
             self.assertEqual(notice["text"], "restart at six")
             self.assertNotIn("room", notice)
         self.assertEqual(pending.received(), [])
-        self.assertEqual(self.ask(action="notice", text="hi", room="#lobby")["sent"], 2)
+        self.assertEqual(self.ask(action="notice", text="hi", room="#LOBBY")["sent"], 2)
         self.assertEqual(only(alice.received(), "notice")[0]["room"], "#lobby")
         self.assertFalse(self.ask(action="notice", text="hi", room="#nowhere")["ok"])
         self.assertFalse(self.ask(action="notice", text="\x1b[2J")["ok"])
         self.assertNotIn("restart at six", self.logged())
 
     def test_rooms_topic_clear(self) -> None:
-        alice = self.client("alice")
+        alice, bob = self.client("alice"), self.client("bob")
+        alice.send({"type": "join", "room": "#dev"})
         alice.send({"type": "say", "text": "spam"})
-        self.assertEqual(self.ask(action="rooms")["rooms"],
-                         [{"room": "#lobby", "count": 1, "topic": "", "history": 1}])
-        topic = self.ask(action="topic", room="#lobby", text="welcome")
-        self.assertFalse(topic["ok"])
-        self.assertIn("version 1", topic["error"])
+        alice.received(), bob.received()
+        self.assertEqual(self.ask(action="rooms")["rooms"], [
+            {"room": "#lobby", "count": 2, "topic": "", "history": 1},
+            {"room": "#dev", "count": 1, "topic": "", "history": 0}])
+        self.assertEqual(self.ask(action="topic", room="#DEV", text="welcome"), {"ok": True})
+        [topic] = only(alice.received(), "topic")
+        self.assertEqual((topic["room"], topic["text"], topic["by"]), ("#dev", "welcome", "(operator)"))
+        self.assertEqual(only(bob.received(), "topic"), [])
+        self.assertEqual(self.ask(action="rooms")["rooms"][1]["topic"], "welcome")
+        self.assertFalse(self.ask(action="topic", room="#nowhere", text="x")["ok"])
+        self.assertFalse(self.ask(action="topic", room="#dev", text="\x07")["ok"])
+        self.assertNotIn("welcome", self.logged())
         self.assertEqual(self.ask(action="clear", room="#lobby"), {"ok": True, "forgotten": 1})
-        newcomer = FakeClient(self.factory)
-        [history] = only(newcomer.hello("bob"), "history")
+        newcomer = FakeClient(self.factory, version=2)
+        [history] = only(newcomer.hello("carol"), "history")
         self.assertEqual((history["messages"], history["complete"]), ([], False))
         self.assertFalse(self.ask(action="clear", room="#nowhere")["ok"])
+
+    def test_notice_to_a_room(self) -> None:
+        alice, bob = self.client("alice"), self.client("bob")
+        alice.send({"type": "join", "room": "#dev"})
+        alice.received(), bob.received()
+        self.assertEqual(self.ask(action="notice", text="dev only", room="#dev")["sent"], 1)
+        [notice] = only(alice.received(), "notice")
+        self.assertEqual((notice["room"], notice["text"]), ("#dev", "dev only"))
+        self.assertEqual(bob.received(), [])
+
+    def test_muted_say_names_its_room(self) -> None:
+        alice = self.client("alice")
+        alice.send({"type": "join", "room": "#dev"})
+        alice.received()
+        self.ask(action="mute", name="alice")
+        alice.send({"type": "say", "room": "#dev", "text": "hi"})
+        alice.send({"type": "say", "text": "hi"})
+        self.assertEqual([(e["code"], e.get("room")) for e in only(alice.received(), "error")],
+                         [("muted", "#dev"), ("muted", "#lobby")])
 
     def test_bad_requests(self) -> None:
         for line in [b"not json", b"[1]", b'{"action": 3}', b"\xff", b"[" * 100000]:

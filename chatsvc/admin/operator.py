@@ -19,6 +19,7 @@ from ..metrics import transport_label
 from ..wire.framing import encode_frame
 from ..wire.messages import Message, encode, text_error, timestamp
 from ..wire.names import name_key
+from ..wire.rooms import room_key
 from .interfaces import IOperator, OperatorError
 
 _log = Logger()
@@ -136,8 +137,7 @@ class LocalOperator:
         message: Message = {"type": "notice", "text": _checked_text(text, "the notice"),
                             "ts": timestamp(self._clock.seconds())}
         if room is not None:
-            self._room(room)
-            message["room"] = room
+            room = message["room"] = self._room(room)["room"]
         chat = self._chat
         frame = encode_frame(encode(message))
         chat.flush()  # after everything already said, for everyone
@@ -159,10 +159,14 @@ class LocalOperator:
         return self._rooms
 
     def _room(self, room: object) -> Dict[str, Any]:
-        for row in self._room_admin().room_list():
-            if row["room"] == room:
-                return row
-        raise OperatorError(f"no room called {room!r} has members")
+        """The C{room_list} entry of C{room} (compared as 4.3 compares names)."""
+        rows = self._room_admin().room_list()
+        if isinstance(room, str):
+            key = room_key(room)
+            for row in rows:
+                if room_key(row["room"]) == key:
+                    return row
+        raise OperatorError(f"no room called {str(room)[:64]!r} has members")
 
     def set_topic(self, room: object, text: object) -> None:
         self._room(room)
