@@ -50,6 +50,19 @@ def transport_label(transport: Any) -> str:
     return "tcp"
 
 
+def close_code(reason: Any) -> str:
+    """
+    The code of a close a connection did not choose itself, from the
+    C{Failure} of its C{connectionLost}: the encrypting wrapper's refusal
+    (C{handshake-failed}, C{bad-frame}, ...), else C{disconnected}.
+    """
+    from ..wire.errors import RemoteProtocolError
+
+    if reason.check(RemoteProtocolError):
+        return reason.value.code
+    return "disconnected"
+
+
 class IServerMetrics(Interface):
     """
     What the server reports. Every method is cheap and never raises; the

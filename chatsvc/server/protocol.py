@@ -21,6 +21,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from ..chat.interfaces import IChatMember
+from ..metrics import close_code as code_of_close
 from ..wire.errors import RemoteProtocolError
 from ..wire.framing import MAX_FRAME, encode_frame
 from ..wire.messages import Message, decode, encode, error
@@ -79,13 +80,6 @@ def _tune_socket(transport: Any, sndbuf: int) -> None:
 
 def _discard(frame: bytes) -> None:
     pass
-
-
-def _close_code(reason: Failure) -> str:
-    """The code of a close the connection did not choose itself (metrics)."""
-    if reason.check(RemoteProtocolError):
-        return reason.value.code  # the wrapper refused or dropped it
-    return "disconnected"
 
 
 @implementer(IChatMember, IServerConnection)
@@ -156,7 +150,7 @@ class ChatProtocol(Int32StringReceiver):
         self._deadline = self._abort_call = None
         self.closing = True
         if self.close_code is None:
-            self.close_code = _close_code(reason)
+            self.close_code = code_of_close(reason)
         self.factory.connection_closed(self)
         if self.name is not None and self in self.room:
             self.room.leave(self, "disconnected")
