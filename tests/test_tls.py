@@ -10,6 +10,7 @@ import datetime
 import ipaddress
 import os
 import re
+import sys
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -23,7 +24,7 @@ from chatsvc.client.endpoints import build_endpoint
 from chatsvc.client.tls import tls_endpoint
 
 from .hardening_procs import registered, shows_server_log, start_server
-from .procs import DEMO_KEY, ChatClientProcess
+from .procs import DEMO_KEY, REPO, ChatClientProcess, child_env
 
 
 def make_certificate(directory: str, name: str = "localhost") -> tuple:
@@ -108,11 +109,19 @@ class TLSProcessTests(TestCase):
         return server, ports[1][0]
 
     def client(self, port: int, name: str, *options: str) -> ChatClientProcess:
+        """C{chat-client --connect tls:...} as a child process (killed in cleanup)."""
         client = ChatClientProcess(name)
-        args = ["-m", "chatsvc.client", "--connect", f"tls:host=localhost:port={port}",
-                "--name", name, "--no-reconnect"] + list(options)
-        from .procs import _spawn
-        _spawn(self, client, args, stdin=True)
+        args = [sys.executable, "-m", "chatsvc.client", "--connect",
+                f"tls:host=localhost:port={port}", "--name", name, "--no-reconnect"] + list(options)
+        reactor.spawnProcess(client, sys.executable, args, env=child_env(), path=REPO,
+                             childFDs={0: "w", 1: "r", 2: "r"})
+
+        def stop() -> defer.Deferred:
+            if client.running:
+                client.signal("KILL")
+            return client.ended
+
+        self.addCleanup(stop)
         return client
 
     @shows_server_log
