@@ -86,6 +86,14 @@ class CommandTests(SynchronousTestCase):
         self.patch(os, "environ", {})
         self.assertRaises(usage.UsageError, options.parseOptions, ["list"])
 
+    def test_usage_error_exit_status(self) -> None:
+        """A usage error exits 2, saying what was wrong."""
+        from chatsvc.admin.cli import main
+
+        with self.assertRaises(SystemExit) as caught:
+            main(["--admin", "unix:/x", "frobnicate"])
+        self.assertEqual(caught.exception.code, 2)
+
     def test_durations(self) -> None:
         self.assertEqual([parse_duration(t) for t in ["90", "90s", "15m", "2h", "1d", "0"]],
                          [90, 90, 900, 7200, 86400, 0])
@@ -169,6 +177,13 @@ class AdminProcessTests(TestCase):
         self.assertIn("operator: kicked bob", server.output())
         self.assertNotIn("enough", server.output())
         self.assertNotIn("maintenance soon", server.output())
+
+    @defer.inlineCallbacks
+    def test_no_server(self):
+        """No server at the endpoint: exit 2 and say so."""
+        code, out = yield chat_admin(self, os.path.join(self.dir, "none.sock"), "list")
+        self.assertEqual(code, 2)
+        self.assertIn("cannot reach", out)
 
     @shows_server_log
     def test_refuses_open_socket_mode(self):

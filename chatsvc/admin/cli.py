@@ -18,7 +18,7 @@ import json
 import os
 import re
 import sys
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, NoReturn, Optional
 
 from twisted.internet import defer, task
 from twisted.internet.endpoints import clientFromString, connectProtocol
@@ -205,23 +205,32 @@ def _run(reactor: Any, options: Options):
     try:
         endpoint = clientFromString(reactor, options["admin"])
     except (ValueError, TypeError, KeyError) as e:
-        raise SystemExit(f"chat-admin: bad endpoint {options['admin']!r}: {e}")
+        _fail(f"bad endpoint {options['admin']!r}: {e}")
     proto = _OneRequest(request)
     try:
         yield connectProtocol(endpoint, proto).addTimeout(TIMEOUT, reactor)
         reply = yield proto.reply.addTimeout(TIMEOUT, reactor)
-    except (ConnectError, defer.TimeoutError, OSError) as e:
-        raise SystemExit(f"chat-admin: cannot reach {options['admin']}: {e}")
-    print(format_reply(request["action"], reply))
+    except (ConnectError, defer.TimeoutError, OSError, ValueError) as e:
+        _fail(f"cannot reach {options['admin']}: {e}")
+    print(format_reply(request["action"], reply), file=sys.stdout if reply.get("ok") else sys.stderr)
     if not reply.get("ok"):
         raise SystemExit(1)
 
 
+def _fail(problem: str) -> NoReturn:
+    """Exit with status 2 (a usage error or no server), saying why on stderr."""
+    print(f"chat-admin: {problem}", file=sys.stderr)
+    raise SystemExit(2)
+
+
 def main(argv: Optional[List[str]] = None) -> None:
-    """The C{chat-admin} console script."""
+    """
+    The C{chat-admin} console script. Exit status: 0 done, 1 the server
+    refused (the reason is printed), 2 a usage error or no server to ask.
+    """
     options = Options()
     try:
         options.parseOptions(sys.argv[1:] if argv is None else argv)
     except usage.UsageError as e:
-        raise SystemExit(f"chat-admin: {e}\n{options}")
+        _fail(f"{e} (chat-admin --help lists the commands)")
     task.react(lambda reactor: _run(reactor, options))
