@@ -229,7 +229,7 @@ class ScrapeTests(TestCase):
 
     @shows_server_log
     def test_handshake_failure_counted(self):
-        """An encrypted client with the wrong key shows as a handshake failure."""
+        """A wrong key shows as a handshake failure; a right one as an encrypted connection."""
         from .procs import DEMO_KEY
         server = yield start_server(self, "--psk", DEMO_KEY, "--metrics",
                                     "tcp:0:interface=127.0.0.1")
@@ -238,6 +238,11 @@ class ScrapeTests(TestCase):
         client = yield connect(self, server.port, psk=b"\x07" * 32, handshake=False)
         client.handshaken.addErrback(lambda failure: None)  # it fails: that is the test
         yield client.wait_lost()
+        from chatsvc.keys import load_key
+        yield registered(self, server.port, "enc", psk=load_key(DEMO_KEY))
         _, after = yield scrape(port)
         self.assertEqual(after["chatsvc_handshake_failures_total"], 1)
         self.assertEqual(after['chatsvc_connections_closed_total{reason="handshake-failed"}'], 1)
+        self.assertEqual(after['chatsvc_registrations_total{mode="encrypted",transport="tcp"}'], 1)
+        self.assertEqual(after['chatsvc_connections{mode="encrypted",transport="tcp"}'], 1)
+        self.assertEqual(after['chatsvc_connections{mode="plaintext",transport="tcp"}'], 0)
