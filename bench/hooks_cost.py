@@ -42,9 +42,8 @@ def run(members: int, messages: int, repeats: int, metrics: bool) -> list:
     factory = ChatFactory(room, ServerConfig(rate_burst=0, max_per_ip=0, max_clients=0), clock)
     if metrics:
         from chatsvc.metrics.prometheus import PrometheusMetrics
-        recorder = PrometheusMetrics()
-        factory.metrics = room.metrics = recorder
-        factory.end_of_turn.observer = recorder.turn
+        from chatsvc.metrics.service import instrument
+        instrument(factory, room, PrometheusMetrics())
     protos = []
     for i in range(members):
         transport = StringTransport(peerAddress=IPv4Address("TCP", "127.0.0.1", 20000 + i))

@@ -24,6 +24,7 @@ from zope.interface.verify import verifyObject
 from chatsvc.metrics import (NO_METRICS, IServerMetrics, ITransportLabel, NoMetrics,
                              transport_label)
 from chatsvc.metrics.prometheus import PrometheusMetrics
+from chatsvc.metrics.service import instrument
 from chatsvc.server.turns import EndOfTurn
 
 from .hardening_procs import WAIT, connect, registered, shows_server_log, start_server
@@ -110,8 +111,7 @@ class FactoryMetricsTests(SynchronousTestCase):
         self.clock = Clock()
         self.factory = make_factory(self.clock)
         self.metrics = PrometheusMetrics()
-        self.factory.metrics = self.factory.room.metrics = self.metrics
-        self.metrics.watch_chat(self.factory.room)
+        instrument(self.factory, self.factory.room, self.metrics)
 
     def test_session(self) -> None:
         alice, bob = FakeClient(self.factory), FakeClient(self.factory)
@@ -151,7 +151,7 @@ class FactoryMetricsTests(SynchronousTestCase):
         """A timeout and a flood count under their codes; rate-limited frames too."""
         factory = make_factory(self.clock, rate_burst=2, rate_per_second=0.001,
                                flood_factor=1, flood_window=60)
-        factory.metrics = self.metrics
+        instrument(factory, factory.room, self.metrics)
         idle = FakeClient(factory)
         self.clock.advance(factory.config.handshake_timeout)
         flooder = FakeClient(factory)

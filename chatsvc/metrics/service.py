@@ -30,6 +30,22 @@ class _MetricsEndpointService(StreamServerEndpointService):
         return port
 
 
+def instrument(factory: Any, chat: Any, metrics: Any) -> None:
+    """
+    Make C{factory}, its connections (their send queues count bytes), C{chat}
+    and the end-of-turn pass report to C{metrics}; before any connection.
+    """
+    from .counting import CountingSendQueue
+
+    factory.metrics = metrics
+    factory.send_queue = CountingSendQueue
+    chat.metrics = metrics
+    factory.end_of_turn.observer = metrics.turn
+    watch = getattr(metrics, "watch_chat", None)
+    if watch is not None:
+        watch(chat)
+
+
 def enable_metrics(description: str, reactor: Any, factory: Any, chat: Any,
                    parent: MultiService) -> Any:
     """
@@ -51,9 +67,6 @@ def enable_metrics(description: str, reactor: Any, factory: Any, chat: Any,
 
     disable_created_metrics()  # no *_created series: this process serves one chat
     metrics = PrometheusMetrics()
-    factory.metrics = metrics
-    chat.metrics = metrics
-    factory.end_of_turn.observer = metrics.turn
-    metrics.watch_chat(chat)
+    instrument(factory, chat, metrics)
     _MetricsEndpointService(endpoint, metrics_site(metrics)).setServiceParent(parent)
     return metrics

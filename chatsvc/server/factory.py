@@ -26,6 +26,7 @@ from ..wire.framing import encode_frame
 from ..wire.messages import encode, error
 from .interfaces import IServerConnection, IWrappedFactory
 from .protocol import ChatProtocol
+from .sendq import SendQueue
 from .turns import end_of_turn
 
 _log = Logger()
@@ -123,6 +124,8 @@ class ChatFactory(Factory):
     """An L{IServerMetrics <chatsvc.metrics.IServerMetrics>} (C{--metrics})."""
     bans: Any = None
     """An L{IBanList <chatsvc.admin.interfaces.IBanList>} (C{--admin}), or C{None}."""
+    send_queue: Any = SendQueue
+    """The send queue class of each connection (C{--metrics} gives one that counts)."""
 
     def __init__(self, room: Any, config: Optional[ServerConfig], clock: Any) -> None:
         self.room = room

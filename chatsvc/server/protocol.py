@@ -28,7 +28,6 @@ from ..wire.messages import Message, decode, encode, error
 from .interfaces import PLAIN, IChatTransport, IServerConnection
 from .ratelimit import ALLOW, FLOOD, RateLimiter
 from .requests import HANDLERS, ROOM_REQUESTS
-from .sendq import SendQueue
 
 _log = Logger()
 
@@ -121,7 +120,7 @@ class ChatProtocol(Int32StringReceiver):
         peer = transport.getPeer()
         self.peer = getattr(peer, "host", str(peer))
         _tune_socket(transport, SNDBUF)
-        self.queue = self._sendq = SendQueue(transport, config.sendq, self._overflowed,
+        self.queue = self._sendq = self.factory.send_queue(transport, config.sendq, self._overflowed,
                                              config.sendq_soft, self._behind)
         self.send_frame = self._sendq.write
         transport.registerProducer(self._sendq, True)

@@ -35,12 +35,10 @@ class SendQueue:
         queues are behind (see L{chatsvc.server.factory.ChatFactory}).
     @ivar drained: bytes handed to the transport from the queue so far; a
         queue that is behind and whose C{drained} does not move is stalled.
-    @ivar sent: bytes given to L{write} so far (queued, sent or discarded),
-        for the metrics.
     """
 
     __slots__ = ("_write", "_limit", "_on_overflow", "_soft", "_on_behind", "_queue",
-                 "queued", "paused", "overflowed", "behind", "drained", "sent")
+                 "queued", "paused", "overflowed", "behind", "drained")
 
     def __init__(
         self,
@@ -63,7 +61,6 @@ class SendQueue:
         self.overflowed = False
         self.behind = False
         self.drained = 0
-        self.sent = 0
 
     def use_writer(self, write: Callable[[bytes], None]) -> None:
         """Write through C{write} from now on instead of C{transport.write}."""
@@ -71,7 +68,6 @@ class SendQueue:
 
     def write(self, data: bytes) -> None:
         """Send C{data} now if the transport takes it, else queue it."""
-        self.sent += len(data)
         if not self.paused:
             self._write(data)
             return
