@@ -25,6 +25,7 @@ from chatsvc.metrics import (NO_METRICS, IServerMetrics, ITransportLabel, NoMetr
                              transport_label)
 from chatsvc.metrics.prometheus import PrometheusMetrics
 from chatsvc.metrics.service import instrument
+from chatsvc.server.interfaces import IConnectionState, IServerConnection
 from chatsvc.server.turns import EndOfTurn
 
 from .hardening_procs import WAIT, connect, registered, shows_server_log, start_server
@@ -112,6 +113,30 @@ class FactoryMetricsTests(SynchronousTestCase):
         self.factory = make_factory(self.clock)
         self.metrics = PrometheusMetrics()
         instrument(self.factory, self.factory.room, self.metrics)
+
+    def test_connection_state(self) -> None:
+        """A connection provides what the metrics and an operator read of it."""
+        client = FakeClient(self.factory)
+        verifyObject(IConnectionState, client.protocol)
+
+    def test_bare_connection(self) -> None:
+        """A connection with only IServerConnection counts as a TCP one, closed disconnected."""
+        @implementer(IServerConnection)
+        class Bare:
+            peer, closing, limiter, queue = "192.0.2.1", False, None, None
+
+            def throttle(self, on): pass
+            def fatal(self, code, text): pass
+            def check_idle(self, now): pass
+            def abort(self): pass
+
+        bare = Bare()
+        verifyObject(IServerConnection, bare)
+        self.factory.connection_opened(bare)
+        self.factory.connection_closed(bare)
+        m = self.metrics
+        self.assertEqual(sample(m, "chatsvc_connections_opened_total", transport="tcp"), 1)
+        self.assertEqual(sample(m, "chatsvc_connections_closed_total", reason="disconnected"), 1)
 
     def test_session(self) -> None:
         alice, bob = FakeClient(self.factory), FakeClient(self.factory)

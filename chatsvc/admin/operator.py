@@ -16,6 +16,7 @@ from zope.interface import implementer
 
 from ..chat.interfaces import IChatAdmin
 from ..metrics import transport_label
+from ..server.interfaces import IConnectionState
 from ..wire.framing import encode_frame
 from ..wire.messages import Message, encode, text_error, timestamp
 from ..wire.names import name_key
@@ -32,6 +33,11 @@ def _mode(connection: Any) -> str:
     if connection.name is None:
         return "pending"
     return "encrypted" if connection.encrypted else "plaintext"
+
+
+def _muted(connection: Any) -> bool:
+    state = IConnectionState(connection, None)
+    return bool(state is not None and state.muted)
 
 
 def _checked_text(text: object, what: str, empty_ok: bool = False) -> str:
@@ -78,7 +84,7 @@ class LocalOperator:
                 "transport": transport_label(connection.transport),
                 "rooms": self._member_rooms(connection) if name is not None else [],
                 "queued": connection.queue.queued,
-                "muted": bool(connection.muted),
+                "muted": _muted(connection),
             })
         rows.sort(key=lambda row: (row["name"] is None, name_key(row["name"] or ""), row["address"]))
         return rows

@@ -73,11 +73,12 @@ class IServerMetrics(Interface):
     def connection_opened(connection):
         """A connection (an L{IServerConnection}) was accepted."""
 
-    def connection_closed(connection, code):
+    def connection_closed(connection):
         """
-        A connection ended; C{code} is the error code it was closed with
-        (C{slow}, C{flood}, C{timeout}, C{handshake-failed}, ...), C{quit},
-        or C{disconnected} for every other end.
+        A connection ended; its C{close_code} (L{IConnectionState
+        <chatsvc.server.interfaces.IConnectionState>}) says why: the error
+        code it was closed with (C{slow}, C{flood}, C{timeout},
+        C{handshake-failed}, ...), C{quit}, or C{disconnected}.
         """
 
     def registered(connection):
@@ -124,7 +125,7 @@ class NoMetrics:
     def connection_opened(self, connection: Any) -> None:
         pass
 
-    def connection_closed(self, connection: Any, code: str) -> None:
+    def connection_closed(self, connection: Any) -> None:
         pass
 
     def registered(self, connection: Any) -> None:

@@ -25,8 +25,10 @@ from twisted.web.resource import Resource
 from twisted.web.server import Site
 from zope.interface import implementer
 
-from ..chat.interfaces import IChatStats
+from ..chat.interfaces import IChatMember, IChatStats
+from ..server.interfaces import IConnectionState
 from . import TRANSPORTS, IServerMetrics, transport_label
+from .counting import CountingSendQueue
 
 CLOSE_CODES = frozenset({
     "quit", "disconnected", "timeout", "slow", "flood", "kicked", "banned", "shutdown",
@@ -55,9 +57,10 @@ def _code(code: Any, known: frozenset) -> str:
 
 
 def _mode(connection: Any) -> str:
-    if getattr(connection, "name", None) is None:
+    member = IChatMember(connection, None)
+    if member is None or member.name is None:
         return "pending"
-    return "encrypted" if connection.encrypted else "plaintext"
+    return "encrypted" if member.encrypted else "plaintext"
 
 
 @implementer(IServerMetrics)
@@ -118,14 +121,17 @@ class PrometheusMetrics:
     # -- IServerMetrics --------------------------------------------------
 
     def connection_opened(self, connection: Any) -> None:
-        label = transport_label(getattr(connection, "transport", None))
+        state = IConnectionState(connection, None)
+        label = transport_label(state.transport if state is not None else None)
         self._open[connection] = label
         self.opened.labels(label).inc()
 
-    def connection_closed(self, connection: Any, code: str) -> None:
+    def connection_closed(self, connection: Any) -> None:
         label = self._open.pop(connection, None)
         if label is None:
             return
+        state = IConnectionState(connection, None)
+        code = (state.close_code if state is not None else None) or "disconnected"
         self.closed.labels(_code(code, CLOSE_CODES)).inc()
         self._bytes_in[label] += _bytes_in(connection)
         self._bytes_out[label] += _bytes_out(connection)
@@ -167,12 +173,13 @@ class PrometheusMetrics:
 
 
 def _bytes_in(connection: Any) -> int:
-    return getattr(connection, "bytes_in", 0)
+    state = IConnectionState(connection, None)
+    return state.bytes_in if state is not None else 0
 
 
 def _bytes_out(connection: Any) -> int:
-    queue = getattr(connection, "queue", None)
-    return getattr(queue, "sent", 0) if queue is not None else 0
+    queue = connection.queue
+    return queue.sent if isinstance(queue, CountingSendQueue) else 0
 
 
 class _Live:
@@ -197,7 +204,7 @@ class _Live:
             count[key] = count.get(key, 0) + 1
             bytes_in[label] += _bytes_in(connection)
             bytes_out[label] += _bytes_out(connection)
-            queue = getattr(connection, "queue", None)
+            queue = connection.queue
             if queue is not None:
                 queued += queue.queued
                 behind += bool(queue.behind)

@@ -7,12 +7,15 @@ L{chatsvc.tap}).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import MultiService
 from twisted.internet.endpoints import serverFromString
 from twisted.logger import Logger
+
+if TYPE_CHECKING:
+    from .prometheus import PrometheusMetrics
 
 _log = Logger()
 
@@ -30,7 +33,7 @@ class _MetricsEndpointService(StreamServerEndpointService):
         return port
 
 
-def instrument(factory: Any, chat: Any, metrics: Any) -> None:
+def instrument(factory: Any, chat: Any, metrics: "PrometheusMetrics") -> None:
     """
     Make C{factory}, its connections (their send queues count bytes), C{chat}
     and the end-of-turn pass report to C{metrics}; before any connection.
@@ -41,9 +44,7 @@ def instrument(factory: Any, chat: Any, metrics: Any) -> None:
     factory.send_queue = CountingSendQueue
     chat.metrics = metrics
     factory.end_of_turn.observer = metrics.turn
-    watch = getattr(metrics, "watch_chat", None)
-    if watch is not None:
-        watch(chat)
+    metrics.watch_chat(chat)
 
 
 def enable_metrics(description: str, reactor: Any, factory: Any, chat: Any,

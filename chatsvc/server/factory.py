@@ -279,7 +279,7 @@ class ChatFactory(Factory):
                 del flooded[next(iter(flooded))]
         self.connections.discard(proto)
         self.registered_connections.discard(proto)
-        self.metrics.connection_closed(proto, proto.close_code or "disconnected")
+        self.metrics.connection_closed(proto)
         if self._behind.pop(proto, None) is not None:
             self._update_throttle()
         key = self._counted.pop(proto, None)

@@ -25,7 +25,7 @@ from ..metrics import close_code as code_of_close
 from ..wire.errors import RemoteProtocolError
 from ..wire.framing import MAX_FRAME, encode_frame
 from ..wire.messages import Message, decode, encode, error
-from .interfaces import PLAIN, IChatTransport, IServerConnection
+from .interfaces import PLAIN, IChatTransport, IConnectionState, IServerConnection
 from .ratelimit import ALLOW, FLOOD, RateLimiter
 from .requests import HANDLERS, ROOM_REQUESTS
 
@@ -81,7 +81,7 @@ def _discard(frame: bytes) -> None:
     pass
 
 
-@implementer(IChatMember, IServerConnection)
+@implementer(IChatMember, IServerConnection, IConnectionState)
 class ChatProtocol(Int32StringReceiver):
     """
     The server side of one client.
