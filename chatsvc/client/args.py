@@ -47,15 +47,15 @@ def _parser() -> argparse.ArgumentParser:
                         help="a Twisted client endpoint, e.g. tcp:host=127.0.0.1:port=8000;"
                              " repeatable: when a server goes away the client moves on to"
                              " the next one (instead of HOST PORT)")
+    parser.add_argument("--ca", metavar="FILE",
+                        help="for --connect tls:...: trust the certificates in this PEM file"
+                             " (a private CA, or the server's own) instead of the system's")
     parser.add_argument("--name", "-n", metavar="NAME",
                         help="your user name (asked on stdin when not given)")
     parser.add_argument("--encrypted", "-e", action="store_true",
                         help="connect in encrypted mode (needs --psk)")
     parser.add_argument("--psk", metavar="FILE",
                         help="the pre-shared key file (for --encrypted and /encrypt on)")
-    parser.add_argument("--ca", metavar="FILE",
-                        help="for --connect tls:...: trust the certificates in this PEM file"
-                             " (a private CA, or the server's own) instead of the system's")
     parser.add_argument("--no-reconnect", action="store_true",
                         help="exit (status 1) when the connection is lost")
     parser.add_argument("--debug", action="store_true",
@@ -76,12 +76,12 @@ class ClientArgs:
     endpoints: Tuple[Tuple[str, Optional[str]], ...]
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
+    ca: Optional[str] = None
     name: Optional[str] = None
     psk: Optional[str] = None
     encrypted: bool = False
     reconnect: bool = True
     debug: bool = False
-    ca: Optional[str] = None
 
 
 def parse_args(argv: Sequence[str]) -> ClientArgs:
@@ -122,6 +122,7 @@ def parse_args(argv: Sequence[str]) -> ClientArgs:
             raise UsageError(f"invalid --name: {e}")
     return ClientArgs(
         endpoints=endpoints,
+        ca=ns.ca,
         host=host,
         port=port,
         name=name,
@@ -129,5 +130,4 @@ def parse_args(argv: Sequence[str]) -> ClientArgs:
         encrypted=ns.encrypted,
         reconnect=not ns.no_reconnect,
         debug=ns.debug,
-        ca=ns.ca,
     )
