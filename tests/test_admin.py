@@ -109,6 +109,7 @@ class OperatorTests(SynchronousTestCase):
             {"name": None, "address": "192.0.2.2", "mode": "pending", "transport": "tcp",
              "rooms": [], "queued": 0, "muted": False},
         ])
+        self.assertIn("operator: listed 2 connections", self.logged())
 
     def test_kick(self) -> None:
         alice, bob = self.client("alice"), self.client("bob")

@@ -60,6 +60,26 @@ class RecorderTests(SynchronousTestCase):
                              text=True, timeout=60)
         self.assertEqual(out.stdout.strip().splitlines()[-1:], ["False"], out.stderr)
 
+    def test_missing_extra_is_a_clear_error(self) -> None:
+        """--metrics without prometheus_client: a message naming the extra, no traceback."""
+        from chatsvc import tap
+
+        saved = {name: sys.modules.pop(name) for name in list(sys.modules)
+                 if name == "chatsvc.metrics.prometheus" or name.startswith("prometheus_client")}
+        sys.modules["prometheus_client"] = None  # type: ignore[assignment]  # imports now fail
+
+        def restore() -> None:
+            del sys.modules["prometheus_client"]
+            sys.modules.update(saved)
+
+        self.addCleanup(restore)
+        options = tap.Options()
+        options.parseOptions(["--listen", "tcp:0:interface=127.0.0.1",
+                              "--metrics", "tcp:0:interface=127.0.0.1"])
+        with self.assertRaises(SystemExit) as caught:
+            tap.makeService(options)
+        self.assertIn('pip install "chatsvc[metrics]"', str(caught.exception))
+
     def test_transport_label(self) -> None:
         """The nearest wrapper that says its transport kind names it; TCP otherwise."""
         @implementer(ITransportLabel)

@@ -84,7 +84,9 @@ class AdminRequests:
     # -- actions ------------------------------------------------------------
 
     def _list(self, request: Dict[str, Any]) -> Reply:
-        return {"connections": self._operator.connections()}
+        connections = self._operator.connections()
+        _log.info("operator: listed {n} connections", n=len(connections))
+        return {"connections": connections}
 
     def _kick(self, request: Dict[str, Any]) -> Reply:
         name = self._operator.kick(request.get("name"), request.get("reason"))
@@ -103,7 +105,9 @@ class AdminRequests:
         return {}
 
     def _bans(self, request: Dict[str, Any]) -> Reply:
-        return {"bans": self._operator.bans()}
+        bans = self._operator.bans()
+        _log.info("operator: listed {n} bans", n=len(bans))
+        return {"bans": bans}
 
     def _mute(self, request: Dict[str, Any]) -> Reply:
         name = self._operator.mute(request.get("name"), _seconds(request))
@@ -131,7 +135,9 @@ class AdminRequests:
         return {}
 
     def _rooms(self, request: Dict[str, Any]) -> Reply:
-        return {"rooms": self._operator.rooms()}
+        rooms = self._operator.rooms()
+        _log.info("operator: listed {n} rooms", n=len(rooms))
+        return {"rooms": rooms}
 
     def _clear(self, request: Dict[str, Any]) -> Reply:
         room = request.get("room")
