@@ -148,4 +148,4 @@ class UnitFileTests(SynchronousTestCase):
                                 capture_output=True, text=True, timeout=60)
         problems = [line for line in (result.stdout + result.stderr).splitlines()
                     if "chatsvc" in line]
-        self.assertEqual(problems, [], result.stdout + result.stderr)
+        self.assertEqual((result.returncode, problems), (0, []), result.stdout + result.stderr)
