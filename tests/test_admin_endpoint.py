@@ -78,6 +78,8 @@ class CommandTests(SynchronousTestCase):
         self.assertEqual(request_of(self.parse("topic", "#dev")),
                          {"action": "topic", "room": "#dev", "text": ""})
         self.assertEqual(request_of(self.parse("list")), {"action": "list"})
+        self.assertEqual(request_of(self.parse("mute", "bob")),
+                         {"action": "mute", "name": "bob", "seconds": 0.0})  # a number, no end
 
     def test_usage_errors(self) -> None:
         for argv in [[], ["kick"], ["ban", "--for", "soon", "1.2.3.4"], ["notice"], ["frobnicate"]]:
@@ -177,6 +179,24 @@ class AdminProcessTests(TestCase):
         self.assertIn("operator: kicked bob", server.output())
         self.assertNotIn("enough", server.output())
         self.assertNotIn("maintenance soon", server.output())
+
+    @shows_server_log
+    def test_ban_before_the_handshake(self):
+        """An encrypted client from a banned address gets banned in plaintext, no handshake."""
+        from chatsvc.keys import load_key
+
+        from .procs import DEMO_KEY
+
+        server = yield start_server(self, "--psk", DEMO_KEY, "--admin", f"unix:{self.socket}")
+        yield server.wait_for("admin endpoint on")
+        code, out = yield chat_admin(self, self.socket, "ban", "127.0.0.0/8")
+        self.assertEqual(code, 0, out)
+        client = yield connect(self, server.port, psk=load_key(DEMO_KEY), handshake=False)
+        client.handshaken.addErrback(lambda failure: None)  # it never completes: the test
+        yield client.wait_lost()
+        self.assertEqual([(m["type"], m["code"], m["fatal"]) for m in client.messages],
+                         [("error", "banned", True)])
+        self.assertFalse(client.handshaken.called and client.handshaken.result is client)
 
     @defer.inlineCallbacks
     def test_no_server(self):

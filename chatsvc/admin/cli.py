@@ -41,7 +41,7 @@ def parse_duration(text: str) -> float:
 
 
 class _Timed(usage.Options):
-    optParameters = [["for", "f", "0", "How long: 90s, 15m, 2h, 7d (0: no end).", parse_duration]]
+    optParameters = [["for", "f", 0.0, "How long: 90s, 15m, 2h, 7d (0: no end).", parse_duration]]
 
 
 class _Named(usage.Options):
