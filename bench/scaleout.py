@@ -371,7 +371,7 @@ def script_cost(fsync: str, history: int, count: int = 5000) -> Dict[str, float]
     connection; Redis's own time per call (C{INFO commandstats}) and the
     wall time per message.
     """
-    from chatsvc.redisscripts import EVENTS_KEPT, SCRIPTS, ChatKeys, message_head, script_sha
+    from chatsvc.chat.redis.scripts import EVENTS_KEPT, SCRIPTS, ChatKeys, message_head, script_sha
 
     workdir = tempfile.mkdtemp(prefix="scaleout-lua-")
     redis = Redis(workdir, fsync)

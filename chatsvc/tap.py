@@ -122,7 +122,7 @@ class Options(usage.Options):
                                        "history lives in Redis (turn on its appendonly file)")
             if self["redis-lease"] < 1:
                 raise usage.UsageError("--redis-lease must be at least 1 second")
-            from .redisscripts import check_chat_name
+            from .chat.redis.scripts import check_chat_name
             try:
                 check_chat_name(self["chat"])
             except ValueError as e:
@@ -203,8 +203,8 @@ def _redis_room(options: Options, reactor: Any) -> Any:
     """The room of a server that shares its chat with others through Redis."""
     from twisted.internet.endpoints import clientFromString
 
-    from .redislink import _txredisapi
-    from .redisroom import RedisRoom
+    from .chat.redis.link import _txredisapi
+    from .chat.redis.room import RedisRoom
 
     _txredisapi()  # a clear message now if the extra is not installed
     try:

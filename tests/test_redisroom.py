@@ -1,5 +1,5 @@
 """
-L{chatsvc.redisroom.RedisRoom} against a real C{redis-server} (one per test
+L{chatsvc.chat.redis.room.RedisRoom} against a real C{redis-server} (one per test
 class, on a free loopback port): several rooms in this process stand for
 several servers sharing one chat. Members are small fakes that decode what
 they are sent.
@@ -17,7 +17,7 @@ from twisted.trial.unittest import TestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
-from chatsvc.redisroom import RedisRoom, _Release
+from chatsvc.chat.redis.room import RedisRoom, _Release
 from chatsvc.room import IChatMember
 from chatsvc.wire.errors import RemoteProtocolError
 from chatsvc.wire.framing import FrameDecoder

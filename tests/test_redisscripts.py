@@ -1,5 +1,5 @@
 """
-The pure half of the Redis room (L{chatsvc.redisscripts}): keys, Lua texts,
+The pure half of the Redis room (L{chatsvc.chat.redis.scripts}): keys, Lua texts,
 entry decoding, holders, the bodies the scripts complete, name candidates and
 the history answer. No Redis here.
 """
@@ -11,7 +11,7 @@ import json
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from chatsvc.redisscripts import (
+from chatsvc.chat.redis.scripts import (
     KINDS,
     MAX_NAME_BYTES,
     SCRIPTS,

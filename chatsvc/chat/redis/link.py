@@ -26,7 +26,7 @@ from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from .redisscripts import SCRIPTS, script_sha
+from .scripts import SCRIPTS, script_sha
 
 _log = Logger()
 

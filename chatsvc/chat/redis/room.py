@@ -15,7 +15,7 @@ fire)::
     ...
     yield room.stop()
 
-How it works (the Lua and the keys are in L{chatsvc.redisscripts}):
+How it works (the Lua and the keys are in L{chatsvc.chat.redis.scripts}):
 
   - Every change is one Lua script that updates the state and appends an
     event to the chat's event stream, numbered by one counter; public and
@@ -54,8 +54,8 @@ from twisted.internet.task import LoopingCall, deferLater
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from .redislink import NotReady, RedisLink, connection_errors
-from .redisscripts import (
+from .link import NotReady, RedisLink, connection_errors
+from .scripts import (
     EVENTS_KEPT,
     MAX_NAME_BYTES,
     MAX_SEQ_DIGITS,
@@ -70,11 +70,11 @@ from .redisscripts import (
     parse_xread,
     private_parts,
 )
-from .room import MAX_WELCOME_USERS, SILENT_REASONS, split_list_frames
-from .wire.errors import RemoteProtocolError
-from .wire.framing import MAX_FRAME, encode_frame
-from .wire.messages import Message, encode, timestamp
-from .wire.names import InvalidName, name_key, normalize
+from ...room import MAX_WELCOME_USERS, SILENT_REASONS, split_list_frames
+from ...wire.errors import RemoteProtocolError
+from ...wire.framing import MAX_FRAME, encode_frame
+from ...wire.messages import Message, encode, timestamp
+from ...wire.names import InvalidName, name_key, normalize
 
 _log = Logger()
 

@@ -2,7 +2,7 @@
 """
 The pure half of the Redis-backed room: key names, the Lua scripts, the
 stream entry format, name holders and the bodies the scripts complete. No
-I/O, no Twisted, no Redis client: L{chatsvc.redisroom} does the talking.
+I/O, no Twisted, no Redis client: L{chatsvc.chat.redis.room} does the talking.
 
 Every chat lives under one Redis hash tag, so that a Redis Cluster keeps a
 chat on one shard (and shards by chat)::
@@ -47,7 +47,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from .wire.names import name_key, with_suffix
+from ...wire.names import name_key, with_suffix
 
 EVENTS_KEPT = 100_000
 """About how many events the event stream keeps: a server whose reader falls
