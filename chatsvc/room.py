@@ -20,15 +20,20 @@ names) sits behind the public methods of L{Room}.
 from __future__ import annotations
 
 import itertools
-import json
 import os
 import secrets
-from collections import deque
-from typing import Any, Callable, Deque, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional
 
 from twisted.logger import Logger
 from zope.interface import Attribute, Interface
 
+from .chat.common import (
+    MAX_WELCOME_USERS,
+    SILENT_REASONS,
+    History,
+    json_str,
+    split_list_frames,
+)
 from .turns import end_of_turn
 from .wire.errors import RemoteProtocolError
 from .wire.framing import MAX_FRAME, encode_frame
@@ -36,12 +41,6 @@ from .wire.messages import Message, encode, timestamp
 from .wire.names import InvalidName, name_key, normalize, with_suffix
 
 _log = Logger()
-
-MAX_WELCOME_USERS = 1000
-
-# Reasons for which the others are not told that a member left.
-SILENT_REASONS = frozenset({"shutdown", "replaced"})
-
 
 class IChatMember(Interface):
     """What the room needs of a connected client."""
@@ -75,64 +74,6 @@ def _too_big() -> RemoteProtocolError:
 
 class MessageLogError(Exception):
     """The message log could not take a message; nothing was delivered."""
-
-
-def split_list_frames(
-    head: bytes, items: List[bytes], tail: bytes, more_tail: bytes
-) -> List[bytes]:
-    """
-    Join pre-encoded JSON C{items} into as few message bodies as fit a frame:
-    C{head + b",".join(part) + tail}, every body but the last ending with
-    C{more_tail} instead.
-    """
-    room = MAX_FRAME - len(head) - max(len(tail), len(more_tail))
-    bodies: List[bytes] = []
-    part: List[bytes] = []
-    size = 0
-    for item in items:
-        extra = len(item) + (1 if part else 0)
-        if part and size + extra > room:
-            bodies.append(head + b",".join(part) + more_tail)
-            part, size, extra = [], 0, len(item)
-        part.append(item)
-        size += extra
-    bodies.append(head + b",".join(part) + tail)
-    return bodies
-
-
-class History:
-    """
-    The most recent public messages, as encoded bodies, and what was dropped.
-
-    @ivar dropped_upto: the highest C{seq} of a public message no longer held
-        (0 if none ever was dropped).
-    """
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._items: Deque[Tuple[int, bytes]] = deque()
-        self.dropped_upto = 0
-
-    def append(self, seq: int, body: bytes) -> None:
-        items = self._items
-        items.append((seq, body))
-        if len(items) > self.size:
-            self.dropped_upto = items.popleft()[0]
-
-    def since(self, since: Optional[int], newest_seq: int) -> Tuple[List[bytes], bool]:
-        """
-        The bodies a client that has seen up to C{since} should get, and
-        whether that list is complete (PROTOCOL.md 4.5).
-        """
-        items = self._items
-        if since is None:
-            return [body for _, body in items], self.dropped_upto == 0
-        if since > newest_seq:
-            return [body for _, body in items], False
-        return [body for seq, body in items if seq > since], self.dropped_upto <= since
-
-    def __len__(self) -> int:
-        return len(self._items)
 
 
 class Room:
@@ -465,12 +406,8 @@ class Room:
 
     def who_frames(self) -> List[bytes]:
         """The C{users} answer to C{who}, split over frames as needed."""
-        items = [_json_str(name) for name in self.names()]
+        items = [json_str(name) for name in self.names()]
         return [
             encode_frame(body)
             for body in split_list_frames(b'{"type":"users","users":[', items, b"]}", b'],"more":true}')
         ]
-
-
-def _json_str(value: str) -> bytes:
-    return json.dumps(value, ensure_ascii=False).encode("utf-8")
