@@ -237,7 +237,7 @@ class RedisChatTests(RedisChatTestsMixin, TestCase):
         self.assertEqual(([m["seq"] for m in other.history("#x")["messages"]],
                           other.history("#x")["complete"]), ([3, 4, 5, 6], False))
         self.assertTrue(other.history("#y")["complete"])  # no entry: as usual
-        v1 = await self.join(b, "v1", since=2)
+        v1 = await self.join(b, "v1", since=0)
         self.assertEqual(v1.messages[0]["rooms"], ["#lobby"])
         self.assertTrue(v1.history("#lobby")["complete"])
 
