@@ -20,14 +20,14 @@ from twisted.internet.interfaces import _ISupportsExitSignalCapturing
 from twisted.logger import Logger
 from twisted.python import usage
 
-from .encryption import EncryptingFactory
+from .chat.memory import Room
 from .keys import KeyFileError, key_file_warning, load_key
-from .msglog import MessageLog
-from .ratelimit import parse_rate
+from .server.encryption import EncryptingFactory
+from .server.factory import ChatFactory, ServerConfig
+from .server.msglog import MessageLog
+from .server.ratelimit import parse_rate
 from .wire.messages import text_error
-from .wire.noise import CIPHERS
-from .room import Room
-from .server import ChatFactory, ServerConfig
+from .wire.noise import CipherCache
 
 _log = Logger()
 
@@ -122,7 +122,7 @@ class Options(usage.Options):
                                        "history lives in Redis (turn on its appendonly file)")
             if self["redis-lease"] < 1:
                 raise usage.UsageError("--redis-lease must be at least 1 second")
-            from .chat.redis.scripts import check_chat_name
+            from .chat.redis.keys import check_chat_name
             try:
                 check_chat_name(self["chat"])
             except ValueError as e:
@@ -161,9 +161,7 @@ class ChatService(MultiService):
         self._reactor = reactor
 
     def startService(self) -> None:
-        start = getattr(self.factory.room, "start", None)  # a Redis room connects
-        if start is not None:
-            start()
+        self.factory.room.start()  # a Redis room connects
         MultiService.startService(self)
 
     @defer.inlineCallbacks
@@ -171,9 +169,7 @@ class ChatService(MultiService):
         yield MultiService.stopService(self)
         _log.info("shutting down: {n} connections", n=len(self.factory.connections))
         yield self.factory.shutdown()
-        stop = getattr(self.factory.room, "stop", None)
-        if stop is not None:
-            yield stop()
+        yield self.factory.room.stop()
         if self.message_log is not None:
             self.message_log.close()
         _log.info("stopped")
@@ -204,7 +200,7 @@ def _redis_room(options: Options, reactor: Any) -> Any:
     from twisted.internet.endpoints import clientFromString
 
     from .chat.redis.link import _txredisapi
-    from .chat.redis.room import RedisRoom
+    from .chat.redis.room import RedisChat
 
     _txredisapi()  # a clear message now if the extra is not installed
     try:
@@ -213,8 +209,13 @@ def _redis_room(options: Options, reactor: Any) -> Any:
         raise SystemExit(f"chat: bad --redis endpoint {options['redis']!r}: {e}")
     _log.info("serving chat {chat} through Redis at {redis}", chat=options["chat"],
               redis=options["redis"])
-    return RedisRoom(reactor, endpoint, chat=options["chat"], history_size=options["history"],
-                     motd=options["motd"], lease=options["redis-lease"])
+    # The v2 options, where this server has them (PROTOCOL.md 4.7, 6).
+    v2 = {arg: options[opt] for opt, arg in (
+        ("default-room", "default_room"), ("presence-limit", "presence_limit"),
+        ("max-rooms", "max_rooms"), ("max-rooms-per-client", "max_rooms_per_client"))
+        if options.get(opt) is not None}
+    return RedisChat(reactor, endpoint, chat=options["chat"], history_size=options["history"],
+                     motd=options["motd"], lease=options["redis-lease"], **v2)
 
 
 def makeService(options: Options, reactor: Any = None) -> ChatService:
@@ -241,10 +242,10 @@ def makeService(options: Options, reactor: Any = None) -> ChatService:
         room = Room(reactor, history_size=options["history"], message_log=message_log,
                     motd=options["motd"])
     config = options.config()
-    CIPHERS.size = options["cipher-cache"]
     factory = ChatFactory(room, config, reactor)
     wrapper = EncryptingFactory(factory, psk, require_encryption=require, clock=reactor,
-                                close_timeout=config.close_timeout)
+                                close_timeout=config.close_timeout,
+                                cipher_cache=CipherCache(options["cipher-cache"]))
     service = ChatService(factory, message_log, reactor)
     for description in options["listen"]:
         try:

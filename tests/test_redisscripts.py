@@ -29,7 +29,7 @@ from chatsvc.chat.redis.scripts import (
     private_parts,
     script_sha,
 )
-from chatsvc.room import History
+from chatsvc.chat.common import History
 from chatsvc.wire.messages import encode
 from chatsvc.wire.names import MAX_NAME, name_key
 

@@ -1,8 +1,9 @@
 # -*- test-case-name: tests.test_room -*-
 """
-What both chat backends share (the single-process room and the Redis one):
-list splitting over frames, the history of one room, and a few constants.
-No I/O.
+The pieces both chat backends share (the single-process one in
+L{chatsvc.chat.memory} and the Redis one): list splitting over frames, the
+per-room history, the limits of C{welcome}, and the reasons for which
+nobody is told that a member left. No I/O.
 """
 
 from __future__ import annotations
@@ -11,12 +12,33 @@ import json
 from collections import deque
 from typing import Deque, List, Optional, Tuple
 
+from ..wire.errors import RemoteProtocolError
 from ..wire.framing import MAX_FRAME
 
 MAX_WELCOME_USERS = 1000
+"""The most names a C{welcome} (or a C{room}) lists (PROTOCOL.md 4.2)."""
 
-# Reasons for which the others are not told that a member left.
 SILENT_REASONS = frozenset({"shutdown", "replaced"})
+"""Reasons for which the others are not told that a member left."""
+
+HISTORY_HEAD = b'{"type":"history","complete":%s,"messages":['
+MORE_TAIL = b'],"more":true}'
+
+MAX_PUBLIC_BODY = MAX_FRAME - len(HISTORY_HEAD % b"false") - len(MORE_TAIL)
+"""The largest encoded C{message}: it must fit a frame, and a C{history}
+frame on its own."""
+
+
+def too_big() -> RemoteProtocolError:
+    """The error for a message that would not fit a frame."""
+    return RemoteProtocolError(
+        "too-long", "the message would not fit a frame; nothing delivered", fatal=False
+    )
+
+
+def json_str(value: str) -> bytes:
+    """C{value} as a JSON string, UTF-8 encoded (no C{\\u} escapes)."""
+    return json.dumps(value, ensure_ascii=False).encode("utf-8")
 
 
 def split_list_frames(
@@ -75,8 +97,3 @@ class History:
 
     def __len__(self) -> int:
         return len(self._items)
-
-
-def json_str(value: str) -> bytes:
-    """C{value} as a JSON string, UTF-8, non-ASCII left as is."""
-    return json.dumps(value, ensure_ascii=False).encode("utf-8")

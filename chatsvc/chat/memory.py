@@ -25,56 +25,27 @@ import secrets
 from typing import Any, Callable, Dict, Iterable, List, Optional
 
 from twisted.logger import Logger
-from zope.interface import Attribute, Interface
+from zope.interface import implementer
 
-from .chat.common import (
+from ..server.turns import end_of_turn
+from ..wire.errors import RemoteProtocolError
+from ..wire.framing import MAX_FRAME, encode_frame
+from ..wire.messages import Message, encode, timestamp
+from ..wire.names import InvalidName, name_key, normalize, with_suffix
+from .common import (
+    HISTORY_HEAD,
+    MAX_PUBLIC_BODY,
     MAX_WELCOME_USERS,
+    MORE_TAIL,
     SILENT_REASONS,
     History,
     json_str,
     split_list_frames,
+    too_big,
 )
-from .turns import end_of_turn
-from .wire.errors import RemoteProtocolError
-from .wire.framing import MAX_FRAME, encode_frame
-from .wire.messages import Message, encode, timestamp
-from .wire.names import InvalidName, name_key, normalize, with_suffix
+from .interfaces import IChat, IChatMember
 
 _log = Logger()
-
-class IChatMember(Interface):
-    """What the room needs of a connected client."""
-
-    name = Attribute("The member's current name (set by the room).")
-    session_id = Attribute("The member's session id (set by the room).")
-
-    def send(message: Message) -> None:
-        """Send one message object to this member."""
-
-    def send_frame(frame: bytes) -> None:
-        """Send an already encoded frame (length prefix included)."""
-
-    def replaced() -> None:
-        """Another connection resumed this session: close with C{replaced}."""
-
-
-_HISTORY_HEAD = b'{"type":"history","complete":%s,"messages":['
-_MORE_TAIL = b'],"more":true}'
-
-MAX_PUBLIC_BODY = MAX_FRAME - len(_HISTORY_HEAD % b"false") - len(_MORE_TAIL)
-"""The largest encoded C{message}: it must fit a frame, and a C{history}
-frame on its own."""
-
-
-def _too_big() -> RemoteProtocolError:
-    return RemoteProtocolError(
-        "too-long", "the message would not fit a frame; nothing delivered", fatal=False
-    )
-
-
-class MessageLogError(Exception):
-    """The message log could not take a message; nothing was delivered."""
-
 
 class Room:
     """
@@ -82,7 +53,7 @@ class Room:
 
     @param clock: an L{IReactorTime} for timestamps.
     @param history_size: how many public messages to keep for C{history}.
-    @param message_log: an optional L{chatsvc.msglog.MessageLog}; every
+    @param message_log: an optional L{chatsvc.server.msglog.MessageLog}; every
         message is appended to it before anyone is sent it.
     @param motd: an optional message of the day for C{welcome}.
     """
@@ -116,6 +87,15 @@ class Room:
             for seq, body in restored:
                 self.history.append(seq, body)
             self.history.dropped_upto = max(self.history.dropped_upto, dropped)
+
+    # -- life -----------------------------------------------------------
+
+    def start(self) -> None:
+        """Nothing to connect to: the history was restored when made."""
+
+    def stop(self) -> None:
+        """Hand out what is queued; the service closes the message log."""
+        self.flush()
 
     # -- queries --------------------------------------------------------
 
@@ -261,7 +241,7 @@ class Room:
             since = None
         bodies, complete = self.history.since(since, self.seq)
         flag = b"true" if complete else b"false"
-        for body in split_list_frames(_HISTORY_HEAD % flag, bodies, b"]}", _MORE_TAIL):
+        for body in split_list_frames(HISTORY_HEAD % flag, bodies, b"]}", MORE_TAIL):
             member.send_frame(encode_frame(body))
         if not silent:
             self._broadcast(encode_frame(encode({"type": "joined", "name": name_, "ts": self._now()})))
@@ -342,7 +322,7 @@ class Room:
             {"type": "message", "from": member.name, "text": text, "ts": self._now(), "seq": seq}
         )
         if len(body) > MAX_PUBLIC_BODY:
-            raise _too_big()
+            raise too_big()
         self._append_log(body)
         self.seq = seq
         self.history.append(seq, body)
@@ -370,7 +350,7 @@ class Room:
             }
         )
         if len(body) > MAX_FRAME:
-            raise _too_big()
+            raise too_big()
         self._append_log(body)
         self.seq = seq
         self.flush()  # keep public and private messages in seq order
