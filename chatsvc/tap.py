@@ -212,7 +212,7 @@ def _redis_room(options: Options, reactor: Any) -> Any:
     # The v2 options, where this server has them (PROTOCOL.md 4.7, 6).
     v2 = {arg: options[opt] for opt, arg in (
         ("default-room", "default_room"), ("presence-limit", "presence_limit"),
-        ("max-rooms", "max_rooms"), ("max-rooms-per-client", "max_rooms_per_client"))
+        ("max-rooms", "max_rooms"), ("rooms-per-client", "max_rooms_per_client"))
         if options.get(opt) is not None}
     return RedisChat(reactor, endpoint, chat=options["chat"], history_size=options["history"],
                      motd=options["motd"], lease=options["redis-lease"], **v2)

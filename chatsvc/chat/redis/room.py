@@ -48,6 +48,7 @@ from .upkeep import Release, Upkeep
 _log = Logger()
 
 MAX_RESUME_TOKEN = 128
+NO_LIMIT = 1 << 30
 
 
 def _error(code: str, text: str) -> RemoteProtocolError:
@@ -66,6 +67,11 @@ class RedisChat(RoomRequests):
     @param history_size: messages kept per room (the same on every server).
     @param lease: seconds after which the names of a server that stopped
         renewing its lease (it died, or lost Redis) are released.
+    @param default_room: the room of clients that name none (version 1).
+    @param presence_limit: rooms larger than this send no presence (4.7).
+    @param max_rooms_per_client: rooms a client is in at most.
+    @param max_rooms: rooms with members the chat holds at most.
+        (For the three limits, 0 means none.)
     """
 
     outbox_size = 0  # the fan-out is written as the stream is read
@@ -82,9 +88,10 @@ class RedisChat(RoomRequests):
         self.lease = lease
         self.server_id = server_id or os.urandom(4).hex()
         self.default_room, self._default_key = parse_room(default_room)
-        self.presence_limit = presence_limit
-        self.max_rooms_per_client = max_rooms_per_client
-        self.max_rooms = max_rooms
+        # 0: no limit (the server options say so)
+        self.presence_limit = presence_limit or NO_LIMIT
+        self.max_rooms_per_client = max_rooms_per_client or NO_LIMIT
+        self.max_rooms = max_rooms or NO_LIMIT
         self._ids = itertools.count(1)
         self._epoch: Optional[str] = None
         self.synced = False
@@ -99,7 +106,7 @@ class RedisChat(RoomRequests):
         self._room_of_stream: Dict[str, str] = {}
         self.reader = StreamReader(self.events, clock, self._on_entry, self._on_gap,
                                    self._prepare, self._wake)
-        self.joins = Joins(self.state, chat, self.server_id, history_size, presence_limit,
+        self.joins = Joins(self.state, chat, self.server_id, history_size, self.presence_limit,
                            self.call, self._follow_room, self.now)
         self.applier = EventApplier(self.state, self.server_id, self.joins,
                                     self._room_of_stream, self._unfollow_room)
