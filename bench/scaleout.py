@@ -368,10 +368,12 @@ def run_setup(name: str, count: int, use_redis: bool, args: argparse.Namespace) 
 def script_cost(fsync: str, history: int, count: int = 5000) -> Dict[str, float]:
     """
     The C{say} script alone on an idle Redis: C{count} pipelined calls on one
-    connection; Redis's own time per call (C{INFO commandstats}) and the
-    wall time per message.
+    connection, into one room; Redis's own time per call (C{INFO
+    commandstats}) and the wall time per message.
     """
-    from chatsvc.chat.redis.scripts import EVENTS_KEPT, SCRIPTS, ChatKeys, message_head, script_sha
+    from chatsvc.chat.redis.entries import message_head
+    from chatsvc.chat.redis.keys import RoomKeys
+    from chatsvc.chat.redis.scripts import ROOM_EVENTS_KEPT, SCRIPTS, script_sha
 
     workdir = tempfile.mkdtemp(prefix="scaleout-lua-")
     redis = Redis(workdir, fsync)
@@ -384,11 +386,16 @@ def script_cost(fsync: str, history: int, count: int = 5000) -> Dict[str, float]
             return out
 
         with socket.create_connection((HOST, redis.port)) as s:
-            s.sendall(encode("SCRIPT", "LOAD", SCRIPTS["say"]))
-            s.recv(1000)
-            head = message_head("alice", "x" * 60, "2026-11-22T02:50:00.123Z")
-            batch = b"".join(encode("EVALSHA", script_sha(SCRIPTS["say"]), 6, *ChatKeys("b").all,
-                                    "srv", 0, head, history, EVENTS_KEPT) for _ in range(count))
+            keys = RoomKeys("b", "#lobby").all
+            text = SCRIPTS["say"][1]
+            s.sendall(encode("SCRIPT", "LOAD", text) + encode("HSET", keys[1], "s-1", "srv|0|alice"))
+            got = b""
+            while got.count(b"\r\n") < 3:
+                got += s.recv(1000)
+            head = message_head("#lobby", "alice", "x" * 60, "2026-11-22T02:50:00.123Z")
+            batch = b"".join(encode("EVALSHA", script_sha(text), len(keys), *keys,
+                                    "srv", 0, "s-1", head, history, ROOM_EVENTS_KEPT)
+                             for _ in range(count))
 
             def run() -> float:
                 start = time.perf_counter()
