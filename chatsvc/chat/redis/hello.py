@@ -87,6 +87,9 @@ class HelloFlow:
         results = await DeferredList(joins, consumeErrors=True)
         if member not in chat.state.members:
             raise unavailable("closed")
+        if member.closing:  # it went while its rooms were joined
+            chat.leave(member, "disconnected")
+            raise unavailable("closed")
         joined = [k for k, (ok, _) in zip(final, results) if ok]
         info.rooms[:] = [k for k in joined if k in info.rooms] + [
             k for k in info.rooms if k not in joined]

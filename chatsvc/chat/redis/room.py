@@ -372,12 +372,14 @@ class RedisChat(RoomRequests):
     def _commands_lost(self) -> None:
         self.ledger.lost()
 
-    def update_index(self, key: str, n: int, count: int, topic: Optional[str] = None) -> None:
+    def update_index(self, key: str, n: int, count: int, topic: Optional[str] = None,
+                     name: Optional[str] = None) -> None:
         """Tell the chat's room index what a room script answered (fire and forget)."""
         if not self.commands.ready:
             return
-        room = self.state.rooms.get(key)
-        name = room.name if room is not None else key
+        if not name:
+            room = self.state.rooms.get(key)
+            name = room.name if room is not None else key
         d = self.call("index", self.keys.all, [key, n, count, name, topic or "",
                                                "0" if topic is None else "1"])
         d.addErrback(lambda f: None)

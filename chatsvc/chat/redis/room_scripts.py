@@ -136,10 +136,11 @@ return {seq, n}
 _PART = r"""
 -- ARGV: 1 server (the member's), 2 session, 3 body, 4 evmax, 5 presence
 --       limit, 6 why ('p' part, 'l' left the chat, 's' silent), 7 dedup id
--- returns {1, n, count} or {0, 0, count} if it was not a member (of that server)
+-- returns {1, n, count, room name} or {0, 0, count, ''} if it was not a
+-- member (of that server)
 local h = redis.call('HGET', members, ARGV[2])
-if not h then return {0, 0, redis.call('HLEN', members)} end
-if parse_member(h) ~= ARGV[1] then return {0, 0, redis.call('HLEN', members)} end
+if not h then return {0, 0, redis.call('HLEN', members), ''} end
+if parse_member(h) ~= ARGV[1] then return {0, 0, redis.call('HLEN', members), ''} end
 local before = redis.call('HLEN', members)
 redis.call('HDEL', members, ARGV[2])
 local n
@@ -149,7 +150,7 @@ else
   n = add_event(ARGV[4], 'k', 'x', 'w', ARGV[6], 'v', ARGV[1], 'i', ARGV[2], 'c', before - 1,
                 'pr', presence(before, ARGV[5]), 'd', ARGV[7], 'b', ARGV[3])
 end
-return {1, n, before - 1}
+return {1, n, before - 1, redis.call('HGET', meta, 'name') or ''}
 """
 
 _TOPIC = r"""

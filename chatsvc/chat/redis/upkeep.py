@@ -133,7 +133,8 @@ class Upkeep:
         d = chat.call("part", RoomKeys(chat.keys.chat, room).all, [
             server, session, body, ROOM_EVENTS_KEPT, chat.presence_limit, why, session],
             early=early)
-        d.addCallback(lambda reply: chat.update_index(room, int(reply[1]), int(reply[2]))
+        d.addCallback(lambda reply: chat.update_index(room, int(reply[1]), int(reply[2]),
+                                                      name=_str(reply[3]))
                       if int(reply[0]) else None)
         return d
 
