@@ -52,7 +52,7 @@ HOST = "127.0.0.1"
 SERVER_CPU, LOADGEN_CPU = "0", "1"
 _MESSAGE = b'"type":"message"'
 QUICKACK = bool(getattr(socket, "TCP_QUICKACK", None))
-_STAMP = re.compile(rb'"type":"message","from":"b(\d+)","text":"(\d+):')
+_STAMP = re.compile(rb'"type":"message",(?:"room":"[^"]*",)?"from":"b(\d+)","text":"(\d+):')
 
 
 def pinned(argv: List[str], cpu: str) -> List[str]:
@@ -172,9 +172,10 @@ class Servers:
 
 
 class Client:
-    __slots__ = ("n", "sock", "buf", "sender", "probe", "inflight", "welcomed", "count")
+    __slots__ = ("n", "sock", "buf", "sender", "probe", "inflight", "welcomed", "count", "say_head")
 
-    def __init__(self, n: int, port: int, sender: bool, probe: bool) -> None:
+    def __init__(self, n: int, port: int, sender: bool, probe: bool,
+                 room: Optional[str] = None) -> None:
         self.n = n
         self.sock = socket.create_connection((HOST, port))
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -184,7 +185,12 @@ class Client:
         self.inflight = 0
         self.welcomed = False
         self.count = 0
-        self.send_json({"type": "hello", "name": f"b{n}"})
+        hello: Dict[str, Any] = {"type": "hello", "name": f"b{n}"}
+        self.say_head = b'{"type":"say",'
+        if room is not None:  # a room of its own group instead of the default one
+            hello["rooms"] = [room]
+            self.say_head += b'"room":"' + room.encode() + b'",'
+        self.send_json(hello)
         self.sock.setblocking(False)
 
     def send_json(self, message: Dict[str, Any]) -> None:
@@ -193,16 +199,21 @@ class Client:
 
     def say(self) -> None:
         text = f"{time.perf_counter_ns()}:" + "x" * 40
-        body = b'{"type":"say","text":"' + text.encode() + b'"}'
+        body = self.say_head + b'"text":"' + text.encode() + b'"}'
         self.sock.send(struct.pack(">I", len(body)) + body)
         self.inflight += 1
 
 
 class LoadGen:
-    def __init__(self, ports: List[int], clients: int, senders: int) -> None:
+    def __init__(self, ports: List[int], clients: int, senders: int, rooms: int = 0) -> None:
         step = max(1, clients // senders)
+        size = max(1, clients // rooms) if rooms else 0
+
+        def room(n: int) -> Optional[str]:
+            return f"#r{n // size}" if rooms else None
+
         self.clients = [Client(n, ports[n % len(ports)], n % step == 0 and n // step < senders,
-                               n % 10 == 0 or n % step == 0) for n in range(clients)]
+                               n % 10 == 0 or n % step == 0, room(n)) for n in range(clients)]
         self.by_fd = {c.sock.fileno(): c for c in self.clients}
         self.poll = select.epoll()
         for fd in self.by_fd:
@@ -338,7 +349,7 @@ def run_setup(name: str, count: int, use_redis: bool, args: argparse.Namespace) 
     redis = Redis(workdir, args.fsync) if use_redis else None
     servers = Servers(count, redis, workdir)
     try:
-        load = LoadGen(servers.ports, args.clients, args.senders)
+        load = LoadGen(servers.ports, args.clients, args.senders, args.rooms)
         pids = [p.pid for p in servers.procs] + ([redis.proc.pid] if redis else [])
         stats0 = redis.commandstats() if redis else {}
         result = load.throughput(args.window, args.warmup, args.duration, pids)
@@ -454,6 +465,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clients", type=int, default=150)
     parser.add_argument("--senders", type=int, default=6)
+    parser.add_argument("--rooms", type=int, default=0,
+                        help="clients in this many rooms of equal size (senders in different "
+                             "rooms); 0: everyone in the default room")
     parser.add_argument("--window", type=int, default=4, help="messages in flight per sender")
     parser.add_argument("--duration", type=float, default=8.0)
     parser.add_argument("--warmup", type=float, default=2.0)
