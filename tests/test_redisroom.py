@@ -393,10 +393,25 @@ class RedisChatTests(RedisChatTestsMixin, TestCase):
         with self.assertRaises(RemoteProtocolError) as e:
             await a.join(bob, "#d")  # a fourth room in the chat
         self.assertEqual(e.exception.code, "too-many-rooms")
-        carol = await self.join(a, "carol", rooms=["#a", "#e"])
+        carol = Member()
+        with self.assertRaises(RemoteProtocolError) as e:
+            await a.register(carol, "carol", rooms=["#a", "#e"])  # nothing is claimed then
+        self.assertEqual(e.exception.code, "too-many-rooms")
+        self.assertEqual((carol.messages, a.names()), ([], ["alice", "bob"]))
+        await a.register(carol, "carol", rooms=["#a"])
         self.assertEqual(carol.messages[0]["rooms"], ["#a"])
-        self.assertEqual([(m["code"], m["room"]) for m in carol.of_type("error")],
-                         [("too-many-rooms", "#e")])
+        token = alice.messages[0]["resume"]
+        with self.assertRaises(RemoteProtocolError) as e:  # kept rooms count too
+            await a.register(Member(), None, resume=token, rooms=["#c"])
+        self.assertEqual(e.exception.code, "too-many-rooms")
+        self.assertFalse(alice.was_replaced)
+
+    async def test_zero_means_no_limit(self) -> None:
+        a = await self.server(presence_limit=0, max_rooms_per_client=0, max_rooms=0)
+        rooms = [f"#z{n}" for n in range(25)]
+        member = await self.join(a, "many", rooms=rooms)
+        self.assertEqual(member.messages[0]["rooms"], rooms)
+        self.assertTrue(all(m["presence"] for m in member.of_type("room")))
 
     async def test_names_unique_under_concurrent_hellos(self) -> None:
         servers = [await self.server() for _ in range(3)]

@@ -21,10 +21,10 @@ from twisted.internet.defer import DeferredList
 from twisted.logger import Logger
 
 from ...wire.errors import RemoteProtocolError
-from ...wire.framing import MAX_FRAME, encode_frame
-from ...wire.messages import Message, encode
+from ...wire.framing import MAX_FRAME
+from ...wire.messages import Message
 from ..common import MAX_WELCOME_USERS
-from .entries import _str, name_candidates, split_rooms
+from .entries import _str, name_candidates
 from .ledger import unavailable
 from .link import connection_errors
 from .local import LocalMember
@@ -63,9 +63,13 @@ class HelloFlow:
             reply = await self._register(hello_id, token, plaintext, wanted, rooms, named, resume)
         except connection_errors():
             raise unavailable("the chat store is unreachable; try again shortly")
+        if _str(reply[0]) == "too-many-rooms":
+            raise RemoteProtocolError(
+                "too-many-rooms", f"{_str(reply[1])}: the chat has too many rooms, or you would "
+                f"be in too many (at most {chat.max_rooms_per_client})", fatal=False)
         kind, name, key = _str(reply[0]), _str(reply[1]), _str(reply[2])
         session, chat_epoch = _str(reply[4]), _str(reply[5])
-        final, refused = [_str(k) for k in reply[6]], [_str(k) for k in reply[7]]
+        final = [_str(k) for k in reply[6]]
         info = LocalMember(member, session, key, token, plaintext, hello_id, send=lambda f: None)
         if member.closing:
             chat.release_info(info, final, "disconnected")
@@ -97,8 +101,6 @@ class HelloFlow:
         for k in joined:
             for frame in greeting.answers.get(k, []):
                 member.send_frame(frame)
-        for k in refused:
-            member.send_frame(encode_frame(encode(self._refusal(spelling.get(k, k)))))
         for frame in greeting.live:
             member.send_frame(frame)
         chat.state.set_sender(info, member.send_frame)
@@ -158,13 +160,3 @@ class HelloFlow:
             welcome["motd"] = chat.motd
         info.member.send(welcome)
 
-    def _refusal(self, room: str) -> Message:
-        error = RemoteProtocolError("too-many-rooms", "the chat has too many rooms, or you are "
-                                    "in too many", fatal=False)
-        return {"type": "error", "code": error.code, "text": error.text, "fatal": False,
-                "room": room}
-
-
-def session_rooms(value: Any) -> List[str]:
-    """The room keys of a session as the chat stores them."""
-    return split_rooms(value)

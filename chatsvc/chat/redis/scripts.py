@@ -124,8 +124,9 @@ _REGISTER = r"""
 --       7 '1' for a guest name, 8 rooms per client, 9 rooms per chat,
 --       10 '1' if the hello named its rooms, 11 a new epoch, 12 G, then G
 --       room keys, then candidate name, key, name, key, ...
--- returns {'j' or 'r', name, key, n, session, epoch, rooms, refused rooms},
---         or {'more'} if every candidate is taken
+-- returns {'j' or 'r', name, key, n, session, epoch, rooms, {}},
+--         {'more'} if every candidate is taken, or {'too-many-rooms', room
+--         key} if the rooms would pass a limit (nothing is claimed then)
 local srv, sid, token, p = ARGV[1], ARGV[2], ARGV[3], ARGV[5]
 local per, most = tonumber(ARGV[8]), tonumber(ARGV[9])
 redis.call('HSETNX', meta, 'epoch', ARGV[11])
@@ -139,12 +140,13 @@ if ARGV[4] ~= '' then
   if h then
     local osrv, osid, otoken, _, oname = parse_holder(h)
     if otoken == ARGV[4] then
-      redis.call('HSET', names, key, srv .. '|' .. osid .. '|' .. token .. '|' .. p .. '|' .. oname)
-      redis.call('HDEL', tokens, otoken)
-      redis.call('HSET', tokens, token, key)
       local add = {}
       if ARGV[10] == '1' then add = given end
       local final, refused = choose(split(redis.call('HGET', sessions, osid)), add, per, most)
+      if #refused > 0 then return {'too-many-rooms', refused[1]} end
+      redis.call('HSET', names, key, srv .. '|' .. osid .. '|' .. token .. '|' .. p .. '|' .. oname)
+      redis.call('HDEL', tokens, otoken)
+      redis.call('HSET', tokens, token, key)
       redis.call('HSET', sessions, osid, table.concat(final, ','))
       local n = add_event(ARGV[6], 'k', 'r', 'ov', osrv, 'oi', osid, 'v', srv, 'i', osid,
                           'pi', sid, 'key', key, 'name', oname, 'p', p)
@@ -152,6 +154,8 @@ if ARGV[4] ~= '' then
     end
   end
 end
+local final, refused = choose({}, given, per, most)
+if #refused > 0 then return {'too-many-rooms', refused[1]} end
 local name, key
 if ARGV[7] == '1' then
   repeat
@@ -167,7 +171,6 @@ else
   end
   if not name then return {'more'} end
 end
-local final, refused = choose({}, given, per, most)
 redis.call('HSET', names, key, srv .. '|' .. sid .. '|' .. token .. '|' .. p .. '|' .. name)
 redis.call('HSET', tokens, token, key)
 redis.call('HSET', sessions, sid, table.concat(final, ','))
