@@ -55,11 +55,13 @@ class Joins:
 
     @param call: runs a script: C{call(name, keys, args)} -> Deferred.
     @param follow: C{follow(room key, after)}: read the room's stream from there.
+    @param position: the last entry of a room's stream the reader has seen.
     """
 
     def __init__(self, state: ChatState, chat: str, server_id: str, history_size: int,
                  presence_limit: int, call: Callable[..., Deferred],
-                 follow: Callable[[str, int], None], now: Callable[[], str]) -> None:
+                 follow: Callable[[str, int], None], now: Callable[[], str],
+                 position: Callable[[str], Optional[int]]) -> None:
         self._state = state
         self._chat = chat
         self._server = server_id
@@ -68,6 +70,7 @@ class Joins:
         self._call = call
         self._follow = follow
         self._now = now
+        self._position = position
         self.pending: Dict[Tuple[str, str], PendingJoin] = {}
 
     def start(self, info: LocalMember, key: str, spelling: str, since: Optional[int],
@@ -94,9 +97,18 @@ class Joins:
 
     def _answered(self, reply: list, p: PendingJoin) -> None:
         p.reply = reply
-        self._follow(p.room.key, int(reply[1]) - 1)
+        n = int(reply[1])
+        self._follow(p.room.key, n - 1)
         if p.waiter is not None:
             p.waiter.callback(None)
+        elif (self._position(p.room.key) or 0) >= n:
+            self._complete(p)  # the reader skipped its entry (the stream moved on)
+
+    def passed(self, key: str, n: int) -> None:
+        """The reader skipped room C{key}'s entries up to C{n}: complete the joins among them."""
+        for (room, _), p in list(self.pending.items()):
+            if room == key and p.reply is not None and int(p.reply[1]) <= n:
+                self._complete(p)
 
     def _failed(self, failure: Failure, p: PendingJoin) -> None:
         key = (p.room.key, p.info.session)

@@ -95,6 +95,7 @@ class RedisChat(RoomRequests):
         self._ids = itertools.count(1)
         self._epoch: Optional[str] = None
         self.synced = False
+        self._chat_gap = False
         self._running = False
         self._reading: Optional[Deferred] = None
         self.state = ChatState()
@@ -107,7 +108,7 @@ class RedisChat(RoomRequests):
         self.reader = StreamReader(self.events, clock, self._on_entry, self._on_gap,
                                    self._prepare, self._wake)
         self.joins = Joins(self.state, chat, self.server_id, history_size, self.presence_limit,
-                           self.call, self._follow_room, self.now)
+                           self.call, self._follow_room, self.now, self._room_position)
         self.applier = EventApplier(self.state, self.server_id, self.joins,
                                     self._room_of_stream, self._unfollow_room)
         self.hellos = HelloFlow(self)
@@ -302,6 +303,9 @@ class RedisChat(RoomRequests):
         self._room_of_stream[stream] = key
         self.reader.follow(stream, after)
 
+    def _room_position(self, key: str) -> Optional[int]:
+        return self.reader.position(RoomKeys(self.keys.chat, key).events)
+
     def _unfollow_room(self, key: str) -> None:
         stream = RoomKeys(self.keys.chat, key).events
         self._room_of_stream.pop(stream, None)
@@ -319,7 +323,7 @@ class RedisChat(RoomRequests):
 
     def _on_gap(self, stream: str, last: int, next_n: int) -> Optional[Deferred]:
         if stream == self.keys.events:
-            self.reader.needs_prepare = True
+            self._chat_gap = self.reader.needs_prepare = True  # a new snapshot of the names
             return None
         key = self._room_of_stream.get(stream)
         room = self.state.rooms.get(key) if key is not None else None
@@ -339,6 +343,7 @@ class RedisChat(RoomRequests):
                 send(frame)
         room.seq = max(room.seq, int(reply[1]))
         self.reader.set_position(stream, int(reply[0]))
+        self.joins.passed(room.key, int(reply[0]))
 
     def _events_ready(self, link: RedisLink) -> None:
         self.reader.needs_prepare = True
@@ -358,8 +363,9 @@ class RedisChat(RoomRequests):
             raise NotReady("waiting for the chat store to be restored")
         position = self.reader.position(self.keys.events)
         same = epoch is None or self._epoch is None or _str(epoch) == self._epoch
-        if self.synced and same and position is not None and ev >= position:
+        if self.synced and same and position is not None and ev >= position and not self._chat_gap:
             return
+        self._chat_gap = False
         self.state.names = names_from_hash(reply[2])
         self.state.pseq = max(self.state.pseq, int(reply[3]))
         self._epoch = None if epoch is None else _str(epoch)
