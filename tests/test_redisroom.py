@@ -533,3 +533,22 @@ class RedisOutageTests(RedisChatTestsMixin, TestCase):
         late = await self.join(a, "late", since=5, epoch=alice.messages[0]["epoch"])
         self.assertNotEqual(late.messages[0]["epoch"], alice.messages[0]["epoch"])
         self.assertFalse(late.history("#lobby")["complete"])
+
+
+class TapTests(TestCase):
+    def test_redis_options_make_a_redis_chat(self) -> None:
+        """C{--redis} and C{--chat} give the server a L{RedisChat} (not started here)."""
+        from chatsvc.tap import Options, _redis_room
+
+        options = Options()
+        options.parseOptions(["--redis", "tcp:127.0.0.1:1", "--chat", "team", "--history", "7",
+                              "--redis-lease", "3"])
+        chat = _redis_room(options, reactor)
+        self.assertIsInstance(chat, RedisChat)
+        verifyObject(IChat, chat)
+        self.assertEqual((chat.keys.chat, chat.history_size, chat.lease), ("team", 7, 3.0))
+        self.assertFalse(chat.available)
+        bad = Options()
+        with self.assertRaises(Exception) as e:
+            bad.parseOptions(["--redis", "tcp:127.0.0.1:1", "--chat", "a b"])
+        self.assertIn("--chat", str(e.exception))
