@@ -18,6 +18,7 @@ from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from chatsvc.chat.interfaces import IChat, IChatMember
+from chatsvc.chat.redis.keys import RoomKeys
 from chatsvc.chat.redis.room import RedisChat
 from chatsvc.wire.errors import RemoteProtocolError
 from chatsvc.wire.framing import FrameDecoder
@@ -450,6 +451,33 @@ class RedisChatTests(RedisChatTestsMixin, TestCase):
         self.assertEqual(users, ["watcher"])
         rooms = json.loads((await b.rooms_frames())[0][4:])["rooms"]
         self.assertEqual([r["room"] for r in rooms], ["#a"])
+
+
+    async def test_a_room_stream_that_moved_on(self) -> None:
+        """
+        A server whose place in a room's stream was trimmed away (it fell
+        too far behind) replays the messages it missed from the room's
+        history, once each, and reads on from the stream's end.
+        """
+        a, b = await self.server(), await self.server()
+        alice = await self.join(a, "alice", rooms=["#a"])
+        bob = await self.join(b, "bob", rooms=["#a"])
+        for n in range(1, 4):
+            await a.say(alice, "#a", f"m{n}")
+        await self.settle([a, b])
+        stream = RoomKeys(self.chat, "#a").events
+        self.redis.command("XTRIM", stream, "MAXLEN", "0")
+        # b saw only the first message, and its entries are gone.
+        b.reader.set_position(stream, 1)
+        b.state.rooms["#a"].seq = 1
+        seen = len(bob.messages)
+        await a.say(alice, "#a", "m4")
+        await self.settle([a, b])
+        self.assertEqual([m["text"] for m in bob.messages[seen:]], ["m2", "m3", "m4"])
+        self.assertEqual(b.reader.position(stream), self._ev(stream))
+        await a.say(alice, "#a", "m5")
+        await self.settle([a, b])
+        self.assertEqual(bob.texts("#a")[-1], "m5")
 
 
 class RedisOutageTests(RedisChatTestsMixin, TestCase):
