@@ -212,6 +212,11 @@ class RedisChatTests(RedisChatTestsMixin, TestCase):
         with self.assertRaises(RemoteProtocolError) as e:
             a.private(alice, "nobody", "hi")
         self.assertEqual(e.exception.code, "no-such-user")
+        for call in (lambda: a.say(alice, None, "x" * 70000),
+                     lambda: a.private(alice, "bob", "\u0001" * 20000)):
+            with self.assertRaises(RemoteProtocolError) as e:
+                call()
+            self.assertEqual(e.exception.code, "too-long")
 
     async def test_since_per_room_and_epoch(self) -> None:
         """C{since} per room across servers, C{complete}, and a foreign epoch."""

@@ -19,11 +19,11 @@ from ...wire.errors import RemoteProtocolError
 from ...wire.framing import MAX_FRAME, encode_frame
 from ...wire.messages import Message, encode
 from ...wire.names import InvalidName, name_key, normalize
+from ..common import MAX_PUBLIC_BODY
 from .entries import (
     MAX_NAME_BYTES,
     MAX_SEQ_DIGITS,
     _str,
-    history_head_size,
     message_head,
     parse_member,
     private_parts,
@@ -100,7 +100,7 @@ class RoomRequests:
             self._parse(room)
         info, local = self._room_of(member, room)
         head = message_head(local.name, member.name, text, self.now(), action)
-        if len(head) + MAX_SEQ_DIGITS + 1 > MAX_FRAME - history_head_size(local.name):
+        if len(head) + MAX_SEQ_DIGITS + 1 > MAX_PUBLIC_BODY:  # as the single-process chat
             raise _too_big()
         d = self.ledger.send("say", RoomKeys(self.keys.chat, local.key).all, [
             self.server_id, 0, info.session, head, self.history_size, ROOM_EVENTS_KEPT])
