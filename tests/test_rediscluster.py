@@ -20,7 +20,8 @@ from chatsvc.chat.redis.entries import message_head, private_parts
 from chatsvc.chat.redis.keys import ChatKeys, RoomKeys, hash_slot
 from chatsvc.chat.redis.scripts import SCRIPTS, script_sha
 
-from .scaleout import RedisCluster, RespConnection, RespError, wait_until
+from .rediscluster import RedisCluster, RespConnection, RespError
+from .scaleout import wait_until
 
 TS = "2026-12-06T04:30:00.000Z"
 EV, ROOM_EV = 100_000, 10_000

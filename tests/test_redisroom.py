@@ -1,124 +1,24 @@
 """
 L{chatsvc.chat.redis.room.RedisChat} against a real C{redis-server} (one per
-test, on a free loopback port): several chats in this process stand for
-several servers sharing one chat. Members are small fakes that decode what
-they are sent (the v2 messages of PROTOCOL.md 4.2).
+test, on a free loopback port): rooms, messages, presence, limits, resume
+and catch-up per room, with several chats in this process standing for
+several servers. Members are fakes (L{tests.redischat.Member}).
 """
 
 from __future__ import annotations
 
-import itertools
 import json
-from typing import Any, Dict, List, Optional
 
 from twisted.internet import defer, reactor
-from twisted.internet.endpoints import TCP4ClientEndpoint
 from twisted.trial.unittest import TestCase
-from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from chatsvc.chat.interfaces import IChat, IChatMember
-from chatsvc.chat.redis.keys import RoomKeys
 from chatsvc.chat.redis.room import RedisChat
 from chatsvc.wire.errors import RemoteProtocolError
-from chatsvc.wire.framing import FrameDecoder
 
-from .scaleout import LOOPBACK, RedisServer, wait_until
-
-_chats = itertools.count(1)
-
-
-@implementer(IChatMember)
-class Member:
-    """A client as the chat sees it: frames in, decoded."""
-
-    name: Optional[str] = None
-    session_id: Optional[str] = None
-
-    def __init__(self, encrypted: bool = True) -> None:
-        self.messages: List[Dict[str, Any]] = []
-        self.encrypted = encrypted
-        self.closing = False
-        self.was_replaced = False
-        self.fatal_error: Optional[str] = None
-        self._decoder = FrameDecoder()
-
-    def send(self, message: Dict[str, Any]) -> None:
-        self.messages.append(json.loads(json.dumps(message)))
-
-    def send_frame(self, frame: bytes) -> None:
-        self._decoder.receive_data(frame)
-        for body in self._decoder.frames():
-            self.messages.append(json.loads(body))
-
-    def replaced(self) -> None:
-        self.was_replaced = True
-        self.closing = True
-
-    def fatal(self, code: str, text: str) -> None:
-        self.fatal_error = code
-        self.closing = True
-
-    def of_type(self, *kinds: str) -> List[Dict[str, Any]]:
-        return [m for m in self.messages if m["type"] in kinds]
-
-    def texts(self, room: Optional[str] = None) -> List[str]:
-        return [m["text"] for m in self.of_type("message") if room is None or m["room"] == room]
-
-    def seen(self, room: str) -> List[tuple]:
-        """C{(seq, text)} of every message of C{room}, from history and live, in order."""
-        out = []
-        for m in self.messages:
-            if m["type"] == "history" and m["room"] == room:
-                out.extend((h["seq"], h["text"]) for h in m["messages"])
-            elif m["type"] == "message" and m["room"] == room:
-                out.append((m["seq"], m["text"]))
-        return out
-
-    def history(self, room: str) -> Dict[str, Any]:
-        [h] = [m for m in self.of_type("history") if m["room"] == room]
-        return h
-
-
-class RedisChatTestsMixin:
-    redis: RedisServer
-
-    def setUp(self) -> None:
-        self.redis = RedisServer.start(self.mktemp())
-        self.addCleanup(self.redis.stop)
-        self.chat = f"t{next(_chats)}"
-
-    async def server(self, lease: float = 10.0, history_size: int = 50, **kw: Any) -> RedisChat:
-        """A started chat on this test's chat name, ready to take requests."""
-        endpoint = TCP4ClientEndpoint(reactor, LOOPBACK, self.redis.port)
-        chat = RedisChat(reactor, endpoint, chat=self.chat, history_size=history_size,
-                         lease=lease, **kw)
-        chat.start()
-        self.addCleanup(chat.stop)
-        await wait_until(lambda: chat.available and chat.synced, 10, "chat ready")
-        return chat
-
-    async def join(self, chat: RedisChat, name: Optional[str] = None, **kw: Any) -> Member:
-        member = Member(encrypted=kw.pop("encrypted", True))
-        await chat.register(member, name, **kw)
-        return member
-
-    def _ev(self, stream: str) -> int:
-        reply = self.redis.command("HGET", stream.rsplit(":", 1)[0] + ":meta", "ev")
-        return int(reply.split(b"\r\n")[1]) if reply.startswith(b"$") and not reply.startswith(b"$-1") else 0
-
-    async def settle(self, chats: List[RedisChat]) -> None:
-        """Wait until every chat has read every event of its streams written so far."""
-        for chat in chats:  # its requests so far have run once this answers
-            if chat.available:
-                await chat.commands.command("PING")
-        targets = {id(c): {s: self._ev(s) for s in c.reader.streams()} for c in chats}
-
-        def caught_up() -> bool:
-            return all((c.reader.position(s) or 0) >= n or c.reader.position(s) is None
-                       for c in chats for s, n in targets[id(c)].items())
-
-        await wait_until(caught_up, 10, "servers to catch up")
+from .redischat import Member, RedisChatTestsMixin
+from .scaleout import wait_until
 
 
 class RedisChatTests(RedisChatTestsMixin, TestCase):
@@ -441,131 +341,6 @@ class RedisChatTests(RedisChatTestsMixin, TestCase):
         taken = await self.join(b, "ghost")
         self.assertEqual(taken.name, "ghost")
         self.assertEqual(watcher.of_type("joined")[-1]["name"], "ghost")
-
-    async def test_names_and_rooms_of_a_dead_server_are_released(self) -> None:
-        a = await self.server(lease=1.0)
-        b = await self.server(lease=1.0)
-        watcher = await self.join(b, "watcher", rooms=["#a"])
-        await self.join(a, "ghost", rooms=["#a", "#b"])
-        await a.stop()  # a dies without a word: no leave
-        await wait_until(lambda: "ghost" not in b.names(), 5, "the dead server's name to go")
-        await wait_until(lambda: watcher.of_type("left"), 5, "left")
-        self.assertEqual([(m["name"], m["reason"]) for m in watcher.of_type("left")],
-                         [("ghost", "disconnected")])
-        users = json.loads((await b.who_frames("#a"))[0][4:])["users"]
-        self.assertEqual(users, ["watcher"])
-        rooms = json.loads((await b.rooms_frames())[0][4:])["rooms"]
-        self.assertEqual([r["room"] for r in rooms], ["#a"])
-
-
-    async def test_a_room_stream_that_moved_on(self) -> None:
-        """
-        A server whose place in a room's stream was trimmed away (it fell
-        too far behind) replays the messages it missed from the room's
-        history, once each, and reads on from the stream's end.
-        """
-        a, b = await self.server(), await self.server()
-        alice = await self.join(a, "alice", rooms=["#a"])
-        bob = await self.join(b, "bob", rooms=["#a"])
-        for n in range(1, 4):
-            await a.say(alice, "#a", f"m{n}")
-        await self.settle([a, b])
-        stream = RoomKeys(self.chat, "#a").events
-        self.redis.command("XTRIM", stream, "MAXLEN", "0")
-        # b saw only the first message, and its entries are gone.
-        b.reader.set_position(stream, 1)
-        b.state.rooms["#a"].seq = 1
-        seen = len(bob.messages)
-        await a.say(alice, "#a", "m4")
-        await self.settle([a, b])
-        self.assertEqual([m["text"] for m in bob.messages[seen:]], ["m2", "m3", "m4"])
-        self.assertEqual(b.reader.position(stream), self._ev(stream))
-        await a.say(alice, "#a", "m5")
-        await self.settle([a, b])
-        self.assertEqual(bob.texts("#a")[-1], "m5")
-
-
-class RedisOutageTests(RedisChatTestsMixin, TestCase):
-    timeout = 45
-
-    async def test_restart_loses_and_duplicates_nothing(self) -> None:
-        a, b = await self.server(), await self.server()
-        alice = await self.join(a, "alice", rooms=["#x", "#y"])
-        bob = await self.join(b, "bob", rooms=["#x", "#y"])
-        accepted: List[str] = []
-        refused: List[str] = []
-
-        async def talk(chat: RedisChat, member: Member, label: str, count: int) -> None:
-            for n in range(count):
-                text = f"{label}{n}"
-                try:
-                    await chat.say(member, "#x" if n % 2 else "#y", text)
-                except RemoteProtocolError as e:
-                    self.assertEqual((e.code, e.fatal), ("unavailable", False))
-                    refused.append(text)
-                    await wait_until(lambda: chat.available, 10, "reconnection")
-                else:
-                    accepted.append(text)
-
-        talking = defer.gatherResults([defer.ensureDeferred(talk(a, alice, "a", 200)),
-                                       defer.ensureDeferred(talk(b, bob, "b", 200))])
-        await wait_until(lambda: len(accepted) > 50, 10, "traffic")
-        self.redis.restart()
-        await talking
-        await wait_until(lambda: a.available and b.available, 10, "reconnection")
-        await self.settle([a, b])
-        for room in ("#x", "#y"):
-            seen_a, seen_b = alice.seen(room), bob.seen(room)
-            self.assertEqual(seen_a, seen_b)
-            self.assertEqual([s for s, _ in seen_a], list(range(1, len(seen_a) + 1)))
-        texts = [t for room in ("#x", "#y") for _, t in alice.seen(room)]
-        self.assertEqual(len(texts), len(set(texts)))
-        self.assertEqual(set(accepted) - set(texts), set())
-        self.assertEqual(set(texts) - set(accepted + refused), set())
-
-    async def test_redis_down_refuses_and_comes_back(self) -> None:
-        a = await self.server()
-        alice = await self.join(a, "alice")
-        self.redis.stop()
-        await wait_until(lambda: not a.available, 10, "the loss to be noticed")
-        for call in (lambda: a.say(alice, None, "x"), lambda: a.register(Member(), "bob"),
-                     lambda: a.rename(alice, "al"), lambda: a.join(alice, "#b"),
-                     lambda: a.rooms_frames()):
-            with self.assertRaises(RemoteProtocolError) as e:
-                call()
-            self.assertEqual((e.exception.code, e.exception.fatal), ("unavailable", False))
-        a.leave(alice, "quit")  # remembered, done when Redis is back
-        self.redis.run()
-        await wait_until(lambda: a.available, 10, "reconnection")
-        bob = await self.join(a, "bob")
-        self.assertEqual(await a.say(bob, None, "back"), 1)
-        await self.settle([a])
-        self.assertEqual(a.names(), ["bob"])
-        self.assertEqual(bob.history("#lobby")["messages"], [])
-
-    async def test_redis_that_lost_its_data(self) -> None:
-        """
-        A Redis that comes back empty: the servers give it back their names
-        and rooms; a room's C{seq} goes on, never reused; the epoch changes.
-        """
-        a, b = await self.server(), await self.server()
-        alice, bob = await self.join(a, "alice"), await self.join(b, "bob")
-        for n in range(5):
-            await a.say(alice, None, f"m{n}")
-        await self.settle([a, b])
-        self.redis.command("FLUSHALL")
-        self.redis.stop()
-        await wait_until(lambda: not (a.available or b.available), 10, "the loss to be noticed")
-        self.redis.run()
-        await wait_until(lambda: a.available and b.available, 10, "reconnection")
-        await wait_until(lambda: sorted(b.names()) == ["alice", "bob"], 10, "names restored")
-        seq = await b.say(bob, None, "after")
-        self.assertGreater(seq, 5)
-        await self.settle([a, b])
-        self.assertEqual(alice.texts().count("after"), 1)
-        late = await self.join(a, "late", since=5, epoch=alice.messages[0]["epoch"])
-        self.assertNotEqual(late.messages[0]["epoch"], alice.messages[0]["epoch"])
-        self.assertFalse(late.history("#lobby")["complete"])
 
 
 class TapTests(TestCase):
