@@ -105,8 +105,10 @@ class RedisOutageTests(RedisChatTestsMixin, TestCase):
         self.assertEqual(set(texts) - set(accepted + refused), set())
 
     async def test_redis_down_refuses_and_comes_back(self) -> None:
-        a = await self.server()
-        alice = await self.join(a, "alice")
+        a, b = await self.server(), await self.server()
+        alice = await self.join(a, "alice", rooms=["#lobby", "#x"])
+        await self.join(a, "stays", rooms=["#lobby", "#x"])  # the rooms stay a's
+        watcher = await self.join(b, "watcher", rooms=["#lobby", "#x"])
         self.redis.stop()
         await wait_until(lambda: not a.available, 10, "the loss to be noticed")
         for call in (lambda: a.say(alice, None, "x"), lambda: a.register(Member(), "bob"),
@@ -120,8 +122,11 @@ class RedisOutageTests(RedisChatTestsMixin, TestCase):
         await wait_until(lambda: a.available, 10, "reconnection")
         bob = await self.join(a, "bob")
         self.assertEqual(await a.say(bob, None, "back"), 1)
-        await self.settle([a])
-        self.assertEqual(a.names(), ["bob"])
+        await wait_until(lambda: b.available, 10, "reconnection")
+        await self.settle([a, b])
+        self.assertEqual(sorted(a.names()), ["bob", "stays", "watcher"])
+        left = [(m["name"], m["reason"]) for m in watcher.of_type("left")]
+        self.assertEqual(left, [("alice", "quit")])  # once, though they shared two rooms
         self.assertEqual(bob.history("#lobby")["messages"], [])
 
     async def test_redis_that_lost_its_data(self) -> None:

@@ -284,12 +284,14 @@ class RedisChat(RoomRequests):
         if reason in SILENT_REASONS:
             return
         self.upkeep.release(Release(info.key, info.session, info.token, rooms,
-                                    self.left_body(member.name, reason, text)))
+                                    self.left_body(member.name, reason, text),
+                                    member.name, info.plaintext))
 
     def release_info(self, info: Any, rooms: List[str], reason: str) -> None:
         """Release a session this server got but will not keep (its client went)."""
+        name = info.member.name or ""
         self.upkeep.release(Release(info.key, info.session, info.token, rooms,
-                                    self.left_body(info.member.name or "", reason)))
+                                    self.left_body(name, reason), name, info.plaintext))
 
     def drop_local(self, member: Any) -> None:
         _, emptied = self.state.drop(member)

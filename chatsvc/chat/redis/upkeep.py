@@ -46,6 +46,8 @@ class Release:
     token: str
     rooms: List[str]
     body: bytes  # the left message, or b"" (silent)
+    name: str
+    plaintext: bool
 
 
 class Upkeep:
@@ -73,8 +75,9 @@ class Upkeep:
         for member, info in chat.state.members.items():
             args.extend([info.key, info.session, info.token, "1" if info.plaintext else "0",
                          member.name, ",".join(info.rooms)])
-        for release in self.backlog:  # still held: released right after
-            args.extend([release.key, release.session, release.token, "0", release.key,
+        for release in self.backlog:  # still held: released right after, with left
+            args.extend([release.key, release.session, release.token,
+                         "1" if release.plaintext else "0", release.name,
                          ",".join(release.rooms)])
         reply = await chat.call("reconcile", chat.keys.all, args, early=early)
         for session in reply[1]:
@@ -97,6 +100,10 @@ class Upkeep:
                 info = chat.state.members.get(member)
                 if info is not None:
                     args.extend([info.session, "1" if info.plaintext else "0", member.name])
+            for release in self.backlog:  # still in the room: parted with left right after
+                if key in release.rooms:
+                    args.extend([release.session, "1" if release.plaintext else "0",
+                                 release.name])
             calls.append(chat.call("rejoin", keys.all, args, early=early))
         if calls:
             await DeferredList(calls, fireOnOneErrback=True, consumeErrors=True)
