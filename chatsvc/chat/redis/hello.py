@@ -91,10 +91,11 @@ class HelloFlow:
         results = await DeferredList(joins, consumeErrors=True)
         if member not in chat.state.members:
             raise unavailable("closed")
-        if member.closing:  # it went while its rooms were joined
-            chat.leave(member, "disconnected")
-            raise unavailable("closed")
         joined = [k for k, (ok, _) in zip(final, results) if ok]
+        if member.closing or len(joined) < len(final):
+            # It went while its rooms were joined, or Redis went: all or nothing.
+            chat.leave(member, "disconnected")
+            raise unavailable("the chat store did not answer; try again")
         info.rooms[:] = [k for k in joined if k in info.rooms] + [
             k for k in info.rooms if k not in joined]
         self._welcome(info, name, session, chat_epoch, joined)
@@ -107,8 +108,6 @@ class HelloFlow:
         for k, (ok, result) in zip(final, results):
             if ok:
                 chat.update_index(k, *result)
-        if len(joined) < len(final):
-            _log.warn("{n} rooms of a hello could not be joined", n=len(final) - len(joined))
         return name
 
     async def _register(self, hello_id: str, token: str, plaintext: bool,
