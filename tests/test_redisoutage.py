@@ -39,6 +39,21 @@ class ServerTroubleTests(RedisChatTestsMixin, TestCase):
         self.assertEqual([r["room"] for r in rooms], ["#a"])
 
 
+    async def test_many_members_of_a_dead_server(self) -> None:
+        """The rooms of hundreds of reaped sessions are all told, batch after batch."""
+        a = await self.server(lease=1.0)
+        b = await self.server(lease=1.0)
+        watcher = await self.join(b, "watcher", rooms=["#a"])
+        await defer.gatherResults([a.register(Member(), f"m{n}", rooms=["#a"])
+                                   for n in range(450)])
+        await a.stop()
+        await wait_until(lambda: len(watcher.of_type("left")) == 450, 20, "every left")
+        self.assertEqual(b.names(), ["watcher"])
+        users = json.loads((await b.who_frames("#a"))[0][4:])["users"]
+        self.assertEqual(users, ["watcher"])
+        rooms = json.loads((await b.rooms_frames())[0][4:])["rooms"]
+        self.assertEqual(rooms, [{"room": "#a", "count": 1, "topic": ""}])
+
     async def test_a_room_stream_that_moved_on(self) -> None:
         """
         A server whose place in a room's stream was trimmed away (it fell

@@ -81,7 +81,7 @@ class RedisChat(RoomRequests):
                  server_id: Optional[str] = None, default_room: str = "#lobby",
                  presence_limit: int = 1000, max_rooms_per_client: int = 20,
                  max_rooms: int = 10_000) -> None:
-        self._clock = clock
+        self._clock = self.clock = clock
         self.keys = ChatKeys(check_chat_name(chat))
         self.history_size = history_size
         self.motd = motd

@@ -35,6 +35,8 @@ from .scripts import EVENTS_KEPT, ROOM_EVENTS_KEPT
 _log = Logger()
 
 _BACKLOG_MAX = 100_000
+GONE_BATCH = 200
+"""Sessions of reaped servers a heartbeat tells the rooms of (the C{beat} script's C{HSCAN})."""
 
 
 @dataclass
@@ -127,11 +129,16 @@ class Upkeep:
             _log.warn("this server's lease had run out; restoring its names")
             await self.reconcile()
             await self.rejoin()
-        for session, server, rooms, name in parse_gone(reply[2]):
+        buried = parse_gone(reply[2])
+        for session, server, rooms, name in buried:
             body = chat.left_body(name, "disconnected")
             parts = [self._part(server, session, room, body) for room in rooms]
-            await DeferredList(parts, fireOnOneErrback=True, consumeErrors=True)
+            results = await DeferredList(parts, consumeErrors=True)
+            if not all(ok for ok, _ in results):
+                return  # the next heartbeat tries again (parting twice does nothing)
             await chat.commands.command("HDEL", chat.keys.all[6], session)
+        if len(buried) >= GONE_BATCH:  # more to tell: go on at once
+            self._chat.clock.callLater(0, self.heartbeat)
 
     def _part(self, server: str, session: str, room: str, body: bytes,
               early: bool = False) -> Deferred:
