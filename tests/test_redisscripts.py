@@ -36,7 +36,6 @@ from chatsvc.chat.redis.entries import (
 )
 from chatsvc.chat.redis.keys import (
     ChatKeys,
-    InvalidRoom,
     RoomKeys,
     check_chat_name,
     hash_slot,
@@ -44,6 +43,7 @@ from chatsvc.chat.redis.keys import (
 )
 from chatsvc.chat.redis.local import ChatState, LocalMember, Told
 from chatsvc.chat.redis.scripts import SCRIPTS, script_sha
+from chatsvc.wire.errors import RemoteProtocolError
 from chatsvc.wire.framing import MAX_FRAME
 from chatsvc.wire.messages import encode
 from chatsvc.wire.names import MAX_NAME, name_key
@@ -86,7 +86,7 @@ class KeyTests(SynchronousTestCase):
         self.assertEqual(parse_room("#Cafe\u0301"), ("#Caf\u00e9", "#caf\u00e9"))
         self.assertEqual(parse_room("#" + "x" * 32)[1], "#" + "x" * 32)
         for bad in ("lobby", "#", "##a", "#a b", "#" + "x" * 33, None, 3, "#a{b}", "#a|b", "#a,b"):
-            self.assertRaises(InvalidRoom, parse_room, bad)
+            self.assertRaises(RemoteProtocolError, parse_room, bad)
 
 
 class ScriptTests(SynchronousTestCase):

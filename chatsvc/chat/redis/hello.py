@@ -64,9 +64,12 @@ class HelloFlow:
         except connection_errors():
             raise unavailable("the chat store is unreachable; try again shortly")
         if _str(reply[0]) == "too-many-rooms":
-            raise RemoteProtocolError(
-                "too-many-rooms", f"{_str(reply[1])}: the chat has too many rooms, or you would "
-                f"be in too many (at most {chat.max_rooms_per_client})", fatal=False)
+            if _str(reply[2]) == "client":  # about the list: no room (docs/protocol.md 8.1)
+                raise RemoteProtocolError("too-many-rooms", "a client is in at most "
+                                          f"{chat.max_rooms_per_client} rooms", fatal=False)
+            room = dict((k, s) for s, k in rooms).get(_str(reply[1]), _str(reply[1]))
+            raise RemoteProtocolError("too-many-rooms", f"the chat holds its limit of "
+                                      f"{chat.max_rooms} rooms", fatal=False, room=room)
         kind, name, key = _str(reply[0]), _str(reply[1]), _str(reply[2])
         session, chat_epoch = _str(reply[4]), _str(reply[5])
         final = [_str(k) for k in reply[6]]

@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass
 from typing import List, Tuple
 
-from ...wire.names import InvalidName, name_key, normalize
+from ...wire.rooms import room_key, room_name
 
 _CHAT_NAME = re.compile(r"\A[A-Za-z0-9_.-]{1,64}\Z")
 
@@ -34,24 +34,16 @@ def check_chat_name(chat: str) -> str:
     return chat
 
 
-class InvalidRoom(ValueError):
-    """A room name that breaks the rules of PROTOCOL.md 4.3; C{str()} is safe to send."""
-
-
 def parse_room(room: object) -> Tuple[str, str]:
     """
-    C{(spelling, key)} of a room name: C{#} and 1 to 32 name characters,
-    NFC; the key is C{#} and the NFC-casefolded rest.
+    C{(spelling, key)} of a room name (PROTOCOL.md 4.3, by
+    L{chatsvc.wire.rooms}): C{#} and 1 to 32 name characters, NFC; the key
+    is its NFC-casefolded form.
 
-    @raise InvalidRoom: if C{room} is not a valid room name.
+    @raise RemoteProtocolError: C{bad-room} (not fatal), naming the room.
     """
-    if not isinstance(room, str) or not room.startswith("#"):
-        raise InvalidRoom("a room name is '#' followed by 1 to 32 letters, digits, '_', '-' or '.'")
-    try:
-        rest = normalize(room[1:])
-    except InvalidName:
-        raise InvalidRoom("a room name is '#' followed by 1 to 32 letters, digits, '_', '-' or '.'")
-    return "#" + rest, "#" + name_key(rest)
+    name = room_name(room)
+    return name, room_key(name)
 
 
 @dataclass(frozen=True)

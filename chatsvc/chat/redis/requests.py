@@ -31,7 +31,7 @@ from .entries import (
     split_rooms,
     users_bodies,
 )
-from .keys import InvalidRoom, RoomKeys, parse_room
+from .keys import RoomKeys, parse_room
 from .ledger import unavailable
 from .link import connection_errors
 from .scripts import EVENTS_KEPT, ROOM_EVENTS_KEPT
@@ -81,10 +81,7 @@ class RoomRequests:
         return info, local
 
     def _parse(self, room: object) -> Any:
-        try:
-            return parse_room(room)
-        except InvalidRoom as e:
-            raise _error("bad-room", str(e))
+        return parse_room(room)
 
     def say(self, member: Any, room: object, text: str, action: bool = False) -> Deferred:
         """
@@ -203,9 +200,12 @@ class RoomRequests:
             if not again:
                 claim = _str(await self.call("claim", self.keys.all, [
                     info.session, key, self.max_rooms_per_client, self.max_rooms]))
-                if claim in ("full", "chat-full"):
-                    raise _error("too-many-rooms", "the chat has too many rooms, or you are "
-                                                   "in too many")
+                if claim == "full":
+                    raise _error("too-many-rooms", "a client is in at most "
+                                 f"{self.max_rooms_per_client} rooms")
+                if claim == "chat-full":
+                    raise _error("too-many-rooms", f"the chat holds its limit of "
+                                 f"{self.max_rooms} rooms")
                 if claim != "ok":
                     raise unavailable("the chat store does not know you right now; try again")
 

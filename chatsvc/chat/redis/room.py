@@ -37,7 +37,8 @@ from .entries import _str, history_items, names_from_hash
 from .events import EventApplier
 from .hello import HelloFlow
 from .joins import Joins
-from .keys import ChatKeys, InvalidRoom, RoomKeys, check_chat_name, parse_room
+from ...wire.rooms import hello_rooms, room_key, since_map
+from .keys import ChatKeys, RoomKeys, check_chat_name, parse_room
 from .ledger import RequestLedger, unavailable
 from .link import NotReady, RedisLink
 from .local import ChatState
@@ -220,42 +221,12 @@ class RedisChat(RoomRequests):
             resume = ""
         hello_id = f"{self.server_id}-{next(self._ids)}"
         return Deferred.fromCoroutine(self.hellos.run(
-            member, hello_id, wanted, wanted_rooms, rooms is not None, self._since(since),
+            member, hello_id, wanted, wanted_rooms, rooms is not None, since_map(since, self._default_key),
             epoch if isinstance(epoch, str) else None, resume))
 
     def _hello_rooms(self, rooms: object) -> List[Tuple[str, str]]:
-        if rooms is None:
-            return [(self.default_room, self._default_key)]
-        if not isinstance(rooms, list):
-            raise _error("bad-room", "rooms must be a list of room names")
-        result: List[Tuple[str, str]] = []
-        for room in rooms:
-            try:
-                spelling, key = parse_room(room)
-            except InvalidRoom as e:
-                raise RemoteProtocolError("bad-room", f"{str(room)[:40]!r}: {e}", fatal=False)
-            if all(k != key for _, k in result):
-                result.append((spelling, key))
-        if len(result) > self.max_rooms_per_client:
-            raise _error("too-many-rooms", f"at most {self.max_rooms_per_client} rooms per client")
-        return result
-
-    def _since(self, since: object) -> Dict[str, int]:
-        def ok(value: object) -> bool:
-            return isinstance(value, int) and not isinstance(value, bool) and value >= 0
-
-        if ok(since):
-            return {self._default_key: since}  # type: ignore[dict-item]
-        result: Dict[str, int] = {}
-        if isinstance(since, dict):
-            for room, value in since.items():
-                try:
-                    _, key = parse_room(room)
-                except InvalidRoom:
-                    continue
-                if ok(value):
-                    result[key] = value
-        return result
+        names = hello_rooms(rooms, self.default_room, self.max_rooms_per_client)
+        return [(name, room_key(name)) for name in names]
 
     # -- leaving ----------------------------------------------------------------------
 

@@ -65,9 +65,10 @@ local function seen(srv, req)
   return false
 end
 
--- rooms: old ones kept, new ones added within the limits; returns final, refused
+-- rooms: old ones kept, new ones added within the limits; returns final,
+-- refused, and which limit refused the first ('client' or 'chat')
 local function choose(old, add, per, most)
-  local final, refused, have = {}, {}, {}
+  local final, refused, have, why = {}, {}, {}, nil
   local count = redis.call('HLEN', rooms)
   for _, k in ipairs(old) do
     if not have[k] then have[k] = true; table.insert(final, k) end
@@ -78,13 +79,16 @@ local function choose(old, add, per, most)
       local new = redis.call('HEXISTS', rooms, k) == 0
       if #final >= per or (new and count >= most) then
         table.insert(refused, k)
+        if not why then
+          if #final >= per then why = 'client' else why = 'chat' end
+        end
       else
         if new then count = count + 1 end
         table.insert(final, k)
       end
     end
   end
-  return final, refused
+  return final, refused, why
 end
 
 -- a reaped session: its name goes now, its rooms are told later (gone)
@@ -126,7 +130,8 @@ _REGISTER = r"""
 --       room keys, then candidate name, key, name, key, ...
 -- returns {'j' or 'r', name, key, n, session, epoch, rooms, {}},
 --         {'more'} if every candidate is taken, or {'too-many-rooms', room
---         key} if the rooms would pass a limit (nothing is claimed then)
+--         key, 'client' or 'chat'} if the rooms would pass a limit (nothing
+--         is claimed then)
 local srv, sid, token, p = ARGV[1], ARGV[2], ARGV[3], ARGV[5]
 local per, most = tonumber(ARGV[8]), tonumber(ARGV[9])
 redis.call('HSETNX', meta, 'epoch', ARGV[11])
@@ -142,8 +147,8 @@ if ARGV[4] ~= '' then
     if otoken == ARGV[4] then
       local add = {}
       if ARGV[10] == '1' then add = given end
-      local final, refused = choose(split(redis.call('HGET', sessions, osid)), add, per, most)
-      if #refused > 0 then return {'too-many-rooms', refused[1]} end
+      local final, refused, why = choose(split(redis.call('HGET', sessions, osid)), add, per, most)
+      if #refused > 0 then return {'too-many-rooms', refused[1], why} end
       redis.call('HSET', names, key, srv .. '|' .. osid .. '|' .. token .. '|' .. p .. '|' .. oname)
       redis.call('HDEL', tokens, otoken)
       redis.call('HSET', tokens, token, key)
@@ -154,8 +159,8 @@ if ARGV[4] ~= '' then
     end
   end
 end
-local final, refused = choose({}, given, per, most)
-if #refused > 0 then return {'too-many-rooms', refused[1]} end
+local final, refused, why = choose({}, given, per, most)
+if #refused > 0 then return {'too-many-rooms', refused[1], why} end
 local name, key
 if ARGV[7] == '1' then
   repeat
