@@ -219,13 +219,11 @@ def _redis_room(options: Options, reactor: Any) -> Any:
         raise SystemExit(f"chat: bad --redis endpoint {options['redis']!r}: {e}")
     _log.info("serving chat {chat} through Redis at {redis}", chat=options["chat"],
               redis=options["redis"])
-    # The v2 options, where this server has them (PROTOCOL.md 4.7, 6).
-    v2 = {arg: options[opt] for opt, arg in (
-        ("default-room", "default_room"), ("presence-limit", "presence_limit"),
-        ("max-rooms", "max_rooms"), ("rooms-per-client", "max_rooms_per_client"))
-        if options.get(opt) is not None}
     return RedisChat(reactor, endpoint, chat=options["chat"], history_size=options["history"],
-                     motd=options["motd"], lease=options["redis-lease"], **v2)
+                     motd=options["motd"], lease=options["redis-lease"],
+                     default_room=options["default-room"],
+                     presence_limit=options["presence-limit"], max_rooms=options["max-rooms"],
+                     max_rooms_per_client=options["rooms-per-client"])
 
 
 def makeService(options: Options, reactor: Any = None) -> ChatService:

@@ -350,11 +350,16 @@ class TapTests(TestCase):
 
         options = Options()
         options.parseOptions(["--redis", "tcp:127.0.0.1:1", "--chat", "team", "--history", "7",
-                              "--redis-lease", "3"])
+                              "--redis-lease", "3", "--default-room", "#Hall",
+                              "--presence-limit", "5", "--max-rooms", "0",
+                              "--rooms-per-client", "4"])
         chat = _redis_room(options, reactor)
         self.assertIsInstance(chat, RedisChat)
         verifyObject(IChat, chat)
         self.assertEqual((chat.keys.chat, chat.history_size, chat.lease), ("team", 7, 3.0))
+        self.assertEqual((chat.default_room, chat.presence_limit, chat.max_rooms_per_client),
+                         ("#Hall", 5, 4))
+        self.assertGreater(chat.max_rooms, 10 ** 6)  # 0: no limit
         self.assertFalse(chat.available)
         bad = Options()
         with self.assertRaises(Exception) as e:
