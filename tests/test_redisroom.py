@@ -312,6 +312,27 @@ class RedisChatTests(RedisChatTestsMixin, TestCase):
         self.assertEqual((e.exception.code, e.exception.room), ("too-many-rooms", None))
         self.assertFalse(alice.was_replaced)
 
+    async def test_welcome_fits_a_frame(self) -> None:
+        """Long names everywhere: welcome stays one frame, listing as many users as fit."""
+        from chatsvc.wire.framing import MAX_FRAME
+        from chatsvc.wire.messages import encode
+
+        from .test_redisoutage import QuietMember
+
+        a = await self.server(max_rooms_per_client=0)
+        long = "\U0001d538" * 31  # 4 bytes each in UTF-8
+        for start in range(0, 600, 100):
+            await defer.gatherResults([a.register(QuietMember(), f"{long}{n % 10}{n // 10}"[-32:],
+                                                  rooms=[]) for n in range(start, start + 100)])
+        await self.settle([a])
+        rooms = ["#" + "\U0001d539" * 30 + f"{n:02d}" for n in range(20)]
+        member = await self.join(a, long, rooms=rooms, encrypted=False)
+        welcome = member.messages[0]
+        self.assertEqual(welcome["rooms"], rooms)
+        self.assertLessEqual(len(encode(welcome)), MAX_FRAME)
+        self.assertGreater(len(welcome["users"]), 300)
+        self.assertEqual(welcome["plaintext"], [welcome["name"]])
+
     async def test_zero_means_no_limit(self) -> None:
         a = await self.server(presence_limit=0, max_rooms_per_client=0, max_rooms=0)
         rooms = [f"#z{n}" for n in range(25)]

@@ -137,7 +137,10 @@ class HelloFlow:
                  joined: List[str]) -> None:
         chat = self._chat
         users = [(name, info.plaintext)]
-        size = 300 + len(name.encode()) * 3 + len(chat.motd or "") * 6 + 40 * len(joined)
+        room_names = [chat.state.rooms[k].name for k in joined if k in chat.state.rooms]
+        # What welcome holds besides users, counted first so that it always fits a frame.
+        size = (400 + len(name.encode()) * 3 + len(chat.motd or "") * 6 + len(epoch)
+                + len(info.token) + sum(len(r.encode()) + 3 for r in room_names))
         for other_key, (other, plaintext) in chat.state.names.items():
             if len(users) >= MAX_WELCOME_USERS:
                 break
@@ -156,7 +159,7 @@ class HelloFlow:
             "encrypted": not info.plaintext,
             "resume": info.token,
             "epoch": epoch,
-            "rooms": [chat.state.rooms[k].name for k in joined if k in chat.state.rooms],
+            "rooms": room_names,
         }
         if chat.motd:
             welcome["motd"] = chat.motd
