@@ -100,8 +100,8 @@ TRAPS: List[bytes] = [
     b'{"type":"ping","token":' + b"[" * 100_000 + b"]" * 100_000 + b"}",  # RecursionError
     b'{"type":"ping","token":' + b"[" * 100_000,
     b'{"type":"ping","token":' + b'{"a":' * 5000 + b"1" + b"}" * 5000 + b"}",
-    b'{"type":"ping","token":' + b"[" * 99 + b"]" * 99 + b"}",  # just under the limit
-    b'{"type":"ping","token":' + b"[" * 100 + b"]" * 100 + b"}",  # just over
+    b'{"type":"ping","token":' + b"[" * 63 + b"]" * 63 + b"}",  # 64 containers: the limit
+    b'{"type":"ping","token":' + b"[" * 64 + b"]" * 64 + b"}",  # 65: just over
     b'{"type":"ping","token":NaN}',
     b'{"type":"ping","token":Infinity}',
     b'{"type":"ping","token":-Infinity}',
@@ -293,7 +293,7 @@ class TrapTests(SynchronousTestCase):
         self.assertEqual((cm.exception.code, cm.exception.fatal), ("bad-json", False))
 
     def test_deep_nesting(self) -> None:
-        """100,000 brackets: bad-json, not RecursionError; 99 levels decode."""
+        """100,000 brackets: bad-json, not RecursionError; 64 containers decode."""
         self.assertBadJson(TRAPS[0])
         self.assertBadJson(TRAPS[1])
         self.assertBadJson(TRAPS[2])
