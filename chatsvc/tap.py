@@ -215,7 +215,11 @@ def _operations(options: Options, reactor: Any, factory: ChatFactory, room: Any,
         enable_metrics(options["metrics"], reactor, factory, room, service)
     if options["admin"]:
         from .admin.server import enable_admin
-        enable_admin(options["admin"], reactor, factory, room, service)
+        redis = None
+        if options["redis"] is not None:
+            from twisted.internet.endpoints import clientFromString
+            redis = (clientFromString(reactor, options["redis"]), options["chat"])
+        enable_admin(options["admin"], reactor, factory, room, service, redis)
 
 
 def _redis_room(options: Options, reactor: Any) -> Any:

@@ -4,7 +4,9 @@ L{LocalOperator}: L{IOperator} for one server process, over its factory
 (the connections), its chat (names and rooms, through L{IChat} and
 L{IChatAdmin}) and its L{IBanList}.
 
-With C{--redis}, bans and kicks made here apply to this server only.
+With C{--redis}, a L{RedisOperatorBus <chatsvc.admin.redisbus.RedisOperatorBus>}
+carries bans, unbans and kicks to every server of the chat, which apply
+them with L{LocalOperator.apply}.
 """
 
 from __future__ import annotations
@@ -59,6 +61,9 @@ class LocalOperator:
     @param clock: an C{IReactorTime}, for timed mutes and timestamps.
     """
 
+    bus: Any = None
+    """A L{RedisOperatorBus <chatsvc.admin.redisbus.RedisOperatorBus>} (C{--redis}), or None."""
+
     def __init__(self, factory: Any, chat: Any, bans: Any, clock: Any) -> None:
         self._factory = factory
         self._chat = chat
@@ -90,24 +95,71 @@ class LocalOperator:
         return rows
 
     def kick(self, name: object, reason: object) -> str:
-        member = self._member(name)
         text = _checked_text(reason or "kicked by an operator", "the reason")
+        if self.bus is not None:
+            if not isinstance(name, str) or not name:
+                raise OperatorError("give the name of a user")
+            self._kick_here(name, text)
+            self.bus.publish({"action": "kick", "name": name, "reason": text})
+            return name
+        member = self._member(name)
         found = member.name
         member.fatal("kicked", text)
         return found
 
+    def _kick_here(self, name: str, text: str) -> bool:
+        member = self._chat.find(name)
+        if member is None or member.closing:
+            return False
+        member.fatal("kicked", text)
+        return True
+
     def ban(self, network: object, seconds: object) -> Dict[str, Any]:
         normal = self._bans.ban(network, seconds)
-        closed = 0
-        for connection in list(self._factory.connections):
-            if not connection.closing and self._bans.covers(normal, connection.peer):
-                connection.fatal("banned", "your address is banned from this server")
-                closed += 1
+        closed = self._close_banned(normal)
+        if self.bus is not None:
+            self.bus.publish({"action": "ban", "network": normal, "seconds": seconds})
         return {"network": normal, "closed": closed}
 
+    def _close_banned(self, network: str) -> int:
+        closed = 0
+        for connection in list(self._factory.connections):
+            if not connection.closing and self._bans.covers(network, connection.peer):
+                connection.fatal("banned", "your address is banned from this server")
+                closed += 1
+        return closed
+
     def unban(self, network: object) -> None:
-        if not self._bans.unban(network):
+        if not self._bans.unban(network) and self.bus is None:
             raise OperatorError(f"{network} is not banned")
+        if self.bus is not None:
+            self.bus.publish({"action": "unban", "network": str(network)})
+
+    def apply(self, event: Dict[str, Any]) -> None:
+        """
+        Apply a ban, unban or kick that an operator made through any server
+        of a Redis chat (this one included) to this server's connections.
+        """
+        action = event.get("action")
+        try:
+            if action == "ban":
+                normal = self._bans.ban(event.get("network"), event.get("seconds", 0))
+                closed = self._close_banned(normal)
+                if closed:
+                    _log.info("operator: banned {network} (through Redis); {closed} "
+                              "connections closed here", network=normal, closed=closed)
+            elif action == "unban":
+                if self._bans.unban(event.get("network")):
+                    _log.info("operator: unbanned {network} (through Redis)",
+                              network=event.get("network"))
+            elif action == "kick" and isinstance(event.get("name"), str):
+                reason = event.get("reason")
+                text = reason if text_error(reason, MAX_NOTICE) is None else "kicked by an operator"
+                if self._kick_here(event["name"], text):
+                    _log.info("operator: kicked {name} (through Redis)", name=event["name"])
+        except OperatorError as e:
+            _log.warn("operator: a {action} from another server is not valid here: {why}",
+                      action=action, why=str(e))
 
     def bans(self) -> List[Dict[str, Any]]:
         return self._bans.entries()

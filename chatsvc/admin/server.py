@@ -17,9 +17,10 @@ from __future__ import annotations
 import os
 import re
 import stat
-from typing import Any, Optional
+from typing import Any, Optional, Tuple
 
 from twisted.application.internet import StreamServerEndpointService
+from twisted.application.service import Service
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
@@ -149,10 +150,12 @@ class AdminService(StreamServerEndpointService):
 
 
 def enable_admin(description: str, reactor: Any, factory: Any, chat: Any,
-                 parent: Any) -> Any:
+                 parent: Any, redis: Optional[Tuple[Any, str]] = None) -> Any:
     """
     Give C{factory} a ban list and serve the admin endpoint C{description}
-    under C{parent} (C{--admin}). Returns the L{LocalOperator
+    under C{parent} (C{--admin}). With C{redis} (the C{--redis} client
+    endpoint and the chat's name), bans, unbans and kicks go to every server
+    of the chat. Returns the L{LocalOperator
     <chatsvc.admin.operator.LocalOperator>}.
 
     @raise SystemExit: for an endpoint that would let others in, or a bad one.
@@ -167,5 +170,26 @@ def enable_admin(description: str, reactor: Any, factory: Any, chat: Any,
     except (ValueError, TypeError, KeyError) as e:
         raise SystemExit(f"chat: --admin {description!r}: {e}")
     factory.bans = bans
+    if redis is not None:
+        from .redisbus import RedisOperatorBus
+
+        endpoint, chat_name = redis
+        operator.bus = RedisOperatorBus(endpoint, reactor, chat_name, operator.apply)
+        _BusService(operator.bus).setServiceParent(parent)
     service.setServiceParent(parent)
     return operator
+
+
+class _BusService(Service):
+    """Starts and stops a L{RedisOperatorBus} with the server."""
+
+    def __init__(self, bus: Any) -> None:
+        self._bus = bus
+
+    def startService(self) -> None:
+        Service.startService(self)
+        self._bus.start()
+
+    def stopService(self) -> Any:
+        Service.stopService(self)
+        return self._bus.stop()
