@@ -291,3 +291,30 @@ class ScrapeTests(TestCase):
         self.assertEqual(after['chatsvc_registrations_total{mode="encrypted",transport="tcp"}'], 1)
         self.assertEqual(after['chatsvc_connections{mode="encrypted",transport="tcp"}'], 1)
         self.assertEqual(after['chatsvc_connections{mode="plaintext",transport="tcp"}'], 0)
+
+
+class RedisScrapeTests(TestCase):
+    """With --redis, each request's round trip to Redis is in the histogram."""
+
+    timeout = 90
+
+    @defer.inlineCallbacks
+    def test_redis_roundtrip(self):
+        from .scaleout import ChatServerProcess, FrameClient, RedisServer, wait_until
+
+        redis = RedisServer.start(self.mktemp())
+        self.addCleanup(redis.stop)
+        server = yield ChatServerProcess.start(redis.port, "--chat", "metrics",
+                                               "--metrics", "tcp:0:interface=127.0.0.1")
+        self.addCleanup(server.kill)
+        yield wait_until(lambda: server.logged("metrics at /metrics on port"), 20, "metrics")
+        [line] = [text for text in server.output.lines if "metrics at /metrics on port" in text]
+        port = int(re.search(r"port (\d+)", line).group(1))
+        client = yield FrameClient.connect(server.port)
+        self.addCleanup(client.close)
+        yield client.hello("alice")
+        client.send({"type": "say", "text": "through redis"})
+        yield client.wait_for(lambda m: m.get("text") == "through redis", start=0)
+        _, after = yield scrape(port)
+        self.assertGreater(after["chatsvc_redis_roundtrip_seconds_count"], 0)
+        self.assertEqual(after['chatsvc_requests_total{type="say"}'], 1)

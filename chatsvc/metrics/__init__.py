@@ -63,6 +63,15 @@ def close_code(reason: Any) -> str:
     return "disconnected"
 
 
+class IRedisBacked(Interface):
+    """A chat that asks Redis (the Redis backend): its requests can be timed."""
+
+    commands = Attribute(
+        "Its L{RedisLink <chatsvc.chat.redis.link.RedisLink>} for requests, whose"
+        " C{observer} is called with each round trip in seconds."
+    )
+
+
 class IServerMetrics(Interface):
     """
     What the server reports. Every method is cheap and never raises; the

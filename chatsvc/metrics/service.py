@@ -14,6 +14,8 @@ from twisted.application.service import MultiService
 from twisted.internet.endpoints import serverFromString
 from twisted.logger import Logger
 
+from . import IRedisBacked
+
 if TYPE_CHECKING:
     from .prometheus import PrometheusMetrics
 
@@ -45,6 +47,9 @@ def instrument(factory: Any, chat: Any, metrics: "PrometheusMetrics") -> None:
     chat.metrics = metrics
     factory.end_of_turn.observer = metrics.turn
     metrics.watch_chat(chat)
+    redis = IRedisBacked(chat, None)
+    if redis is not None:
+        redis.commands.observer = metrics.redis_roundtrip
 
 
 def enable_metrics(description: str, reactor: Any, factory: Any, chat: Any,
