@@ -3,10 +3,10 @@
 What the admin endpoint asks of the server (L{IOperator}), and what the
 factory asks of a ban list (L{IBanList}).
 
-One server process provides L{IOperator} with
-L{LocalOperator <chatsvc.admin.operator.LocalOperator>}. A chat shared by
-several servers through Redis would provide the same interface with bans and
-kicks published to every server; that is not built yet (see docs/operations.md).
+Each server provides L{IOperator} with L{LocalOperator
+<chatsvc.admin.operator.LocalOperator>}; with C{--redis} its bans, unbans and
+kicks also go to every other server of the chat through a
+L{RedisOperatorBus <chatsvc.admin.redisbus.RedisOperatorBus>}.
 """
 
 from __future__ import annotations
