@@ -88,6 +88,21 @@ class RedisAdminTests(TestCase):
         yield alice.wait_for(lambda m: m["type"] == "left" and m["name"] == "bob"
                              and m["reason"] == "kicked", start=0, what="bob left, kicked")
 
+        dan = yield self.client(b, "dan")
+        code, out = yield chat_admin(self, a.socket, "mute", "dan")
+        self.assertEqual(code, 0, out)
+        yield wait_until(lambda: b.logged("operator: muted dan (through Redis)"), 20,
+                         "the mute to reach server b")
+        dan.send({"type": "say", "text": "can anyone hear me"})
+        yield dan.wait_for(lambda m: m["type"] == "error" and m["code"] == "muted",
+                           start=0, what="dan muted on the other server")
+        code, out = yield chat_admin(self, a.socket, "unmute", "dan")
+        self.assertEqual(code, 0, out)
+        yield wait_until(lambda: b.logged("operator: unmuted dan (through Redis)"), 20,
+                         "the unmute to reach server b")
+        dan.send({"type": "say", "text": "back"})
+        yield alice.wait_for(lambda m: m.get("text") == "back", start=0, what="dan heard again")
+
         carol = yield self.client(b, "carol")
         code, out = yield chat_admin(self, a.socket, "ban", "--for", "10m", "127.0.0.0/8")
         self.assertEqual(code, 0, out)

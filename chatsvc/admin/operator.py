@@ -42,6 +42,12 @@ def _muted(connection: Any) -> bool:
     return bool(state is not None and state.muted)
 
 
+def _a_name(name: object) -> str:
+    if not isinstance(name, str) or not name or len(name) > 256:
+        raise OperatorError("give the name of a user")
+    return name
+
+
 def _checked_text(text: object, what: str, empty_ok: bool = False) -> str:
     if empty_ok and text == "":
         return ""
@@ -97,9 +103,7 @@ class LocalOperator:
     def kick(self, name: object, reason: object) -> str:
         text = _checked_text(reason or "kicked by an operator", "the reason")
         if self.bus is not None:
-            if not isinstance(name, str) or not name:
-                raise OperatorError("give the name of a user")
-            self._kick_here(name, text)
+            self._kick_here(_a_name(name), text)
             self.bus.publish({"action": "kick", "name": name, "reason": text})
             return name
         member = self._member(name)
@@ -152,6 +156,14 @@ class LocalOperator:
                 if self._bans.unban(event.get("network")):
                     _log.info("operator: unbanned {network} (through Redis)",
                               network=event.get("network"))
+            elif action == "mute" and isinstance(event.get("name"), str):
+                seconds = event.get("seconds", 0)
+                if (isinstance(seconds, (int, float)) and 0 <= seconds < 1e9
+                        and self._mute_here(event["name"], seconds)):
+                    _log.info("operator: muted {name} (through Redis)", name=event["name"])
+            elif action == "unmute" and isinstance(event.get("name"), str):
+                if self._unmute_here(event["name"]):
+                    _log.info("operator: unmuted {name} (through Redis)", name=event["name"])
             elif action == "kick" and isinstance(event.get("name"), str):
                 reason = event.get("reason")
                 text = reason if text_error(reason, MAX_NOTICE) is None else "kicked by an operator"
@@ -167,12 +179,26 @@ class LocalOperator:
     def mute(self, name: object, seconds: object) -> str:
         if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or not 0 <= seconds < 1e9:
             raise OperatorError("the time of a mute is seconds, 0 or more (0: while connected)")
+        if self.bus is not None:
+            self._mute_here(_a_name(name), seconds)
+            self.bus.publish({"action": "mute", "name": name, "seconds": seconds})
+            return name  # type: ignore[return-value]
         member = self._member(name)
+        self._set_mute(member, seconds)
+        return member.name
+
+    def _set_mute(self, member: Any, seconds: float) -> None:
         self._cancel_unmute(member)
         member.muted = True
         if seconds:
             self._unmute_calls[member] = self._clock.callLater(seconds, self._expire, member)
-        return member.name
+
+    def _mute_here(self, name: str, seconds: float) -> bool:
+        member = self._chat.find(name)
+        if member is None or member.closing:
+            return False
+        self._set_mute(member, seconds)
+        return True
 
     def _expire(self, member: Any) -> None:
         self._unmute_calls.pop(member, None)
@@ -184,12 +210,23 @@ class LocalOperator:
             call.cancel()
 
     def unmute(self, name: object) -> str:
+        if self.bus is not None:
+            self._unmute_here(_a_name(name))
+            self.bus.publish({"action": "unmute", "name": name})
+            return name  # type: ignore[return-value]
         member = self._member(name)
         if not member.muted:
             raise OperatorError(f"{member.name} is not muted")
+        self._unmute_here(member.name)
+        return member.name
+
+    def _unmute_here(self, name: str) -> bool:
+        member = self._chat.find(name)
+        if member is None or not member.muted:
+            return False
         self._cancel_unmute(member)
         member.muted = False
-        return member.name
+        return True
 
     def notice(self, text: object, room: Optional[str]) -> int:
         message: Message = {"type": "notice", "text": _checked_text(text, "the notice"),
