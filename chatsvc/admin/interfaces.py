@@ -4,7 +4,7 @@ What the admin endpoint asks of the server (L{IOperator}), and what the
 factory asks of a ban list (L{IBanList}).
 
 Each server provides L{IOperator} with L{LocalOperator
-<chatsvc.admin.operator.LocalOperator>}; with C{--redis} its bans, unbans and
+<chatsvc.admin.operator.LocalOperator>}; with C{--redis} its bans, unbans, mutes and
 kicks also go to every other server of the chat through a
 L{RedisOperatorBus <chatsvc.admin.redisbus.RedisOperatorBus>}.
 """

@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.test_admin_redis -*-
 """
-L{RedisOperatorBus}: with C{--redis}, an operator's bans, unbans and kicks
+L{RedisOperatorBus}: with C{--redis}, an operator's bans, unbans, kicks and mutes
 reach every server of the chat, not only the one whose admin socket was
 used.
 
