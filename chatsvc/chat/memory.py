@@ -33,6 +33,7 @@ from .common import MAX_WELCOME_USERS, History, NameTable, json_str
 from .fanout import Outbox
 from .interfaces import IChat, IEndOfTurn
 from .actions import RoomActions
+from .operators import OperatorActions
 from .rooms import ChatRoom, RoomDirectory
 
 _log = Logger()
@@ -72,7 +73,7 @@ class NextTurn:
 
 
 @implementer(IChat)
-class MemoryChat(RoomActions):
+class MemoryChat(RoomActions, OperatorActions):
     """
     One chat in one process.
 
