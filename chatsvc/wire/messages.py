@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import math
 import re
-import sys
 from datetime import datetime, timezone
 from typing import Any, Dict, Optional
 
@@ -48,32 +47,25 @@ def _finite_float(text: str) -> float:
     return value
 
 
-MAX_INT_DIGITS = 4300
-"""The longest integer literal (CPython's C{int} limit since 3.11, made the
-rule on every Python: converting a long digit string costs quadratic time)."""
+MAX_INT_DIGITS = 100
+"""The longest integer literal, in digits. Converting a decimal string to an
+C{int} costs quadratic time: fifteen 4,299-digit integers (each within
+CPython 3.11's own limit) took 1.75 ms, over the 1 ms a frame may cost. No
+message needs more than 19 digits (a C{seq})."""
 
 
 def _bounded_int(text: str) -> int:
-    if len(text) > MAX_INT_DIGITS + 1:  # one more for a minus sign
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
         raise ValueError("integer too long")
     return int(text)
 
 
-def _c_int_limit() -> bool:
-    """Whether C{int()} itself refuses over L{MAX_INT_DIGITS} digits (CPython
-    3.11, and the security releases of 3.9 and 3.10, unless turned off)."""
-    limit = getattr(sys, "get_int_max_str_digits", lambda: 0)()
-    return 0 < limit <= MAX_INT_DIGITS
-
-
 # The fast decoder converts numbers in C (no Python call per number: a
-# 64 KiB body holds 30,000 of them); it cannot overflow a float unless the
-# body holds a long exponent or a long run of digits, which sends it to the
-# checked decoder. See _may_overflow.
-_fast_decode = json.JSONDecoder(
-    parse_constant=_refuse_constant,
-    **({} if _c_int_limit() else {"parse_int": _bounded_int}),
-).decode
+# 64 KiB body holds 30,000 of them). A body with a run of more than
+# MAX_INT_DIGITS digits (an integer that may be too long, or a float that
+# may be too large, with the exponent check below) goes to the checked
+# decoder instead. See _may_overflow.
+_fast_decode = json.JSONDecoder(parse_constant=_refuse_constant).decode
 _decode = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_finite_float,
                            parse_int=_bounded_int).decode
 
@@ -82,15 +74,16 @@ _NUMBER_SHAPE = bytes(
     ord("0") if chr(b).isdigit() and b < 128 else ord("e") if b in b"eE" else ord(" ")
     for b in range(256)
 )
-_LONG_RUN = b"0" * 200
+_LONG_RUN = b"0" * (MAX_INT_DIGITS + 1)
 
 
 def _may_overflow(body: bytes) -> bool:
     """
-    Whether a number in C{body} might be too large for a float: one with an
-    exponent of three digits or more, or with 200 digits or more (an
-    exponent of two digits adds at most 99 to those). Two searches at C
-    speed; a false alarm only costs the checked decoder.
+    Whether a number in C{body} might be too long an integer or too large a
+    float: one with an exponent of three digits or more, or with more than
+    L{MAX_INT_DIGITS} digits (so a float with a two-digit exponent, which
+    adds at most 99, cannot pass 1e308 unnoticed). Two searches at C speed;
+    a false alarm only costs the checked decoder.
     """
     shape = body.translate(_NUMBER_SHAPE, b"+")
     return b"e000" in shape or _LONG_RUN in shape
