@@ -20,7 +20,8 @@ from chatsvc.admin.operator import LocalOperator
 from chatsvc.admin.requests import AdminRequests
 from chatsvc.chat.interfaces import IChatAdmin, IChatStats
 
-from .helpers import FakeClient, LogCapture, make_factory, only
+from .support.fakes import LogCapture
+from .support.protocol import FakeClient, make_factory, only
 
 
 class BanListTests(SynchronousTestCase):

@@ -25,7 +25,7 @@ from chatsvc.wire.errors import RemoteProtocolError
 from chatsvc.wire.framing import FrameDecoder, encode_frame
 from chatsvc.wire.records import DataReceived, HandshakeComplete, RecordSession
 
-from .helpers import v1_view
+from .support.wire import v1_view
 
 PSK = bytes(range(32))
 OTHER_PSK = bytes(range(1, 33))

@@ -23,7 +23,8 @@ from chatsvc.tap import Options
 from twisted.python import usage
 
 from . import hypothesis_profile  # noqa: F401
-from .helpers import LogCapture, make_factory, registered
+from .support.fakes import LogCapture
+from .support.protocol import make_factory, registered
 
 
 def body(seq: int, kind: str = "message", text: str = "x") -> bytes:

@@ -37,7 +37,7 @@ from .fuzz_wire import (
     open_pair,
     server_stack,
 )
-from .helpers import raw_frame
+from .support.wire import raw_frame
 
 STRUCTURED_EXAMPLES = 4_000
 RAW_EXAMPLES = 6_000

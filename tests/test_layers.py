@@ -20,7 +20,7 @@ from chatsvc.chat.interfaces import IEndOfTurn
 from chatsvc.chat.memory import MemoryChat, NextTurn
 from chatsvc.server.turns import EndOfTurn
 
-from .test_room import FakeMember
+from .support.fakes import FakeMember
 
 _ROOT = os.path.dirname(os.path.abspath(chatsvc.__file__))
 

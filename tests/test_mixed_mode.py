@@ -17,7 +17,8 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from chatsvc import tap
 
-from .helpers import LogCapture, decode_frames, frame
+from .support.fakes import LogCapture
+from .support.wire import decode_frames, frame
 
 DEMO_KEY = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                         "keys", "demo.key")

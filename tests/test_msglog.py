@@ -18,7 +18,7 @@ from chatsvc.server.msglog import MessageLog
 from chatsvc.chat.memory import Room
 from chatsvc.wire.messages import encode
 
-from .helpers import LogCapture
+from .support.fakes import LogCapture
 
 
 def message(seq: int, text: str = "hi", kind: str = "message") -> bytes:
@@ -332,7 +332,7 @@ class WriteFailureTests(MessageLogTestCase):
 
     def test_room_refuses_when_the_log_fails(self) -> None:
         """Nothing is delivered that is not in the log."""
-        from .test_room import FakeMember
+        from .support.fakes import FakeMember
 
         clock = Clock()
         log = self.open_log()

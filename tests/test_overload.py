@@ -11,7 +11,8 @@ from typing import List
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from .helpers import FakeClient, PausingTransport, make_factory
+from .support.fakes import PausingTransport
+from .support.protocol import FakeClient, make_factory
 
 
 class ThrottleTests(SynchronousTestCase):
@@ -58,7 +59,7 @@ class ThrottleTests(SynchronousTestCase):
         self.fail("the readers never caught up")
 
     def texts(self, client: FakeClient, data: bytes) -> List[str]:
-        from .helpers import decode_frames
+        from .support.wire import decode_frames
 
         return [m["text"][:12] for m in decode_frames(data) if m["type"] == "message"]
 
@@ -129,7 +130,7 @@ class TurnBudgetTests(SynchronousTestCase):
         enormous fan-out: past the turn budget its remaining frames wait for
         the next turn, and everything still arrives, in order.
         """
-        from .helpers import frame
+        from .support.wire import frame
 
         clock = Clock()
         factory = make_factory(clock, rate_burst=0, turn_budget=8_000)

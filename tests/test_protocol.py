@@ -24,7 +24,9 @@ from chatsvc.server.sendq import SendQueue
 from chatsvc.wire.framing import MAX_FRAME
 
 from . import test_requests
-from .helpers import ProtocolTestCase, RecordingTransport, frame, make_factory, only, raw_frame
+from .support.fakes import RecordingTransport
+from .support.protocol import ProtocolTestCase, make_factory, only
+from .support.wire import frame, raw_frame
 
 
 class ConnectionTests(ProtocolTestCase):

@@ -12,16 +12,9 @@ from twisted.internet.address import IPv4Address
 
 from chatsvc.server.protocol import ChatProtocol
 
-from .helpers import (
-    FakeClient,
-    PausingTransport,
-    ProtocolTestCase,
-    decode_frames,
-    frame,
-    make_factory,
-    only,
-    raw_frame,
-)
+from .support.fakes import PausingTransport
+from .support.protocol import FakeClient, ProtocolTestCase, make_factory, only
+from .support.wire import decode_frames, frame, raw_frame
 
 
 class RateLimitTests(ProtocolTestCase):

@@ -18,7 +18,8 @@ from zope.interface.verify import verifyObject
 from chatsvc.chat.interfaces import IChat, IChatMember
 from chatsvc.server.interfaces import IChatTransport, IServerConnection, IWrappedFactory
 
-from .helpers import FakeClient, LogCapture, RecordingTransport, make_factory, only
+from .support.fakes import LogCapture, RecordingTransport
+from .support.protocol import FakeClient, make_factory, only
 
 TS = "1970-01-01T00:00:00.000Z"
 

@@ -13,7 +13,7 @@ from zope.interface.verify import verifyObject
 from chatsvc.server.interfaces import IServerConnection
 from chatsvc.server.ratelimit import ALLOW, FLOOD, REFUSE, RateLimiter, Verdict, parse_rate
 
-from .helpers import make_factory
+from .support.protocol import make_factory
 
 
 def checks(limiter: RateLimiter, now: float, n: int):

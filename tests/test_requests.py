@@ -19,17 +19,9 @@ from chatsvc.server.interfaces import IChatTransport
 from chatsvc.server.protocol import ChatProtocol
 from chatsvc.wire.framing import MAX_FRAME
 
-from .helpers import (
-    FakeClient,
-    ProtocolTestCase,
-    RecordingTransport,
-    decode_frames,
-    frame,
-    make_factory,
-    raw_frame,
-    v1_view,
-)
-from .test_room import FakeMember
+from .support.fakes import FakeMember, RecordingTransport
+from .support.protocol import FakeClient, ProtocolTestCase, make_factory
+from .support.wire import decode_frames, frame, raw_frame, v1_view
 
 
 class WelcomeTests(ProtocolTestCase):

@@ -10,66 +10,21 @@ from typing import Any, Dict, List, Optional
 
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
-from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from chatsvc.chat.common import MAX_PUBLIC_BODY, MAX_ROOM_JSON, MAX_WELCOME_USERS, History, split_list_frames
 from chatsvc.chat.interfaces import IChatMember
 from chatsvc.chat.memory import Room
 from chatsvc.wire.errors import RemoteProtocolError
-from chatsvc.wire.framing import MAX_FRAME, encode_frame
+from chatsvc.wire.framing import MAX_FRAME
 from chatsvc.wire.messages import encode
 
 from chatsvc.server.msglog import Restored, RestoredRoom
 
-from .helpers import decode_frames, v1_view
+from .support.fakes import FakeMember
+from .support.wire import decode_frames, v1_view
 
 T0 = 1795315800.123  # 2026-11-22T02:50:00.123Z
-
-
-@implementer(IChatMember)
-class FakeMember:
-    """Records the frames the room hands it."""
-
-    name: Optional[str] = None
-    session_id: Optional[str] = None
-    encrypted = False
-    closing = False
-
-    def __init__(self, room: Optional[Room] = None, keep: bool = True, version: int = 1) -> None:
-        self.version = version
-        self.room = room
-        self.keep = keep
-        self.frames: List[bytes] = []
-        self.replaced_count = 0
-        self.fatal_codes: List[str] = []
-
-    def send(self, message: Dict[str, Any]) -> None:
-        self.send_frame(encode_frame(encode(message)))
-
-    def send_frame(self, frame: bytes) -> None:
-        if self.keep:
-            self.frames.append(frame)
-
-    def fatal(self, code: str, text: str) -> None:
-        self.fatal_codes.append(code)
-        if self.room is not None:
-            self.room.leave(self, code)
-
-    def replaced(self) -> None:
-        self.replaced_count += 1
-        if self.room is not None:
-            self.room.leave(self, "replaced")  # as ChatProtocol does; harmless
-
-    def messages(self) -> List[Dict[str, Any]]:
-        """Every message received since the last call (the room's batch
-        of this turn included)."""
-        if self.room is not None:
-            self.room.flush()
-        data = b"".join(self.frames)
-        self.frames = []
-        messages = decode_frames(data)
-        return v1_view(messages) if self.version == 1 else messages
 
 
 class NullLog:

@@ -23,8 +23,7 @@ from chatsvc.server.msglog import MessageLog
 from chatsvc.wire.errors import RemoteProtocolError
 from chatsvc.wire.rooms import room_key
 
-from .helpers import LogCapture
-from .test_room import FakeMember
+from .support.fakes import FakeMember, LogCapture
 
 
 def _open(directory: RoomDirectory, name: str):

@@ -14,7 +14,8 @@ from zope.interface.verify import verifyObject
 from chatsvc.server.sendq import SendQueue
 from chatsvc.wire.framing import encode_frame
 
-from .helpers import PausingTransport, RecordingTransport, frame
+from .support.fakes import PausingTransport, RecordingTransport
+from .support.wire import frame
 
 
 class SendQueueTests(SynchronousTestCase):

@@ -17,7 +17,9 @@ from chatsvc.server.protocol import ChatProtocol
 from chatsvc.chat.memory import Room
 from chatsvc.server.factory import ChatFactory, ServerConfig, _exempt_from_per_ip, address_key
 
-from .helpers import FakeClient, LogCapture, decode_frames, make_factory, only
+from .support.fakes import LogCapture
+from .support.protocol import FakeClient, make_factory, only
+from .support.wire import decode_frames
 
 
 class ServerConfigTests(SynchronousTestCase):

@@ -175,7 +175,7 @@ class VersionTwoOptionsTests(SynchronousTestCase):
         self.assertTrue(list(service)[0].factory.require_encryption)
 
     def test_allow_plaintext_beside_a_key_is_loud(self) -> None:
-        from .helpers import LogCapture
+        from .support.fakes import LogCapture
 
         logs = LogCapture.install(self)
         reactor, service = self.make("--psk", DEMO_KEY, "--allow-plaintext")
