@@ -10,10 +10,9 @@ from __future__ import annotations
 import os
 import shutil
 import stat
-import sys
 import tempfile
 
-from twisted.internet import defer, reactor
+from twisted.internet import defer
 from twisted.internet.testing import StringTransport
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase, TestCase
@@ -21,8 +20,8 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from chatsvc.admin.cli import Options, format_reply, parse_duration, request_of
 from chatsvc.admin.server import AdminProtocol, checked_description, socket_mode_problem
 
-from .hardening_procs import WAIT, connect, registered, shows_server_log, start_server
-from .procs import REPO, LineProcess, child_env
+from .support.frameclient import WAIT, connect, registered
+from .support.processes import LineProcess, shows_server_log, spawn, start_server
 
 
 class AdapterTests(SynchronousTestCase):
@@ -118,9 +117,7 @@ ADMIN = "import sys; from chatsvc.admin.cli import main; sys.argv[0] = 'chat-adm
 def chat_admin(test: TestCase, socket: str, *argv: str):
     """Run the real C{chat-admin}; fire with C{(exit code, output)}."""
     proc = LineProcess("chat-admin")
-    reactor.spawnProcess(proc, sys.executable,
-                         [sys.executable, "-c", ADMIN, "--admin", f"unix:{socket}"] + list(argv),
-                         env=child_env(), path=REPO)
+    spawn(test, proc, ["-c", ADMIN, "--admin", f"unix:{socket}"] + list(argv), stdin=True)
     code = yield proc.wait_exit(WAIT)
     return code, proc.output()
 
@@ -185,7 +182,7 @@ class AdminProcessTests(TestCase):
         """An encrypted client from a banned address gets banned in plaintext, no handshake."""
         from chatsvc.keys import load_key
 
-        from .procs import DEMO_KEY
+        from .support.processes import DEMO_KEY
 
         server = yield start_server(self, "--psk", DEMO_KEY, "--admin", f"unix:{self.socket}")
         yield server.wait_for("admin endpoint on")

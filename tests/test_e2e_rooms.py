@@ -1,7 +1,7 @@
 # -*- test-case-name: tests.test_e2e_rooms -*-
 """
 Rooms end to end: a real C{twistd chat} process and raw wire clients over
-TCP (L{tests.hardening_procs.RawClient}): two clients in two rooms and one
+TCP (L{tests.support.frameclient.FrameClient}): two clients in two rooms and one
 in both, plaintext and encrypted beside each other; then a restart with
 C{--log-messages} after which a returning client catches up in each room
 with the right C{complete}, and the epoch tells a kept history from a
@@ -17,8 +17,8 @@ from typing import Any, Dict, List
 from twisted.internet import defer
 from twisted.trial.unittest import TestCase
 
-from .hardening_procs import PSK, connect, shows_server_log, start_server
-from .procs import DEMO_KEY
+from .support.frameclient import PSK, connect
+from .support.processes import DEMO_KEY, shows_server_log, start_server
 
 
 @defer.inlineCallbacks

@@ -23,14 +23,9 @@ from typing import Any, Dict, List, Tuple
 from twisted.internet import defer
 from twisted.trial.unittest import TestCase
 
-from .hardening_procs import (
-    RawClient,
-    deadline,
-    gather,
-    registered,
-    shows_server_log,
-    start_server,
-)
+from .support.frameclient import FrameClient, registered
+from .support.processes import shows_server_log, start_server
+from .support.waiting import deadline, gather
 
 SENDERS = 10
 PER_SENDER = 100  # 1,000 messages in all
@@ -71,7 +66,7 @@ def log_files(path: str) -> List[str]:
 class Burst:
     """C{SENDERS} clients each saying C{PER_SENDER} numbered messages, windowed."""
 
-    def __init__(self, senders: List[RawClient]) -> None:
+    def __init__(self, senders: List[FrameClient]) -> None:
         self.senders = senders
         self.sent: Dict[str, List[str]] = {c.name: [] for c in senders}
         self.echoed: Dict[str, int] = {c.name: 0 for c in senders}
@@ -80,18 +75,14 @@ class Burst:
         for client in self.senders:
             for _ in range(WINDOW):
                 self._next(client)
-            original = client._inner
 
-            def inner(data: bytes, client: RawClient = client, original: Any = original) -> None:
-                before = len(client.messages)
-                original(data)
-                for message in client.messages[before:]:
-                    if message["type"] == "message" and message["from"] == client.name:
-                        self._next(client)
+            def echoed(message: Dict[str, Any], client: FrameClient = client) -> None:
+                if message["type"] == "message" and message["from"] == client.name:
+                    self._next(client)
 
-            client._inner = inner  # type: ignore[method-assign]
+            client.listen(echoed)
 
-    def _next(self, client: RawClient) -> None:
+    def _next(self, client: FrameClient) -> None:
         sent = self.sent[client.name]
         if len(sent) < PER_SENDER and client.connected:
             text = f"{client.name} #{len(sent):03d}"

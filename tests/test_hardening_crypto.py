@@ -26,18 +26,11 @@ from chatsvc.wire.framing import encode_frame
 from chatsvc.wire.messages import encode
 from chatsvc.wire.records import PROLOGUE, RECORD_HANDSHAKE, RecordSession
 
-from .hardening_procs import (
-    PSK,
-    RawClient,
-    connect,
-    gather,
-    registered,
-    sanity_check,
-    shows_server_log,
-    start_server,
-)
-from .helpers import LogCapture, decode_frames, raw_frame
-from .procs import DEMO_KEY
+from .support.frameclient import PSK, FrameClient, connect, registered, sanity_check
+from .support.processes import DEMO_KEY, shows_server_log, start_server
+from .support.waiting import gather
+from .support.fakes import LogCapture
+from .support.wire import decode_frames, raw_frame
 from .test_encryption import Harness
 from .test_noise import LOW_ORDER_POINTS, forged_message1
 
@@ -86,7 +79,7 @@ class CryptoAbuseTests(TestCase):
         return client
 
     @defer.inlineCallbacks
-    def attack(self, name: str, build: Callable[[RawClient], Tuple[bytes, bytes]],
+    def attack(self, name: str, build: Callable[[FrameClient], Tuple[bytes, bytes]],
                expect: str, register: bool = True):
         """
         Connect an encrypted client, let C{build} make the bytes to send
@@ -143,7 +136,7 @@ class CryptoAbuseTests(TestCase):
             marker = f"flip-{byte:03d}-{bit}"
             markers.append(marker)
 
-            def build(client: RawClient) -> Tuple[bytes, bytes]:
+            def build(client: FrameClient) -> Tuple[bytes, bytes]:
                 record = client.seal(say_frame(marker))
                 self.assertEqual(len(record), size)
                 bad = flip(record, byte * 8 + bit)
@@ -188,7 +181,7 @@ class CryptoAbuseTests(TestCase):
         yield self.attack_existing(client, record, "replay")
 
         # Reorder: the second record first.
-        def reorder(c: RawClient) -> Tuple[bytes, bytes]:
+        def reorder(c: FrameClient) -> Tuple[bytes, bytes]:
             first, second = c.seal(say_frame("reorder-1")), c.seal(say_frame("reorder-2"))
             markers.extend(["reorder-1", "reorder-2"])
             return second + first, b""
@@ -196,7 +189,7 @@ class CryptoAbuseTests(TestCase):
         yield self.attack("reorderer", reorder, "abort")
 
         # Truncated: the record less its last byte, as a consistent frame.
-        def truncate(c: RawClient) -> Tuple[bytes, bytes]:
+        def truncate(c: FrameClient) -> Tuple[bytes, bytes]:
             markers.append("truncated")
             record = c.seal(say_frame("truncated"))
             return raw_frame(record[4:-1]), b""
@@ -213,7 +206,7 @@ class CryptoAbuseTests(TestCase):
         yield self.observer.wait_for(lambda m: m["type"] == "left" and m["name"] == "halfsender")
 
         # Reflected: the server's own record sent back to it.
-        def reflect(c: RawClient) -> Tuple[bytes, bytes]:
+        def reflect(c: FrameClient) -> Tuple[bytes, bytes]:
             self.assertTrue(c.records, "no record from the server to reflect")
             return raw_frame(c.records[-1]), b""
 
@@ -246,7 +239,7 @@ class CryptoAbuseTests(TestCase):
         self.report("replay etc.", len(self.close_times))
 
     @defer.inlineCallbacks
-    def attack_existing(self, client: RawClient, data: bytes, name: str):
+    def attack_existing(self, client: FrameClient, data: bytes, name: str):
         before = client.received_bytes
         sent_at = time.monotonic()
         client.send_raw(data)
@@ -264,7 +257,7 @@ class CryptoAbuseTests(TestCase):
         for n in (0, 1, 32, 47, 49, 64, 200):
             yield self.raw_handshake(f"hs{n}", raw_frame(b"\x01" + os.urandom(n)))
         # The wrong key: a genuine message 1 under another PSK.
-        other = RawClient(bytes(32))
+        other = FrameClient(bytes(32))
         yield self.raw_handshake("wrongkey", other.session.initiate())
         # Message 1 of a live connection, replayed on a new one.
         victim = yield registered(self, self.port, "victim", PSK)

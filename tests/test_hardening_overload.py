@@ -31,23 +31,11 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from chatsvc.wire.framing import encode_frame
 from chatsvc.wire.messages import encode
 
-from .hardening_procs import (
-    PSK,
-    SLOW,
-    RawClient,
-    connect,
-    fd_count,
-    gather,
-    pause,
-    pid_of,
-    registered,
-    rss_kib,
-    sanity_check,
-    shows_server_log,
-    start_server,
-)
-from .helpers import FakeClient, make_factory
-from .procs import DEMO_KEY
+from .support.frameclient import PSK, FrameClient, connect, registered, sanity_check
+from .support.processes import DEMO_KEY, SLOW, shows_server_log, start_server
+from .support.procstats import fd_count, pid_of, rss_kib
+from .support.waiting import gather, pause
+from .support.protocol import FakeClient, make_factory
 
 KIB = 1024
 MIB = 1024 * 1024
@@ -110,7 +98,7 @@ class Sampler:
 @defer.inlineCallbacks
 def fleet(test: Any, port: int, names: List[str], psk_every: int = 0, batch: int = 50):
     """Register clients, C{batch} at a time; every C{psk_every}th one encrypted."""
-    clients: List[RawClient] = []
+    clients: List[FrameClient] = []
     for start in range(0, len(names), batch):
         group = names[start:start + batch]
         d = [registered(test, port, name,
@@ -159,16 +147,11 @@ class SlowReaderTests(TestCase):
                 sent[i] += 1
 
         for i in range(senders_n):
-            original = readers[i]._inner
+            def echoed(m: Dict[str, Any], i: int = i) -> None:
+                if m["type"] == "message" and m["from"] == readers[i].name:
+                    next_message(i)
 
-            def inner(data: bytes, i: int = i, original: Any = original) -> None:
-                before = len(readers[i].messages)
-                original(data)
-                for m in readers[i].messages[before:]:
-                    if m["type"] == "message" and m["from"] == readers[i].name:
-                        next_message(i)
-
-            readers[i]._inner = inner
+            readers[i].listen(echoed)
             for _ in range(4):
                 next_message(i)
         watcher = readers[-1]
@@ -234,7 +217,7 @@ class FloodTests(TestCase):
     timeout = 300
 
     @defer.inlineCallbacks
-    def latencies(self, clients: List[RawClient], seconds: float, tag: str):
+    def latencies(self, clients: List[FrameClient], seconds: float, tag: str):
         """Each client says something every second; echo round trips, in seconds."""
         results: List[float] = []
         waits = []
@@ -349,7 +332,7 @@ class StormTests(TestCase):
             elif kind == "half-frame":
                 client.send_raw(b"\x00\x00\x00\x20{\"type\":")
             elif kind == "message1":
-                client.send_raw(RawClient(PSK).session.initiate())
+                client.send_raw(FrameClient(PSK).session.initiate())
             elif kind == "bad-frame":
                 client.send_raw(b"\x00\x00\x00\x00")
             elif kind in ("hello", "hello-encrypted"):

@@ -28,9 +28,10 @@ from chatsvc.metrics.service import instrument
 from chatsvc.server.interfaces import IConnectionState, IServerConnection
 from chatsvc.server.turns import EndOfTurn
 
-from .hardening_procs import WAIT, connect, registered, shows_server_log, start_server
-from .helpers import FakeClient, make_factory
-from .procs import REPO, deadline
+from .support.frameclient import WAIT, connect, registered
+from .support.processes import REPO, shows_server_log, start_server
+from .support.protocol import FakeClient, make_factory
+from .support.waiting import deadline
 
 
 def sample(metrics: PrometheusMetrics, name: str, **labels: str) -> float:
@@ -275,7 +276,7 @@ class ScrapeTests(TestCase):
     @shows_server_log
     def test_handshake_failure_counted(self):
         """A wrong key shows as a handshake failure; a right one as an encrypted connection."""
-        from .procs import DEMO_KEY
+        from .support.processes import DEMO_KEY
         server = yield start_server(self, "--psk", DEMO_KEY, "--metrics",
                                     "tcp:0:interface=127.0.0.1")
         line = yield server.wait_for(re.compile(r"metrics at /metrics on port \d+"))
@@ -300,21 +301,22 @@ class RedisScrapeTests(TestCase):
 
     @defer.inlineCallbacks
     def test_redis_roundtrip(self):
-        from .scaleout import ChatServerProcess, FrameClient, RedisServer, wait_until
+        from .support.processes import ChatServer
+        from .support.redis import RedisServer
+        from .support.waiting import wait_until
 
         redis = RedisServer.start(self.mktemp())
         self.addCleanup(redis.stop)
-        server = yield ChatServerProcess.start(redis.port, "--chat", "metrics",
-                                               "--metrics", "tcp:0:interface=127.0.0.1")
-        self.addCleanup(server.kill)
+        server = yield ChatServer.start(self, "--rate", "0", "--chat", "metrics",
+                                        "--metrics", "tcp:0:interface=127.0.0.1", redis=redis.port)
         yield wait_until(lambda: server.logged("metrics at /metrics on port"), 20, "metrics")
-        [line] = [text for text in server.output.lines if "metrics at /metrics on port" in text]
+        [line] = [text for text in server.lines + server.err_lines
+                 if "metrics at /metrics on port" in text]
         port = int(re.search(r"port (\d+)", line).group(1))
-        client = yield FrameClient.connect(server.port)
-        self.addCleanup(client.close)
+        client = yield connect(self, server.port, label="alice")
         yield client.hello("alice")
         client.send({"type": "say", "text": "through redis"})
-        yield client.wait_for(lambda m: m.get("text") == "through redis", start=0)
+        yield client.wait_for(lambda m: m.get("text") == "through redis")
         _, after = yield scrape(port)
         self.assertGreater(after["chatsvc_redis_roundtrip_seconds_count"], 0)
         self.assertEqual(after['chatsvc_requests_total{type="say"}'], 1)

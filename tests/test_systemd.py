@@ -13,13 +13,13 @@ import re
 import shlex
 import sys
 
-from twisted.internet import defer, reactor
+from twisted.internet import defer
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from chatsvc import tap
 
-from .hardening_procs import WAIT, connect, registered
-from .procs import REPO, LineProcess, child_env
+from .support.frameclient import WAIT, connect, registered
+from .support.processes import REPO, TWISTD, LineProcess, child_env, spawn
 
 LAUNCHER = os.path.join(REPO, "tests", "systemd_launch.py")
 DEPLOY = os.path.join(REPO, "deploy")
@@ -33,16 +33,8 @@ class SocketActivationTests(TestCase):
     @defer.inlineCallbacks
     def launch(self, *options: str):
         server = LineProcess("server")
-        reactor.spawnProcess(server, sys.executable,
-                             [sys.executable, LAUNCHER, "--listen", "systemd:domain=INET:index=0"]
-                             + list(options), env=child_env(), path=REPO)
-
-        def stop():
-            if server.running:
-                server.signal("KILL")
-            return server.ended
-
-        self.addCleanup(stop)
+        spawn(self, server, [LAUNCHER, "--listen", "systemd:domain=INET:index=0"] + list(options),
+              stdin=True)
         line = yield server.wait_for(re.compile(r"bound \d+ pid \d+|Traceback"))
         found = re.search(r"bound (\d+) pid (\d+)", line)
         self.assertIsNotNone(found, server.output())
@@ -83,11 +75,8 @@ class SocketActivationTests(TestCase):
         server = LineProcess("server")
         env = child_env()
         env.pop("LISTEN_FDS", None)
-        from .procs import TWISTD
-        reactor.spawnProcess(server, sys.executable,
-                             [sys.executable, "-c", TWISTD, "-n", "--pidfile=", "chat",
-                              "--listen", "systemd:domain=INET:index=0"], env=env, path=REPO)
-        self.addCleanup(lambda: (server.signal("KILL"), server.ended)[1])
+        spawn(self, server, ["-c", TWISTD, "-n", "--pidfile=", "chat",
+                             "--listen", "systemd:domain=INET:index=0"], stdin=True, env=env)
         line = yield server.wait_for(re.compile(r"chat: |Traceback|starting on"))
         self.assertIn("systemd", line)
         self.assertNotIn("Traceback", server.output())

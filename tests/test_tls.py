@@ -10,7 +10,6 @@ import datetime
 import ipaddress
 import os
 import re
-import sys
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -23,8 +22,8 @@ from chatsvc.client.args import UsageError, parse_args
 from chatsvc.client.endpoints import build_endpoint
 from chatsvc.client.tls import tls_endpoint
 
-from .hardening_procs import registered, shows_server_log, start_server
-from .procs import DEMO_KEY, REPO, ChatClientProcess, child_env
+from .support.frameclient import registered
+from .support.processes import DEMO_KEY, ChatClientProcess, shows_server_log, start_server
 
 
 def make_certificate(directory: str, name: str = "localhost") -> tuple:
@@ -110,19 +109,8 @@ class TLSProcessTests(TestCase):
 
     def client(self, port: int, name: str, *options: str) -> ChatClientProcess:
         """C{chat-client --connect tls:...} as a child process (killed in cleanup)."""
-        client = ChatClientProcess(name)
-        args = [sys.executable, "-m", "chatsvc.client", "--connect",
-                f"tls:host=localhost:port={port}", "--name", name, "--no-reconnect"] + list(options)
-        reactor.spawnProcess(client, sys.executable, args, env=child_env(), path=REPO,
-                             childFDs={0: "w", 1: "r", 2: "r"})
-
-        def stop() -> defer.Deferred:
-            if client.running:
-                client.signal("KILL")
-            return client.ended
-
-        self.addCleanup(stop)
-        return client
+        return ChatClientProcess.start(self, port, "--name", name, "--no-reconnect", *options,
+                                       label=name, endpoint=f"tls:host=localhost:port={port}")
 
     @shows_server_log
     def test_tls_plaintext_chat(self):
