@@ -4,8 +4,8 @@ The application, on Twisted: L{ChatClient} (the controller, which keeps a
 connection up through C{ClientService}, reconnects and resumes, switches
 between plaintext and encrypted mode, paces what it sends and decides when
 to exit), L{LineInput} (stdin lines: C{StandardIO} + C{LineReceiver}),
-L{TransportOutput} (stdout), and L{run} / L{main} (arguments, key,
-stdio, C{react}).
+and what it shows through an L{IView} (plain lines, or the full screen).
+Standard input and output, C{run} and C{main} are in L{chatsvc.client.stdio}.
 
 The layers below it hold no Twisted application logic of their own:
 L{chatsvc.client.args}, L{chatsvc.client.commands} and
@@ -15,49 +15,27 @@ L{chatsvc.client.protocol} are the connection adapters.
 
 from __future__ import annotations
 
-import sys
-import traceback
 from collections import deque
-from typing import Any, Callable, Deque, NoReturn, Optional, Sequence
+from typing import Any, Callable, Deque, Optional, Sequence
 
 from twisted.application.internet import ClientService, backoffPolicy
 from twisted.internet.defer import CancelledError, Deferred
-from twisted.internet.defer import TimeoutError as DeferredTimeoutError
-from twisted.internet.interfaces import (
-    IHalfCloseableProtocol,
-    IProtocolFactory,
-    IPushProducer,
-    IReactorTime,
-)
-from twisted.internet.protocol import connectionDone
+from twisted.internet.interfaces import IProtocolFactory, IPushProducer, IReactorTime
 from twisted.logger import Logger
-from twisted.protocols.basic import LineReceiver
 from twisted.python.failure import Failure
-from zope.interface import implementer
 
-from .. import display
 from ..wire.errors import RemoteProtocolError
 from ..wire.framing import MAX_FRAME
 from ..wire.messages import Message
 from ..wire.names import InvalidName, normalize
-from .args import ClientArgs, UsageError, parse_args
-from .commands import (
-    HELP,
-    Action,
-    Help,
-    Hint,
-    Me,
-    Nick,
-    Private,
-    Quit,
-    Say,
-    SwitchEncryption,
-    Who,
-    parse_command,
-)
-from .endpoints import CannotConnect, RoundRobinEndpoint, build_endpoint, describe_error
+from . import display
+from .commands import HELP, Action, Help, Hint, Me, Quit, Say, SwitchEncryption, parse_command
+from .endpoints import CannotConnect, RoundRobinEndpoint, describe_error
+from .lines import Line, rows
+from .outgoing import local, to_message
 from .protocol import ChatClientFactory, ChatClientProtocol, Link
 from .session import ClientSession, ConnectionState, TokenBucket
+from .view import IView, LineView, Status
 
 # The namespace the single chatsvc.client module logged under.
 _log = Logger(namespace="chatsvc.client")
@@ -99,7 +77,8 @@ class ChatClient:
     @param reactor: an C{IReactorTime} (timers, reconnection backoff).
     @param endpoint: where to connect; L{RoundRobinEndpoint} (for its
         C{current} and C{stay}).
-    @param output: has C{write(text)}; gets every line for the user.
+    @param output: an L{IView}, or anything with C{write(text)}, which
+        then gets every row as a plain line (a L{LineView}).
     @param name: the user name, or C{None} to ask for one on the first
         input line (an empty answer lets the server choose C{guest_N}).
     @param psk: the pre-shared key, needed for encrypted mode.
@@ -143,12 +122,13 @@ class ChatClient:
             raise ValueError("encrypted mode needs a key")
         self._reactor = reactor
         self._endpoint = endpoint
-        self._output = output
+        self._view: Any = output if IView.providedBy(output) else LineView(output)
         self._psk = psk
         self._encrypted = encrypted
         self._reconnect = reconnect
         self._errors = errors if errors is not None else (lambda line: self._print([line]))
-        self._retry_policy = retry_policy or backoffPolicy(initialDelay=1.0, maxDelay=30.0)
+        self._policy = retry_policy or backoffPolicy(initialDelay=1.0, maxDelay=30.0)
+        self._retry_at: Optional[float] = None
         self._encrypting_factory = encrypting_factory or _default_encrypting_factory
         self._bucket = bucket or TokenBucket(now=reactor.seconds())
         self.session = ClientSession(name)
@@ -166,6 +146,12 @@ class ChatClient:
         self._quit_call: Any = None
         self._outage = False
         self._finished = False
+        self._status: Optional[Status] = None
+
+    @property
+    def view(self) -> Any:
+        """The L{IView} the client shows its rows on."""
+        return self._view
 
     # -- the user's side ---------------------------------------------------
 
@@ -181,9 +167,10 @@ class ChatClient:
     def start(self) -> None:
         """Ask for a name if needed, then connect."""
         if self._asking_name:
-            self._output.write(PROMPT)
+            self._view.prompt(PROMPT)
         else:
             self._begin()
+        self.update_status()
 
     def line_received(self, line: str) -> None:
         """One typed line, without its line end."""
@@ -195,17 +182,50 @@ class ChatClient:
         action = parse_command(line)
         if action is None:
             return
-        if isinstance(action, Help):
+        shown = local(self.session, action)
+        if shown is not None:
+            self._view.show(shown)
+            self.update_status()
+        elif isinstance(action, Help):
             self._print(HELP)
         elif isinstance(action, Hint):
-            self._print([action.line])
+            self._print([action.line], "error")
         elif isinstance(action, SwitchEncryption) and action.on and self._psk is None:
             self._print(["! /encrypt on needs a key: start chat-client with --psk FILE"])
         elif isinstance(action, Quit) and self._disconnected():
             self._finish(0)
         else:
+            if isinstance(action, (Say, Me)) and not (self._current and self._current.registered):
+                self._pending(action)
             self._outbox.append(action)
             self._pump()
+            self.update_status()
+
+    def switch_room(self, by: int) -> None:
+        """Make the next (C{by=1}) or previous (C{-1}) room the active one."""
+        if self.session.rooms.step(by) is not None:
+            self._print([f"* talking in {self.session.rooms.active_name}"])
+            self.update_status()
+
+    def switch_to(self, index: int) -> None:
+        """Make the C{index}th room (from 0) the active one."""
+        names = self.session.rooms.names()
+        if 0 <= index < len(names) and self.session.rooms.switch(names[index]):
+            self._print([f"* talking in {self.session.rooms.active_name}"])
+            self.update_status()
+
+    def _pending(self, action: Action) -> None:
+        # Typed while the connection is down (or not up yet): shown as
+        # pending until the server's copy arrives.
+        if not self.session.welcomed:
+            return
+        assert isinstance(action, (Say, Me))
+        name = display.sanitize(self.session.name or "you")
+        text = f"* {name} " if isinstance(action, Me) else f"{name}: "
+        self.session.unconfirmed.append(action)
+        del self.session.unconfirmed[:-self.QUEUE_HIGH * 2]
+        self._view.show(rows(display.text_lines(text, action.text), "pending",
+                             room=self.session.tag(self.session.rooms.active_name)))
 
     def line_too_long(self, limit: int) -> None:
         """A typed line over C{limit} bytes was dropped."""
@@ -237,8 +257,8 @@ class ChatClient:
             try:
                 name = normalize(text)
             except InvalidName as e:
-                self._print([f"! invalid name: {e}"])
-                self._output.write(PROMPT)
+                self._print([f"! invalid name: {e}"], "error")
+                self._view.prompt(PROMPT)
                 return
         self._asking_name = False
         self.session.name = name
@@ -258,6 +278,7 @@ class ChatClient:
         link.service = ClientService(
             self._endpoint, factory, retryPolicy=self._retry_policy, clock=self._reactor
         )
+        self.update_status()
         return link
 
     def _start_link(self, link: Link, first: bool = False) -> None:
@@ -309,12 +330,26 @@ class ChatClient:
         ):
             return  # expected: the switch link resumed our session
         reaction = self.session.receive(link.conn, message)
-        self._print(reaction.lines)
+        self._view.show(reaction.lines)
+        if reaction.confirmed:
+            self._view.confirm(reaction.confirmed)
         for answer in reaction.send:
             if link.protocol is not None:
                 link.protocol.send(answer)
-        if message["type"] == "welcome":
+        if message["type"] == "welcome" and link.conn.registered:
             self._registered(link)
+        self.update_status()
+
+    def unauthenticated_error(self, link: Link, code: str, text: str) -> None:
+        """
+        An error that came before the handshake completed (issue 12, finding
+        7): anyone on the path could have sent it, so it is only ever the
+        reason a connection attempt failed, marked unauthenticated.
+        """
+        if link.conn is not None and link.conn.fatal is None:
+            link.conn.fatal = RemoteProtocolError(
+                code, f"{text} [unauthenticated: sent before the handshake]"
+            )
 
     def _registered(self, link: Link) -> None:
         if link is self._switch:
@@ -356,7 +391,8 @@ class ChatClient:
             error = reason.value
         if error is not None and error.code in EXIT_ON:
             if conn is None or not conn.fatal_shown:
-                self._print(display.text_lines(f"! {display.sanitize(error.code)}: ", error.text))
+                self._print(display.text_lines(f"! {display.sanitize(error.code)}: ", error.text),
+                            "error")
             self._finish(1)
             return
         if conn is not None and not conn.registered:
@@ -370,6 +406,7 @@ class ChatClient:
         if not self._outage:
             self._outage = True
             self._print(["* connection lost; reconnecting..."])
+        self.update_status()
 
     def _loss_reason(self, conn: Optional[ConnectionState], reason: Failure) -> str:
         if conn is not None and conn.fatal is not None:
@@ -388,7 +425,7 @@ class ChatClient:
     def _switch_failed(self, link: Link, reason: str) -> None:
         self._switch = None
         link.stop()
-        self._print([f"! cannot switch to {link.mode} mode: {reason}"])
+        self._print([f"! cannot switch to {link.mode} mode: {reason}"], "error")
         if self._current is None:
             # The old connection is gone too: reconnect in the old mode.
             if self._quitting:
@@ -439,30 +476,18 @@ class ChatClient:
 
     def _perform(self, action: Action, link: Link) -> None:
         assert link.protocol is not None  # checked by _send_ready
-        message: Message
-        if isinstance(action, Say):
-            message = {"type": "say", "text": action.text}
-        elif isinstance(action, Me):
-            message = {"type": "say", "text": f"* {self.session.name} {action.text}"}
-        elif isinstance(action, Private):
-            message = {"type": "msg", "to": action.to, "text": action.text}
-        elif isinstance(action, Nick):
-            message = {"type": "nick", "name": action.name}
-        elif isinstance(action, Who):
-            message = {"type": "who"}
-        elif isinstance(action, Quit):
-            message = {"type": "quit"}
-            if action.reason is not None:
-                message["reason"] = action.reason
-            self._quitting = True
-            self._quit_call = self._reactor.callLater(self.QUIT_TIMEOUT, self._finish, 0)
-        elif isinstance(action, SwitchEncryption):
+        if isinstance(action, SwitchEncryption):
             self._start_switch(action.on)
             return
-        else:  # Help and Hint never reach the outbox
+        message = to_message(self.session, action)
+        if isinstance(message, list):
+            self._view.show(message)
             return
+        if isinstance(action, Quit):
+            self._quitting = True
+            self._quit_call = self._reactor.callLater(self.QUIT_TIMEOUT, self._finish, 0)
         if not link.protocol.send(message):
-            self._print([f"! too-long: not sent, a message must fit in {MAX_FRAME} bytes"])
+            self._print([f"! too-long: not sent, a message must fit in {MAX_FRAME} bytes"], "error")
 
     def _throttle_input(self) -> None:
         if self._input is None:
@@ -476,9 +501,47 @@ class ChatClient:
 
     # -- output and the end --------------------------------------------------
 
-    def _print(self, lines: Sequence[str]) -> None:
-        for line in lines:
-            self._output.write(line + "\n")
+    def _print(self, texts: Sequence[str], kind: str = "info") -> None:
+        self._view.show([Line(text, kind) for text in texts])
+
+    def _retry_policy(self, attempt: int) -> float:
+        delay = self._policy(attempt)
+        self._retry_at = self._reactor.seconds() + delay
+        self._reactor.callLater(0, self.update_status)
+        return delay
+
+    def status(self) -> Status:
+        """What a status line shows now."""
+        link = self._current
+        rooms = self.session.rooms
+        active = rooms.active_state
+        if self._finished:
+            state = "offline"
+        elif link is not None and link.registered:
+            state = "connected"
+        elif self.session.welcomed:
+            state = "reconnecting"
+        else:
+            state = "connecting"
+        return Status(
+            server=self._endpoint.current,
+            name=self.session.name,
+            encrypted=self._encrypted,
+            rooms=tuple((s.name, s.unread) for s in rooms.states()),
+            active=active.name if active is not None else None,
+            members=active.count if active is not None else 0,
+            plaintext=rooms.plaintext_in(active) if active is not None else 0,
+            state=state,
+            retry_at=self._retry_at if state == "reconnecting" else None,
+            queued=sum(1 for a in self._outbox if not isinstance(a, Quit)),
+        )
+
+    def update_status(self) -> None:
+        """Tell the view the status, if it changed."""
+        status = self.status()
+        if status != self._status:
+            self._status = status
+            self._view.update(status)
 
     def _fail(self, text: str) -> None:
         self._errors(f"chat-client: {text}")
@@ -497,199 +560,7 @@ class ChatClient:
         if self._input is not None and self._input_paused:
             self._input_paused = False
             self._input.resumeProducing()
+        self.update_status()
         self.done.callback(code)
 
 
-# ---------------------------------------------------------------------------
-# stdio
-
-
-@implementer(IHalfCloseableProtocol)
-class LineInput(LineReceiver):
-    """
-    Typed (or piped) lines from C{StandardIO}, given to a L{ChatClient}.
-
-    Lines end with C{\\n}; a trailing C{\\r} is removed; bytes that are not
-    UTF-8 become U+FFFD. A last line without its C{\\n} still counts. The end
-    of input is reported once every line before it has been handed over.
-
-    @ivar closed: fires when stdio is closed in both directions.
-    """
-
-    delimiter = b"\n"
-    MAX_LENGTH = MAX_FRAME
-
-    def __init__(self, client: Optional[ChatClient] = None) -> None:
-        self.client = client
-        self.closed: Deferred[None] = Deferred()
-        self.output_open = True
-        self._eof = False
-        self._ended = False
-        self._discarding = False
-
-    def attach(self, client: ChatClient) -> None:
-        self.client = client
-        client.attach_input(self)
-
-    def lineReceived(self, line: bytes) -> None:
-        if self._discarding:
-            self._discarding = False  # the tail of a line that was too long
-            return
-        if line.endswith(b"\r"):
-            line = line[:-1]
-        assert self.client is not None, "attach() a client before data arrives"
-        self.client.line_received(line.decode("utf-8", "replace"))
-
-    def lineLengthExceeded(self, line: bytes) -> None:
-        # LineReceiver has dropped its buffer (this line and anything after
-        # it); keep what follows the long line, and skip the rest of a line
-        # whose end has not arrived yet.
-        if not self._discarding and self.client is not None:
-            self.client.line_too_long(self.MAX_LENGTH)
-        _, found, rest = line.partition(self.delimiter)
-        if found:
-            self._discarding = False
-            self._buffer = rest + self._buffer
-        else:
-            self._discarding = True
-
-    def dataReceived(self, data: bytes) -> None:
-        super().dataReceived(data)
-        # Lines kept after lineLengthExceeded wait in the buffer: go on.
-        while self.delimiter in self._buffer and not self.paused and not self._busyReceiving:
-            before = self._buffer
-            super().dataReceived(b"")
-            if self._buffer == before:
-                break
-
-    def readConnectionLost(self) -> None:
-        self._eof = True
-        self._end_if_drained()
-
-    def writeConnectionLost(self) -> None:
-        # Nobody can see our output any more: leave.
-        self.output_open = False
-        if self.client is not None:
-            self.client.input_ended()
-
-    def resumeProducing(self) -> None:
-        super().resumeProducing()
-        self._end_if_drained()
-
-    def _end_if_drained(self) -> None:
-        if not self._eof or self._ended or self.paused:
-            return
-        if self.delimiter in self._buffer:
-            self.dataReceived(b"")
-            if self.paused:
-                return
-        rest = self.clearLineBuffer()
-        self._ended = True
-        if rest and not self._discarding:
-            self.lineReceived(rest)
-        if self.client is not None:
-            self.client.input_ended()
-
-    def connectionLost(self, reason: Failure = connectionDone) -> None:
-        self.output_open = False
-        if not self.closed.called:
-            self.closed.callback(None)
-
-
-class TransportOutput:
-    """C{write(text)} to a transport (stdout), UTF-8 encoded."""
-
-    def __init__(self, transport: Any) -> None:
-        self.transport = transport
-
-    def write(self, text: str) -> None:
-        self.transport.write(text.encode("utf-8", "replace"))
-
-
-# ---------------------------------------------------------------------------
-# main
-
-
-def _stderr_line(text: str) -> None:
-    try:
-        sys.stderr.write(text + "\n")
-        sys.stderr.flush()
-    except (OSError, ValueError):
-        pass  # stderr closed or not writable: nothing better to do
-
-
-async def run(
-    reactor: Any,
-    args: ClientArgs,
-    errors: Callable[[str], None] = _stderr_line,
-) -> int:
-    """Run a client on stdin/stdout with a parsed command line; return the exit status."""
-    psk = None
-    if args.psk:
-        from ..keys import KeyFileError, load_key
-
-        try:
-            psk = load_key(args.psk)
-        except KeyFileError as e:
-            errors(f"chat-client: {display.sanitize(str(e))}")
-            return 2
-    try:
-        endpoint = build_endpoint(reactor, args)
-    except ValueError as e:
-        errors(f"chat-client: bad --connect endpoint {e}")
-        return 2
-
-    from twisted.internet.stdio import StandardIO
-
-    lines = LineInput()
-    stdio = StandardIO(lines, reactor=reactor)
-    client = ChatClient(
-        reactor,
-        endpoint,
-        TransportOutput(stdio),
-        name=args.name,
-        psk=psk,
-        encrypted=args.encrypted,
-        reconnect=args.reconnect,
-        errors=errors,
-    )
-    lines.attach(client)
-    client.start()
-    code = await client.done
-    # Flush what is still queued for stdout before the reactor stops.
-    if lines.output_open:
-        stdio.loseConnection()
-        lines.closed.addTimeout(2, reactor)
-        try:
-            await lines.closed
-        except DeferredTimeoutError:
-            pass  # a stuck stdout: exit anyway
-    return code
-
-
-async def _main(reactor: Any, args: ClientArgs) -> None:
-    try:
-        code = await run(reactor, args)
-    except Exception:
-        # A bug: show it, which react's logging would not (nothing observes it).
-        traceback.print_exc()
-        code = 1
-    if code:
-        raise SystemExit(code)
-
-
-def main(argv: Optional[Sequence[str]] = None) -> NoReturn:
-    """The C{chat-client} console script; C{argv} excludes the program name."""
-    try:
-        args = parse_args(sys.argv[1:] if argv is None else argv)
-    except UsageError as e:
-        _stderr_line(f"chat-client: {e} (see chat-client --help)")
-        raise SystemExit(2)
-    if args.debug:
-        from twisted.logger import globalLogBeginner, textFileLogObserver
-
-        globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stderr)])
-
-    from twisted.internet.task import react
-
-    react(_main, (args,))
