@@ -160,7 +160,8 @@ class FakeProducer:
 class Harness:
     """A ChatClient on a Clock, a fake endpoint and a fake output."""
 
-    def __init__(self, name: Optional[str] = "alice", endpoints: int = 1, **kwargs: Any) -> None:
+    def __init__(self, name: Optional[str] = "alice", endpoints: int = 1, view: Any = None,
+                 **kwargs: Any) -> None:
         self.clock = Clock()
         self.fakes = [FakeEndpoint() for _ in range(endpoints)]
         self.endpoint = RoundRobinEndpoint(
@@ -169,7 +170,7 @@ class Harness:
         self.output = FakeOutput()
         self.errors: List[str] = []
         kwargs.setdefault("retry_policy", lambda attempt: 1.0)
-        self.view = LineView(self.output, timestamps=False)
+        self.view = view if view is not None else LineView(self.output, timestamps=False)
         self.client = ChatClient(
             self.clock, self.endpoint, self.view, name=name,
             errors=self.errors.append, **kwargs,

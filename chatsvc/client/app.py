@@ -507,7 +507,7 @@ class ChatClient:
     def _retry_policy(self, attempt: int) -> float:
         delay = self._policy(attempt)
         self._retry_at = self._reactor.seconds() + delay
-        self._reactor.callLater(0, self.update_status)
+        self.update_status()
         return delay
 
     def status(self) -> Status:

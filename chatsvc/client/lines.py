@@ -34,6 +34,7 @@ KINDS = frozenset(
         "info",  # * the client's own notes
         "pending",  # a line typed while disconnected, not sent yet
         "continuation",  # the second and later rows of a multi-line text
+        "date",  # -- Sunday 6 December 2026 --, when the day changes
     }
 )
 
@@ -146,6 +147,8 @@ STAMP_WIDTH = 6
 def prefix(line: Line, when: Optional[datetime], timestamps: bool = True) -> str:
     """What comes before C{line.text}: the time, and the room tag."""
     head = ""
+    if line.kind == "date":
+        return head
     if timestamps:
         head = when.strftime("%H:%M ") if when is not None else " " * STAMP_WIDTH
     if line.room is not None and line.kind != "continuation":

@@ -202,9 +202,9 @@ async def run(
         errors(f"chat-client: bad --connect endpoint {e}")
         return 2
 
-    def make_client(view: Any) -> ChatClient:
+    def make_client(view: Any, report: Callable[[str], None] = errors) -> ChatClient:
         return ChatClient(reactor, endpoint, view, name=args.name, psk=psk,
-                          encrypted=args.encrypted, reconnect=args.reconnect, errors=errors)
+                          encrypted=args.encrypted, reconnect=args.reconnect, errors=report)
 
     if use_screen(args):
         from .terminal import run_screen
