@@ -38,7 +38,7 @@ class LayoutTests(SynchronousTestCase):
         self.assertEqual(s.chat(), ["-- Sunday 6 December 2026 --", "14:02 * connected as alice"])
         self.assertEqual(rows[-3], "14:02 * connected as alice")  # the chat ends above the status
         self.assertEqual(rows[-1], ">")
-        self.assertIn("#lobby | alice | PLAINTEXT | 1 in room | server:1 | connected", rows[-2])
+        self.assertIn("#lobby | alice | PLAINTEXT | 1 in room | connected | server:1", rows[-2])
 
     def test_message_while_typing(self) -> None:
         """A message arriving while half a line is typed leaves it intact,

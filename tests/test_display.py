@@ -252,6 +252,14 @@ class OtherFormatsTests(SynchronousTestCase):
         private = {"type": "private", "from": "bob", "to": "alice", "text": "nods", "action": True}
         self.assertEqual(format_message(private, "alice"), ["[private] bob: * bob nods"])
 
+    def test_v1_action(self) -> None:
+        """A version 1 client's /me ('* NAME text' from NAME) shows as an action;
+        the same text from someone else does not."""
+        self.assertEqual(format_message({"type": "message", "from": "bob", "text": "* bob waves"}),
+                         ["* bob waves"])
+        self.assertEqual(format_message({"type": "message", "from": "eve", "text": "* bob waves"}),
+                         ["eve: * bob waves"])
+
     def test_plaintext_marked(self) -> None:
         message = {"type": "message", "from": "Dave", "text": "hi"}
         self.assertEqual(format_message(message, "alice", frozenset({"dave"})), ["~Dave: hi"])

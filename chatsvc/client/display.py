@@ -163,6 +163,9 @@ def format_message(
     kind = message.get("type")
     who = shown_name(message.get("from"), plaintext)
     action = message.get("action") is True
+    if kind == "message" and not action and _v1_action(message):
+        # A version 1 client's /me: the text "* NAME rest" from NAME itself.
+        return text_lines(f"* {who} ", message["text"][len(message["from"]) + 3:])
     if kind == "message":
         if action:
             return text_lines(f"* {who} ", message.get("text"))
@@ -197,6 +200,12 @@ def format_message(
     if kind == "error":
         return text_lines(f"! {_field(message, 'code')}: ", message.get("text"))
     return []
+
+
+def _v1_action(message: Mapping[str, Any]) -> bool:
+    sender, text = message.get("from"), message.get("text")
+    return (isinstance(sender, str) and isinstance(text, str)
+            and text.startswith(f"* {sender} ") and len(text) > len(sender) + 3)
 
 
 def format_welcome(name: Any, encrypted: bool, motd: Any = None) -> List[str]:

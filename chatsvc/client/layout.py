@@ -166,7 +166,7 @@ class Scrollback:
 
 
 def status_row(status: Status, now: float, offset: int = 0) -> Row:
-    """The status line: rooms (unread), name, encrypted or not, members, server, state."""
+    """The status line: rooms (unread), name, encrypted or not, members, state, server."""
     bar = "7"
     row: Row = [(" ", bar)]
     if offset:
@@ -188,8 +188,9 @@ def status_row(status: Status, now: float, offset: int = 0) -> Row:
     if status.plaintext:
         row.append((", ", bar))
         row.append((f"{status.plaintext} plaintext", "1;43;30"))
-    row.append((f" | {status.server} | ", bar))
+    row.append((" | ", bar))
     row.append(connection_state(status, now))
+    row.append((f" | {status.server}", bar))
     return row
 
 

@@ -74,12 +74,15 @@ async def run_screen(reactor: Any, make_client: Callable[..., Any]) -> int:
         client.start()
         code = await client.done
         stdio.unregisterProducer()
-        stdio.write(RESTORE)
         stdio.loseConnection()
     finally:
         if previous is not None:
             signal.signal(signal.SIGWINCH, previous)
         termios.tcsetattr(fd, termios.TCSANOW, saved)
+        try:
+            os.write(sys.stdout.fileno(), RESTORE)
+        except OSError:
+            pass  # the terminal is gone
     for line in errors:
         sys.stderr.write(line + "\n")
     return code
