@@ -139,8 +139,8 @@ class ChatTests(TestCase):
         server2 = yield ChatServer.start(self, *options, port=port)
         yield server2.wait_for("seq 1")  # restored from the message log
         mark = len(bob.lines)
-        yield alice.wait_for("caught up", after=0)
-        yield bob.wait_for("caught up (complete)")
+        yield alice.wait_for("end of history", after=0)
+        yield bob.wait_for("end of history (complete)")
         alice.send("after the restart")
         yield bob.wait_for("alice: after the restart", after=mark)
         # Names were kept, and nothing was printed twice.

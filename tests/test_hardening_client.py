@@ -148,7 +148,7 @@ class ClientFaultTests(TestCase):
         carol = yield registered(self, server2.port, "carol")
         carol.say("while alice was away")
         mark = len(alice.lines)
-        yield alice.wait_for("caught up (complete)", after=mark)
+        yield alice.wait_for("end of history (complete)", after=mark)
         yield alice.wait_for("carol: while alice was away", after=mark)
         alice.send("alice is back")
         yield carol.wait_for(lambda m: m.get("text") == "alice is back" and m["from"] == "alice")
@@ -221,7 +221,7 @@ class ClientFaultTests(TestCase):
         bob.say("said into the void")
         yield output.wait_for("connection lost", timeout=20)
         factory.blackhole = False  # the network heals; the next connection works
-        yield output.wait_for("caught up", timeout=20)
+        yield output.wait_for("end of history", timeout=20)
         yield output.wait_for("bob: said into the void", timeout=20)
         self.assertEqual(output.text.count("bob: said into the void"), 1)
         self.assertIn("connected as alice", output.text.split("connection lost", 1)[1])

@@ -248,7 +248,7 @@ class ScaleOutTests(TestCase):
         await alice.wait_for("watcher: before the crash")
         await a.kill()
         await alice.wait_for("reconnecting")
-        await alice.wait_for("caught up (complete)")
+        await alice.wait_for("end of history (complete)")
         await self.say(watcher, "after the crash")
         await alice.wait_for("watcher: after the crash")
         alice.send("still alice")
