@@ -24,7 +24,7 @@ HELP = [
     "*   /join #ROOM            join a room (and make it the active room)",
     "*   /part [#ROOM] [REASON] leave a room (the active one by default)",
     "*   /switch #ROOM          send plain lines to that room (full screen: Alt-1..9, Ctrl-N/Ctrl-P)",
-    "*   /topic [TEXT]          show or set the active room's topic",
+    "*   /topic [TEXT]          show or set the active room's topic (/topic - clears it)",
     "*   /rooms                 list the rooms",
     "*   /who [#ROOM]           list the users online, or a room's members",
     "*   /msg NAME TEXT         send a private message to NAME",
