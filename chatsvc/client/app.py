@@ -15,8 +15,7 @@ L{chatsvc.client.protocol} are the connection adapters.
 
 from __future__ import annotations
 
-from collections import deque
-from typing import Any, Callable, Deque, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 from twisted.application.internet import ClientService, backoffPolicy
 from twisted.internet.defer import CancelledError, Deferred
@@ -32,6 +31,7 @@ from . import display
 from .commands import HELP, Action, Help, Hint, Me, Quit, Say, SwitchEncryption, parse_command
 from .endpoints import CannotConnect, RoundRobinEndpoint, describe_error
 from .lines import Line, rows
+from .outbox import Outbox
 from .outgoing import local, to_message
 from .protocol import ChatClientFactory, ChatClientProtocol, Link
 from .session import ClientSession, ConnectionState, TokenBucket
@@ -98,11 +98,6 @@ class ChatClient:
     QUIT_TIMEOUT = 3.0
     """How long to wait for the server to close after C{quit}."""
 
-    QUEUE_HIGH = 100
-    QUEUE_LOW = 20
-    """Stop reading input while more lines than this wait to be sent; read
-    again once they are down to L{QUEUE_LOW}."""
-
     def __init__(
         self,
         reactor: IReactorTime,
@@ -130,18 +125,13 @@ class ChatClient:
         self._policy = retry_policy or backoffPolicy(initialDelay=1.0, maxDelay=30.0)
         self._retry_at: Optional[float] = None
         self._encrypting_factory = encrypting_factory or _default_encrypting_factory
-        self._bucket = bucket or TokenBucket(now=reactor.seconds())
+        self._outbox = Outbox(reactor, bucket or TokenBucket(now=reactor.seconds()),
+                              self._ready, self._perform)
         self.session = ClientSession(name)
         self.done: Deferred[int] = Deferred()
         self._asking_name = name is None
         self._current: Optional[Link] = None
         self._switch: Optional[Link] = None
-        self._outbox: Deque[Action] = deque()
-        self._input: Optional[IPushProducer] = None
-        self._input_paused = False
-        self._pump_call: Any = None
-        self._pumping = False
-        self._pump_again = False
         self._quitting = False
         self._quit_call: Any = None
         self._outage = False
@@ -162,7 +152,7 @@ class ChatClient:
 
     def attach_input(self, producer: IPushProducer) -> None:
         """Pause and resume C{producer} when too many lines wait to be sent."""
-        self._input = producer
+        self._outbox.attach_input(producer)
 
     def start(self) -> None:
         """Ask for a name if needed, then connect."""
@@ -197,8 +187,7 @@ class ChatClient:
         else:
             if isinstance(action, (Say, Me)) and not (self._current and self._current.registered):
                 self._pending(action)
-            self._outbox.append(action)
-            self._pump()
+            self._outbox.add(action)
             self.update_status()
 
     def switch_room(self, by: int) -> None:
@@ -223,7 +212,7 @@ class ChatClient:
         name = display.sanitize(self.session.name or "you")
         text = f"* {name} " if isinstance(action, Me) else f"{name}: "
         self.session.unconfirmed.append(action)
-        del self.session.unconfirmed[:-self.QUEUE_HIGH * 2]
+        del self.session.unconfirmed[:-Outbox.HIGH * 2]
         self._view.show(rows(display.text_lines(text, action.text), "pending",
                              room=self.session.tag(self.session.rooms.active_name)))
 
@@ -241,8 +230,7 @@ class ChatClient:
         elif self._disconnected():
             self._finish(0)
         else:
-            self._outbox.append(Quit())
-            self._pump()
+            self._outbox.add(Quit())
 
     def _disconnected(self) -> bool:
         # Reconnecting after having been connected: a quit cannot wait for a
@@ -358,10 +346,7 @@ class ChatClient:
             if old is not None:
                 old.stop()
         self._outage = False
-        if self._pump_call is not None and self._pump_call.active():
-            self._pump_call.cancel()
-        self._bucket.reset(self._reactor.seconds(), used=1)  # the hello
-        self._pump()
+        self._outbox.restart(used=1)  # the hello
 
     def connection_lost(self, link: Link, reason: Failure) -> None:
         """A L{ChatClientProtocol} of C{link} is gone."""
@@ -435,47 +420,18 @@ class ChatClient:
             self._start_link(self._current)
             self._outage = True
             self._print(["* connection lost; reconnecting..."])
-        self._pump()
+        self._outbox.pump()
 
     # -- sending -------------------------------------------------------------
 
-    def _pump(self) -> None:
-        if self._pumping:
-            self._pump_again = True
-            return
-        self._pumping = True
-        try:
-            again = True
-            while again:
-                self._pump_again = False
-                self._send_ready()
-                self._throttle_input()
-                again = self._pump_again
-        finally:
-            self._pumping = False
+    def _ready(self) -> bool:
+        link = self._current
+        return (link is not None and link.registered and self._switch is None
+                and not self._quitting and not self._finished)
 
-    def _send_ready(self) -> None:
-        while self._outbox and not self._finished:
-            link = self._current
-            if (
-                link is None
-                or not link.registered
-                or self._switch is not None
-                or self._quitting
-                or (self._pump_call is not None and self._pump_call.active())
-            ):
-                return
-            action = self._outbox[0]
-            if not isinstance(action, (Quit, SwitchEncryption)):
-                wait = self._bucket.take(self._reactor.seconds())
-                if wait > 0:
-                    self._pump_call = self._reactor.callLater(wait, self._pump)
-                    return
-            self._outbox.popleft()
-            self._perform(action, link)
-
-    def _perform(self, action: Action, link: Link) -> None:
-        assert link.protocol is not None  # checked by _send_ready
+    def _perform(self, action: Action) -> None:
+        link = self._current
+        assert link is not None and link.protocol is not None  # checked by _ready
         if isinstance(action, SwitchEncryption):
             self._start_switch(action.on)
             return
@@ -488,16 +444,6 @@ class ChatClient:
             self._quit_call = self._reactor.callLater(self.QUIT_TIMEOUT, self._finish, 0)
         if not link.protocol.send(message):
             self._print([f"! too-long: not sent, a message must fit in {MAX_FRAME} bytes"], "error")
-
-    def _throttle_input(self) -> None:
-        if self._input is None:
-            return
-        if not self._input_paused and len(self._outbox) >= self.QUEUE_HIGH:
-            self._input_paused = True
-            self._input.pauseProducing()
-        elif self._input_paused and len(self._outbox) <= self.QUEUE_LOW:
-            self._input_paused = False
-            self._input.resumeProducing()
 
     # -- output and the end --------------------------------------------------
 
@@ -533,7 +479,7 @@ class ChatClient:
             plaintext=rooms.plaintext_in(active) if active is not None else 0,
             state=state,
             retry_at=self._retry_at if state == "reconnecting" else None,
-            queued=sum(1 for a in self._outbox if not isinstance(a, Quit)),
+            queued=self._outbox.waiting(),
         )
 
     def update_status(self) -> None:
@@ -551,15 +497,12 @@ class ChatClient:
         if self._finished:
             return
         self._finished = True
-        for call in (self._pump_call, self._quit_call):
-            if call is not None and call.active():
-                call.cancel()
+        if self._quit_call is not None and self._quit_call.active():
+            self._quit_call.cancel()
+        self._outbox.close()
         for link in (self._current, self._switch):
             if link is not None:
                 link.stop()
-        if self._input is not None and self._input_paused:
-            self._input_paused = False
-            self._input.resumeProducing()
         self.update_status()
         self.done.callback(code)
 
