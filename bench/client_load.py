@@ -164,11 +164,22 @@ async def run(reactor: Any, options: argparse.Namespace) -> int:
     proc.write(b"\x15/quit\r")
     await watcher.ended
     port.stopListening()
+    report(options, sent, watcher, drain, samples, (rss0, cpu0), (rss1, cpu1))
+    rss_mid = [s[1] for s in samples if s[0] >= options.seconds / 2]
+    lat = watcher.latencies
+    p99 = sorted(lat)[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000 if lat else 0.0
+    growing = bool(rss_mid) and rss_mid[-1] - rss_mid[0] > 8 * 1024
+    return 1 if (lat and p99 > 100) or growing else 0
+
+
+def report(options: argparse.Namespace, sent: int, watcher: PtyWatcher, drain: float,
+           samples: List[tuple], before: tuple, after: tuple) -> None:
+    """Print the table."""
+    (rss0, cpu0), (rss1, cpu1) = before, after
     lat = sorted(watcher.latencies)
     p50 = statistics.median(lat) * 1000 if lat else float("nan")
     p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000 if lat else float("nan")
     worst = lat[-1] * 1000 if lat else float("nan")
-    rss_mid = [s[1] for s in samples if s[0] >= options.seconds / 2]
     print(f"client_load: {sent} messages in {options.seconds:g} s ({sent / options.seconds:.0f}/s), "
           f"{'line mode' if options.line_mode else 'full screen'} 120x40")
     print("| measure | value |\n| --- | --- |")
@@ -181,8 +192,6 @@ async def run(reactor: Any, options: argparse.Namespace) -> int:
     print(f"| client RSS before / max / after | {rss0 / 1024:.1f} / "
           f"{max(s[1] for s in samples) / 1024:.1f} / {rss1 / 1024:.1f} MiB |")
     print(f"| terminal output | {watcher.received / options.seconds / 1024:.0f} KiB/s |")
-    growing = bool(rss_mid) and rss_mid[-1] - rss_mid[0] > 8 * 1024
-    return 1 if (lat and p99 > 100) or growing else 0
 
 
 def main() -> None:

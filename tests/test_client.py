@@ -41,7 +41,6 @@ from chatsvc.client import (
     parse_args,
     run,
 )
-from chatsvc.client import app as client_app
 from chatsvc.client import stdio as client_stdio
 from chatsvc.client.view import LineView
 from chatsvc.wire.errors import RemoteProtocolError

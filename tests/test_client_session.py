@@ -9,7 +9,8 @@ from typing import Any
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from chatsvc.client.session import ClientSession, TokenBucket
+from chatsvc.client.outbox import TokenBucket
+from chatsvc.client.session import ClientSession
 
 from .client_helpers import public, texts, welcome
 

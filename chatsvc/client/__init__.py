@@ -7,8 +7,9 @@ down):
 
   - pure, no Twisted, no I/O: L{args} (L{parse_args}, the command line),
     L{commands} (L{parse_command}, a typed line to an action),
-    L{session} (L{ClientSession}: name, resume token, last C{seq},
-    history de-duplication; server messages in, lines to print out; and
+    L{session} (L{ClientSession}: name, resume token, epoch, rooms with
+    their last C{seq}, history de-duplication; server messages in, rows
+    to show out); L{outbox} (L{Outbox}, what waits to be sent, and
     L{TokenBucket}, which keeps our sending under the server's rate limit);
   - L{endpoints}: L{RoundRobinEndpoint}, an C{IStreamClientEndpoint} over
     several servers;
@@ -70,7 +71,8 @@ from .commands import (
 )
 from .endpoints import CannotConnect, RoundRobinEndpoint, build_endpoint, describe_error
 from .protocol import ChatClientFactory, ChatClientProtocol, Link
-from .session import ClientSession, ConnectionState, Reaction, TokenBucket
+from .outbox import Outbox, TokenBucket
+from .session import ClientSession, ConnectionState, Reaction
 
 __all__ = [
     "main",
@@ -82,6 +84,7 @@ __all__ = [
     "ConnectionState",
     "Reaction",
     "TokenBucket",
+    "Outbox",
     "RoundRobinEndpoint",
     "CannotConnect",
     "ChatClientProtocol",

@@ -30,12 +30,12 @@ from ..wire.names import InvalidName, normalize
 from . import display
 from .commands import HELP, Action, Help, Hint, Me, Quit, Say, SwitchEncryption, parse_command
 from .endpoints import CannotConnect, RoundRobinEndpoint, describe_error
-from .lines import Line, rows
-from .outbox import Outbox
-from .outgoing import local, to_message
+from .lines import Line
+from .outbox import Outbox, TokenBucket
+from .outgoing import local, pending_rows, to_message
 from .protocol import ChatClientFactory, ChatClientProtocol, Link
-from .session import ClientSession, ConnectionState, TokenBucket
-from .view import IView, LineView, Status
+from .session import ClientSession, ConnectionState
+from .view import IView, LineView, Status, status_of
 
 # The namespace the single chatsvc.client module logged under.
 _log = Logger(namespace="chatsvc.client")
@@ -209,12 +209,9 @@ class ChatClient:
         if not self.session.welcomed:
             return
         assert isinstance(action, (Say, Me))
-        name = display.sanitize(self.session.name or "you")
-        text = f"* {name} " if isinstance(action, Me) else f"{name}: "
         self.session.unconfirmed.append(action)
         del self.session.unconfirmed[:-Outbox.HIGH * 2]
-        self._view.show(rows(display.text_lines(text, action.text), "pending",
-                             room=self.session.tag(self.session.rooms.active_name)))
+        self._view.show(pending_rows(self.session, action))
 
     def line_too_long(self, limit: int) -> None:
         """A typed line over C{limit} bytes was dropped."""
@@ -459,28 +456,14 @@ class ChatClient:
     def status(self) -> Status:
         """What a status line shows now."""
         link = self._current
-        rooms = self.session.rooms
-        active = rooms.active_state
         if self._finished:
             state = "offline"
         elif link is not None and link.registered:
             state = "connected"
-        elif self.session.welcomed:
-            state = "reconnecting"
         else:
-            state = "connecting"
-        return Status(
-            server=self._endpoint.current,
-            name=self.session.name,
-            encrypted=self._encrypted,
-            rooms=tuple((s.name, s.unread) for s in rooms.states()),
-            active=active.name if active is not None else None,
-            members=active.count if active is not None else 0,
-            plaintext=rooms.plaintext_in(active) if active is not None else 0,
-            state=state,
-            retry_at=self._retry_at if state == "reconnecting" else None,
-            queued=self._outbox.waiting(),
-        )
+            state = "reconnecting" if self.session.welcomed else "connecting"
+        return status_of(self.session, state, self._encrypted, self._endpoint.current,
+                         self._retry_at, self._outbox.waiting())
 
     def update_status(self) -> None:
         """Tell the view the status, if it changed."""

@@ -148,30 +148,9 @@ def parse_command(line: str) -> Optional[Action]:
         return Quit(rest.strip() or None)
     if command == "help":
         return Help()
-    if command == "who":
-        args = rest.split()
-        if len(args) > 1 or args and not args[0].startswith("#"):
-            return Hint("! usage: /who [#ROOM]")
-        return Who(args[0] if args else None)
-    if command in ("join", "j"):
-        args = rest.split()
-        if len(args) != 1:
-            return Hint("! usage: /join #ROOM")
-        return Join(_hash(args[0]))
-    if command in ("switch", "s", "window"):
-        args = rest.split()
-        if len(args) != 1:
-            return Hint("! usage: /switch #ROOM")
-        return Switch(_hash(args[0]))
-    if command in ("part", "leave"):
-        words = rest.split(None, 1)
-        if words and words[0].startswith("#"):
-            return Part(words[0], (words[1].strip() if len(words) > 1 else "") or None)
-        return Part(None, rest.strip() or None)
-    if command == "topic":
-        return Topic(rest.strip() or None)
-    if command in ("rooms", "list"):
-        return Rooms()
+    room_action = _room_command(command, rest)
+    if room_action is not None:
+        return room_action
     if command == "nick":
         args = rest.split()
         if len(args) != 1:
@@ -192,6 +171,29 @@ def parse_command(line: str) -> Optional[Action]:
             return Hint("! usage: /encrypt on|off")
         return SwitchEncryption(mode == "on")
     return Hint(f"! unknown command /{display.sanitize(command)}; type /help for the list")
+
+
+def _room_command(command: str, rest: str) -> Optional[Action]:
+    """The room commands (version 2): C{/who}, C{/join}, C{/switch}, C{/part}, C{/topic}, C{/rooms}."""
+    args = rest.split()
+    if command == "who":
+        if len(args) > 1 or args and not args[0].startswith("#"):
+            return Hint("! usage: /who [#ROOM]")
+        return Who(args[0] if args else None)
+    if command in ("join", "j"):
+        return Join(_hash(args[0])) if len(args) == 1 else Hint("! usage: /join #ROOM")
+    if command in ("switch", "s", "window"):
+        return Switch(_hash(args[0])) if len(args) == 1 else Hint("! usage: /switch #ROOM")
+    if command in ("part", "leave"):
+        words = rest.split(None, 1)
+        if words and words[0].startswith("#"):
+            return Part(words[0], (words[1].strip() if len(words) > 1 else "") or None)
+        return Part(None, rest.strip() or None)
+    if command == "topic":
+        return Topic(rest.strip() or None)
+    if command in ("rooms", "list"):
+        return Rooms()
+    return None
 
 
 def _hash(room: str) -> str:

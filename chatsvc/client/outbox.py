@@ -2,7 +2,8 @@
 """
 What the user typed and the client has not sent yet: L{Outbox} keeps the
 actions in order, sends them when the connection is ready, paced by a
-L{TokenBucket} (under the server's rate limit), and pauses the input
+L{TokenBucket} (under the server's rate limit; the caller passes the
+time in), and pauses the input
 while too many wait::
 
     outbox = Outbox(reactor, bucket, ready=lambda: connected, perform=send)
@@ -18,7 +19,33 @@ from typing import Any, Callable, Deque, Optional
 from twisted.internet.interfaces import IPushProducer, IReactorTime
 
 from .commands import Action, Quit, SwitchEncryption
-from .session import TokenBucket
+
+
+class TokenBucket:
+    """
+    Paces our frames so as to stay under the server's rate limit
+    (PROTOCOL.md section 6: a burst of 20, refilled at 2 per second).
+    """
+
+    def __init__(self, capacity: float = 20, rate: float = 2.0, now: float = 0.0) -> None:
+        self.capacity = capacity
+        self.rate = rate
+        self.tokens = float(capacity)
+        self._at = now
+
+    def reset(self, now: float, used: float = 0.0) -> None:
+        """A new connection: a full bucket, less C{used} frames already sent."""
+        self.tokens = self.capacity - used
+        self._at = now
+
+    def take(self, now: float) -> float:
+        """Take a token and return 0, or return how long to wait for one."""
+        self.tokens = min(self.capacity, self.tokens + (now - self._at) * self.rate)
+        self._at = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return 0.0
+        return (1 - self.tokens) / self.rate
 
 
 class Outbox:

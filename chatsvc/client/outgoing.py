@@ -104,3 +104,11 @@ def to_message(session: ClientSession, action: Action) -> Union[Message, List[Li
             return rows([NO_ROOMS], "error")
         return {"type": "rooms"}
     return []
+
+
+def pending_rows(session: ClientSession, action: Union[Say, Me]) -> List[Line]:
+    """The rows of a line typed while disconnected, shown until the server's copy arrives."""
+    name = display.sanitize(session.name or "you")
+    text = f"* {name} " if isinstance(action, Me) else f"{name}: "
+    return rows(display.text_lines(text, action.text), "pending",
+                room=session.tag(session.rooms.active_name))

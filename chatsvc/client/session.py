@@ -13,8 +13,7 @@ connection has been told so far::
     reaction = session.receive(conn, message) # reaction.lines, reaction.send
 
 What the user asks for goes the other way through
-L{chatsvc.client.outgoing}. L{TokenBucket} paces our frames under the
-server's rate limit; the caller passes the time in.
+L{chatsvc.client.outgoing}.
 
 Version 1 servers (no C{rooms} and no C{epoch} in C{welcome}) keep
 working: the client is then in one room, L{DEFAULT_ROOM}, and sends
@@ -396,30 +395,3 @@ class ClientSession:
             self.unconfirmed.pop(0)
             return Reaction(lines, confirmed=1)
         return Reaction(lines)
-
-
-class TokenBucket:
-    """
-    Paces our frames so as to stay under the server's rate limit
-    (PROTOCOL.md section 6: a burst of 20, refilled at 2 per second).
-    """
-
-    def __init__(self, capacity: float = 20, rate: float = 2.0, now: float = 0.0) -> None:
-        self.capacity = capacity
-        self.rate = rate
-        self.tokens = float(capacity)
-        self._at = now
-
-    def reset(self, now: float, used: float = 0.0) -> None:
-        """A new connection: a full bucket, less C{used} frames already sent."""
-        self.tokens = self.capacity - used
-        self._at = now
-
-    def take(self, now: float) -> float:
-        """Take a token and return 0, or return how long to wait for one."""
-        self.tokens = min(self.capacity, self.tokens + (now - self._at) * self.rate)
-        self._at = now
-        if self.tokens >= 1:
-            self.tokens -= 1
-            return 0.0
-        return (1 - self.tokens) / self.rate

@@ -45,6 +45,25 @@ class Status:
     queued: int = 0
 
 
+def status_of(session: Any, state: str, encrypted: bool, server: str,
+              retry_at: Optional[float], queued: int) -> Status:
+    """The L{Status} of a client whose L{ClientSession} is C{session}."""
+    rooms = session.rooms
+    active = rooms.active_state
+    return Status(
+        server=server,
+        name=session.name,
+        encrypted=encrypted,
+        rooms=tuple((s.name, s.unread) for s in rooms.states()),
+        active=active.name if active is not None else None,
+        members=active.count if active is not None else 0,
+        plaintext=rooms.plaintext_in(active) if active is not None else 0,
+        state=state,
+        retry_at=retry_at if state == "reconnecting" else None,
+        queued=queued,
+    )
+
+
 class IView(Interface):
     """Shows the client's rows and state to its user."""
 
