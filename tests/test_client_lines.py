@@ -131,3 +131,26 @@ class ModeTests(SynchronousTestCase):
         self.assertTrue(colour_wanted({"TERM": "xterm"}))
         self.assertFalse(colour_wanted({"TERM": "xterm", "NO_COLOR": ""}))
         self.assertFalse(colour_wanted({"TERM": "dumb"}))
+
+
+class EchoTests(SynchronousTestCase):
+    def test_erase_echo(self) -> None:
+        """Line mode on a terminal erases the terminal's echo of a typed line:
+        the server's copy shows it once (issue 13)."""
+        from chatsvc.client.stdio import LineInput
+
+        from .client_helpers import Harness
+
+        h = Harness()
+        server = h.connect()
+        lines = LineInput(erase_echo=True)
+        lines.makeConnection(StringTransport())
+        lines.attach(h.client)
+        lines.dataReceived(b"hello\n")
+        self.assertEqual(lines.transport.value(), LineInput.ERASE_ECHO)
+        self.assertEqual(server.received(), [{"type": "say", "text": "hello"}])
+        quiet = LineInput()
+        quiet.makeConnection(StringTransport())
+        quiet.attach(h.client)
+        quiet.dataReceived(b"again\n")
+        self.assertEqual(quiet.transport.value(), b"")

@@ -310,3 +310,28 @@ class OutputBoundTests(SynchronousTestCase):
         self.assertLess(len(s.transport.value()), 8000)
         self.assertEqual(s.chat()[-1], "14:03 bob: flood 2000")
         self.assertEqual(s.input(), "> typed")
+
+
+class PromptTests(SynchronousTestCase):
+    def test_name_asked_on_the_input_line(self) -> None:
+        s = ScreenHarness(name=None)
+        s.h.client.start()
+        self.assertEqual(s.input(), "Enter your username:")
+        s.type("a b\r")
+        s.settle()
+        self.assertEqual(s.input(), "Enter your username:")
+        self.assertTrue(any("invalid name" in row for row in s.chat()))
+        s.type("Zoë\r")
+        server = s.h.fake.accept()
+        self.assertEqual(server.received(), [{"type": "hello", "name": "Zoë"}])
+        self.assertEqual(s.input(), ">")
+
+    def test_quit_keys(self) -> None:
+        """Ctrl-D on an empty line quits; with text typed it does nothing."""
+        s = ScreenHarness()
+        server = s.connect()
+        s.type("text")
+        s.key(b"\x04")
+        self.assertEqual(server.received(), [])
+        s.key(b"\x15\x04")
+        self.assertEqual(server.received(), [{"type": "quit"}])
