@@ -329,3 +329,33 @@ class PartsTests(SynchronousTestCase):
         self.assertLessEqual(conn.parts.open_items, conn.parts.max_items)
         lines = texts(session.receive(conn, {"type": "users", "users": []}))
         self.assertIn("the list was cut", lines[-1])
+
+
+class HostileServerTests(V2Session):
+    """Nothing a server sends reaches the terminal unsanitised, the status line included."""
+
+    def test_bad_room_names_not_followed(self) -> None:
+        self.session = ClientSession("alice")
+        conn = self.session.connect()
+        self.session.receive(conn, welcome2(["#ok", "#\x1b[2J", "no-hash", 5]))
+        self.assertEqual(self.session.rooms.names(), ["#ok"])
+        lines = self.show(conn, room("#a\u202eb", ["alice"]))
+        self.assertEqual(lines, ["! #a\\u202eb is not followed (too many rooms, or not a room name)"])
+
+    def test_status_sanitised(self) -> None:
+        from chatsvc.client.layout import status_row
+        from chatsvc.client.view import Status
+
+        status = Status(server="h\x1b]0;x\x07", name="al\x1bice", rooms=(("#a", 0),), active="#a")
+        text = "".join(t for t, _ in status_row(status, 0.0))
+        self.assertNotIn("\x1b", text)
+        self.assertIn("al\\x1bice", text)
+
+    def test_completion_skips_bad_names(self) -> None:
+        from chatsvc.client.editor import LineEditor
+
+        editor = LineEditor()
+        editor.insert("b")
+        self.assertEqual(editor.complete(["b\x1b[2Job", "bob"]), ["bob"])
+        editor.insert("\u202e\x9b")
+        self.assertEqual(editor.text, "bob: ")

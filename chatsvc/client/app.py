@@ -193,14 +193,14 @@ class ChatClient:
     def switch_room(self, by: int) -> None:
         """Make the next (C{by=1}) or previous (C{-1}) room the active one."""
         if self.session.rooms.step(by) is not None:
-            self._print([f"* talking in {self.session.rooms.active_name}"])
+            self._print([f"* talking in {display.sanitize(self.session.rooms.active_name or '')}"])
             self.update_status()
 
     def switch_to(self, index: int) -> None:
         """Make the C{index}th room (from 0) the active one."""
         names = self.session.rooms.names()
         if 0 <= index < len(names) and self.session.rooms.switch(names[index]):
-            self._print([f"* talking in {self.session.rooms.active_name}"])
+            self._print([f"* talking in {display.sanitize(self.session.rooms.active_name or '')}"])
             self.update_status()
 
     def _pending(self, action: Action) -> None:

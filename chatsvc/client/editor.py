@@ -21,6 +21,8 @@ from __future__ import annotations
 import codecs
 from typing import Iterable, List, Optional, Sequence
 
+from .display import sanitize
+
 MAX_RECALL = 500
 """Lines remembered for recall."""
 
@@ -72,7 +74,7 @@ class LineEditor:
         room = MAX_INPUT - len(self.chars)
         if room <= 0:
             return
-        chars = [ch for ch in text[:room] if ch >= " " and ch != "\x7f"]
+        chars = [ch for ch in text[:room] if sanitize(ch) == ch]
         self.chars[self.cursor:self.cursor] = chars
         self.cursor += len(chars)
 
@@ -159,7 +161,8 @@ class LineEditor:
         if not word:
             return []
         folded = word.casefold()
-        matches = sorted({c for c in candidates if c.casefold().startswith(folded)})
+        matches = sorted({c for c in candidates
+                          if c.casefold().startswith(folded) and sanitize(c) == c})
         if not matches:
             return []
         if len(matches) == 1:

@@ -19,6 +19,7 @@ from collections import deque
 from datetime import datetime
 from typing import Deque, List, Optional, Sequence, Tuple
 
+from .display import sanitize
 from .lines import STAMP_WIDTH, Clock, Line, prefix
 from .view import Status
 
@@ -166,6 +167,11 @@ class Scrollback:
 
 
 def status_row(status: Status, now: float, offset: int = 0) -> Row:
+    """The status line (see L{_status_row}), every text sanitised."""
+    return [(sanitize(text), style) for text, style in _status_row(status, now, offset)]
+
+
+def _status_row(status: Status, now: float, offset: int = 0) -> Row:
     """The status line: rooms (unread), name, encrypted or not, members, state, server."""
     bar = "7"
     row: Row = [(" ", bar)]

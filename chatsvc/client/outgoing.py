@@ -29,7 +29,7 @@ def local(session: ClientSession, action: Action) -> Optional[List[Line]]:
     """The rows for an action done here and now, or C{None} if it goes to the server."""
     if isinstance(action, Switch):
         if session.rooms.switch(action.room):
-            return rows([f"* talking in {session.rooms.active_name}"])
+            return rows([f"* talking in {display.sanitize(session.rooms.active_name or '')}"])
         return rows([f"! you are not in {display.sanitize(action.room)}; /join it first"], "error")
     if isinstance(action, Topic) and action.text is None:
         state = session.rooms.active_state

@@ -16,6 +16,7 @@ L{MAX_MEMBERS}, L{MAX_PLAINTEXT}).
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, List, Optional, Set
 
@@ -44,10 +45,13 @@ def room_key(name: str) -> str:
 
 def is_room_name(text: str) -> bool:
     """A room name as the client checks it before sending: C{#} and 1 to 32 name characters."""
+    if not isinstance(text, str):
+        return False
     body = text[1:]
     if not text.startswith("#") or not 0 < len(body) <= 32:
         return False
-    return all(ch in "_-." or ch.isalnum() for ch in body)
+    return all(ch in "_-." or unicodedata.category(ch)[0] == "L" or unicodedata.category(ch) == "Nd"
+               for ch in body)
 
 
 @dataclass
@@ -120,7 +124,11 @@ class Rooms:
         return state.name if state is not None else None
 
     def enter(self, name: str) -> Optional[RoomState]:
-        """Track C{name} (if not yet); C{None} past L{MAX_ROOMS}."""
+        """Track C{name} (if not yet); C{None} past L{MAX_ROOMS}, or for a
+        name that is not a room name (nothing a server sends can put a
+        control character into the status line)."""
+        if not is_room_name(name):
+            return None
         key = room_key(name)
         state = self._rooms.get(key)
         if state is None:

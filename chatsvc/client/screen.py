@@ -84,7 +84,9 @@ class ChatScreen(HistoricRecvLine):
         self.keyHandlers.update({t.PGUP: self.handle_PGUP, t.PGDN: self.handle_PGDN})
 
     def initializeScreen(self) -> None:
-        self.terminal.reset()
+        # The alternate screen (as irssi and WeeChat use): what the terminal
+        # showed before comes back when the client ends.
+        self.terminal.write(b"\x1b[?1049h\x1b[H\x1b[2J")
         self.repaint()
 
     def terminalSize(self, width: int, height: int) -> None:

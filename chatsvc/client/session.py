@@ -233,7 +233,8 @@ class ClientSession:
         new = name not in self.rooms
         state = self.rooms.enter(name)
         if state is None:
-            return Reaction(rows([f"! too many rooms: {display.sanitize(name)} is not followed"], "error"))
+            return Reaction(rows([f"! {display.sanitize(name)} is not followed (too many rooms,"
+                                  " or not a room name)"], "error"))
         state.set_members(whole.items, message.get("count"))
         plaintext = message.get("plaintext")
         self.rooms.mark_plaintext(plaintext if isinstance(plaintext, list) else [])

@@ -21,8 +21,8 @@ from .screen import ChatScreen
 
 _log = Logger()
 
-RESTORE = b"\x1b[r\x1b[0m\x1b[999;1H\r\n"
-"""No scroll region, no colour, the cursor on the last row, a new line."""
+RESTORE = b"\x1b[r\x1b[0m\x1b[?1049l"
+"""No scroll region, no colour, back from the alternate screen."""
 
 
 def terminal_size(fd: int) -> tuple:
