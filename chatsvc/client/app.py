@@ -1,24 +1,18 @@
 # -*- test-case-name: tests.test_client -*-
 """
-The application, on Twisted: L{ChatClient} (the controller, which keeps a
-connection up through C{ClientService}, reconnects and resumes, switches
-between plaintext and encrypted mode, paces what it sends and decides when
-to exit), L{LineInput} (stdin lines: C{StandardIO} + C{LineReceiver}),
-and what it shows through an L{IView} (plain lines, or the full screen).
-Standard input and output, C{run} and C{main} are in L{chatsvc.client.stdio}.
-
-The layers below it hold no Twisted application logic of their own:
-L{chatsvc.client.args}, L{chatsvc.client.commands} and
-L{chatsvc.client.session} are pure; L{chatsvc.client.endpoints} and
-L{chatsvc.client.protocol} are the connection adapters.
+The application, on Twisted: L{ChatClient}, the controller, which keeps a
+connection up (L{chatsvc.client.links}), reconnects and resumes, switches
+between plaintext and encrypted mode, sends through an
+L{chatsvc.client.outbox.Outbox}, shows rows through an L{IView} (plain
+lines, or the full screen) and decides when to exit. Standard input and
+output, C{run} and C{main} are in L{chatsvc.client.stdio}.
 """
 
 from __future__ import annotations
 
 from typing import Any, Callable, Optional, Sequence
 
-from twisted.application.internet import ClientService, backoffPolicy
-from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IProtocolFactory, IPushProducer, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -33,7 +27,8 @@ from .endpoints import CannotConnect, RoundRobinEndpoint, describe_error
 from .lines import Line
 from .outbox import Outbox, TokenBucket
 from .outgoing import local, pending_rows, to_message
-from .protocol import ChatClientFactory, ChatClientProtocol, Link
+from .links import LinkMaker
+from .protocol import ChatClientProtocol, Link
 from .session import ClientSession, ConnectionState
 from .view import IView, LineView, Status, status_of
 
@@ -55,14 +50,6 @@ EXIT_ON = frozenset(
         "frame-too-long",
     }
 )
-
-
-def _default_encrypting_factory(
-    factory: IProtocolFactory, psk: bytes, clock: IReactorTime
-) -> IProtocolFactory:
-    from ..server.encryption import EncryptingFactory
-
-    return EncryptingFactory(factory, psk, initiator=True, clock=clock)
 
 
 # ---------------------------------------------------------------------------
@@ -88,8 +75,7 @@ class ChatClient:
         start (C{chat-client: cannot connect to ...}); defaults to C{output}.
     @param retry_policy: C{ClientService}'s retry policy.
     @param encrypting_factory: C{(factory, psk, clock) -> factory}, wraps a
-        protocol factory for encrypted mode; defaults to
-        L{chatsvc.server.encryption.EncryptingFactory} with C{initiator=True}.
+        protocol factory for encrypted mode (see L{LinkMaker}).
 
     @ivar done: fires with the exit status (0 after C{quit} or the end of
         input, 1 after a failure, 2 never: that is for usage errors).
@@ -122,9 +108,8 @@ class ChatClient:
         self._encrypted = encrypted
         self._reconnect = reconnect
         self._errors = errors if errors is not None else (lambda line: self._print([line]))
-        self._policy = retry_policy or backoffPolicy(initialDelay=1.0, maxDelay=30.0)
-        self._retry_at: Optional[float] = None
-        self._encrypting_factory = encrypting_factory or _default_encrypting_factory
+        self._links = LinkMaker(reactor, endpoint, self, psk, encrypting_factory, retry_policy,
+                                on_retry=self.update_status)
         self._outbox = Outbox(reactor, bucket or TokenBucket(now=reactor.seconds()),
                               self._ready, self._perform)
         self.session = ClientSession(name)
@@ -192,16 +177,16 @@ class ChatClient:
 
     def switch_room(self, by: int) -> None:
         """Make the next (C{by=1}) or previous (C{-1}) room the active one."""
-        if self.session.rooms.step(by) is not None:
-            self._print([f"* talking in {display.sanitize(self.session.rooms.active_name or '')}"])
-            self.update_status()
+        names = self.session.rooms.names()
+        if names:
+            active = self.session.rooms.active_name
+            self.switch_to(((names.index(active) if active in names else 0) + by) % len(names))
 
     def switch_to(self, index: int) -> None:
         """Make the C{index}th room (from 0) the active one."""
         names = self.session.rooms.names()
-        if 0 <= index < len(names) and self.session.rooms.switch(names[index]):
-            self._print([f"* talking in {display.sanitize(self.session.rooms.active_name or '')}"])
-            self.update_status()
+        if 0 <= index < len(names):
+            self.line_received(f"/switch {names[index]}")
 
     def _pending(self, action: Action) -> None:
         # Typed while the connection is down (or not up yet): shown as
@@ -252,38 +237,9 @@ class ChatClient:
     # -- connections ---------------------------------------------------------
 
     def _begin(self) -> None:
-        self._current = self._new_link(self._encrypted)
-        self._start_link(self._current, first=True)
-
-    def _new_link(self, encrypted: bool) -> Link:
-        link = Link(encrypted)
-        factory: IProtocolFactory = ChatClientFactory(self, link, self._reactor)
-        if encrypted:
-            factory = self._encrypting_factory(factory, self._psk, self._reactor)
-        link.service = ClientService(
-            self._endpoint, factory, retryPolicy=self._retry_policy, clock=self._reactor
-        )
+        self._current = self._links.new(self._encrypted)
         self.update_status()
-        return link
-
-    def _start_link(self, link: Link, first: bool = False) -> None:
-        # Only once the link is current (or the switch target): an endpoint
-        # may connect before startService returns.
-        assert link.service is not None
-        if first:
-            # Asked before starting, so that an endpoint failing at once
-            # still counts as the first failure.
-            link.service.whenConnected(failAfterFailures=1).addErrback(
-                self._first_attempt_failed, link
-            )
-        link.service.startService()
-
-    def _first_attempt_failed(self, failure: Failure, link: Link) -> None:
-        if failure.check(CancelledError):
-            return
-        # We are inside ClientService's state machine, which must not be
-        # re-entered (by stopping the service): act on the next turn.
-        self._reactor.callLater(0, self._first_attempt_lost, failure, link)
+        self._links.start(self._current, self._first_attempt_lost)
 
     def _first_attempt_lost(self, failure: Failure, link: Link) -> None:
         if self._finished:
@@ -401,8 +357,8 @@ class ChatClient:
             return
         self._endpoint.stay()
         self._print([f"* switching to {'encrypted' if on else 'plaintext'} mode..."])
-        self._switch = self._new_link(on)
-        self._start_link(self._switch, first=True)
+        self._switch = self._links.new(on)
+        self._links.start(self._switch, self._first_attempt_lost)
 
     def _switch_failed(self, link: Link, reason: str) -> None:
         self._switch = None
@@ -413,8 +369,8 @@ class ChatClient:
             if self._quitting:
                 self._finish(0)
                 return
-            self._current = self._new_link(self._encrypted)
-            self._start_link(self._current)
+            self._current = self._links.new(self._encrypted)
+            self._links.start(self._current)
             self._outage = True
             self._print(["* connection lost; reconnecting..."])
         self._outbox.pump()
@@ -447,12 +403,6 @@ class ChatClient:
     def _print(self, texts: Sequence[str], kind: str = "info") -> None:
         self._view.show([Line(text, kind) for text in texts])
 
-    def _retry_policy(self, attempt: int) -> float:
-        delay = self._policy(attempt)
-        self._retry_at = self._reactor.seconds() + delay
-        self.update_status()
-        return delay
-
     def status(self) -> Status:
         """What a status line shows now."""
         link = self._current
@@ -463,7 +413,7 @@ class ChatClient:
         else:
             state = "reconnecting" if self.session.welcomed else "connecting"
         return status_of(self.session, state, self._encrypted, self._endpoint.current,
-                         self._retry_at, self._outbox.waiting())
+                         self._links.retry_at, self._outbox.waiting())
 
     def update_status(self) -> None:
         """Tell the view the status, if it changed."""

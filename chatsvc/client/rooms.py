@@ -165,16 +165,6 @@ class Rooms:
         self._rooms[key].unread = 0
         return True
 
-    def step(self, by: int) -> Optional[str]:
-        """Switch to the next (C{by=1}) or previous (C{-1}) room; its name."""
-        keys = list(self._rooms)
-        if not keys:
-            return None
-        index = keys.index(self.active) if self.active in keys else 0
-        key = keys[(index + by) % len(keys)]
-        self.switch(self._rooms[key].name)
-        return self._rooms[key].name
-
     def is_active(self, name: Optional[str]) -> bool:
         return name is None or room_key(name) == self.active or len(self._rooms) <= 1
 
