@@ -144,3 +144,50 @@ class FullScreenProcessTests(TestCase):
                                            for c in (alice, bob)])
         self.assertEqual(codes, [0, 0])
         self.assertEqual(server2.tracebacks(), [])
+
+    @defer.inlineCallbacks
+    def test_rooms_through_restarts(self):
+        """Rooms (protocol version 2) full screen: the active room, other rooms
+        tagged and counted, actions; after a kill -9 and a restart with the
+        message log each room's catch-up is complete; after a restart
+        without it, each room says the server's history was reset."""
+        log = os.path.abspath(self.mktemp())
+        server = yield ChatServer.start(self, "--log-messages", log)
+        port = server.port
+        alice = PtyClient.start(self, port, "--name", "alice", label="alice")
+        bob = PtyClient.start(self, port, "--name", "bob", label="bob")
+        yield alice.status("| connected")
+        yield bob.status("| connected")
+        alice.type("/join #dev\r")
+        yield alice.status("#lobby | #dev | alice")
+        bob.type("hello lobby\r")
+        yield alice.shows("[#lobby] ~bob: hello lobby")
+        yield alice.status("#lobby (1) | #dev")
+        bob.type("/join #dev\r")
+        yield bob.status("#lobby | #dev | bob")
+        bob.type("in dev now\r")
+        yield alice.wait(lambda rows: any(r.endswith(" ~bob: in dev now") and "[#" not in r
+                                          for r in rows), "bob's line in the active room, untagged")
+        alice.type("/me waves\r")
+        yield bob.shows("* ~alice waves")
+
+        server.signal("KILL")
+        yield server.ended
+        yield alice.status("reconnecting")
+        server = yield ChatServer.start(self, "--log-messages", log, port=port)
+        yield alice.shows("[#lobby] -- end of history (complete) --", timeout=60)
+        yield alice.wait(lambda rows: any(r.endswith(" -- end of history (complete) --")
+                                          and "[#" not in r for r in rows), "#dev complete")
+
+        server.signal("KILL")
+        yield server.ended
+        yield alice.status("reconnecting")
+        server = yield ChatServer.start(self, port=port)
+        yield alice.shows("[#lobby] -- the server's history was reset --", timeout=60)
+        yield alice.status("#lobby (1) | #dev | alice")
+        for client in (alice, bob):
+            client.type("/quit\r")
+        codes = yield defer.gatherResults([deadline(c.ended, 30, f"{c.label} to exit")
+                                           for c in (alice, bob)])
+        self.assertEqual(codes, [0, 0])
+        self.assertEqual(server.tracebacks(), [])

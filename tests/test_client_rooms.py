@@ -176,7 +176,7 @@ class RoomTests(V2Session):
         conn = self.joined()
         lines = self.show(conn, {"type": "joined", "room": "#lobby", "name": "dave", "ts": TS,
                                  "plaintext": True})
-        self.assertEqual(lines, ["* ~dave joined (plaintext: anyone on the network can read dave)"])
+        self.assertEqual(lines, ["* dave joined (plaintext: anyone on the network can read dave)"])
         self.assertEqual(self.show(conn, msg("#lobby", 1, "yo", sender="dave")), ["~dave: yo"])
         self.assertEqual(self.session.rooms.plaintext_in(self.session.rooms.get("#lobby")), 1)
         self.show(conn, {"type": "left", "name": "dave", "reason": "quit", "ts": TS})

@@ -219,7 +219,7 @@ class StatusTests(SynchronousTestCase):
         server.send(said(1, "hi", "erin"))
         s.settle()
         chat = s.chat()
-        self.assertIn("14:03 * ~erin joined (plaintext: anyone on the network can read erin)", chat)
+        self.assertIn("14:03 * erin joined (plaintext: anyone on the network can read erin)", chat)
         self.assertIn("14:03 ~erin: hi", chat)
         self.assertIn("3 in room, 2 plaintext", s.status())
 

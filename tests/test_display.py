@@ -266,7 +266,7 @@ class OtherFormatsTests(SynchronousTestCase):
         self.assertEqual(format_users(["a", "Dave"], frozenset({"dave"})), ["* users: a, ~Dave"])
         joined = {"type": "joined", "room": "#lobby", "name": "dave", "plaintext": True}
         self.assertEqual(format_message(joined),
-                         ["* ~dave joined (plaintext: anyone on the network can read dave)"])
+                         ["* dave joined (plaintext: anyone on the network can read dave)"])
 
     def test_parted_and_topic(self) -> None:
         self.assertEqual(format_message({"type": "parted", "room": "#dev", "name": "bob", "reason": "part"}),

@@ -181,7 +181,7 @@ def format_message(
     if kind == "joined":
         name = _field(message, "name")
         if message.get("plaintext") is True:
-            return [f"* {PLAINTEXT_MARK}{name} joined (plaintext: anyone on the network can read {name})"]
+            return [f"* {name} joined (plaintext: anyone on the network can read {name})"]
         return [f"* {shown_name(message.get('name'), plaintext)} joined"]
     if kind in ("left", "parted"):
         verb = "left" if kind == "left" else f"left {_field(message, 'room')}"
