@@ -29,6 +29,7 @@ class ChatTests(TestCase):
     def chat_three(self, server_options: tuple, client_options: tuple):
         server = yield ChatServer.start(self, *server_options)
         mode = " (encrypted)" if "--encrypted" in client_options else ""
+        mark = "" if mode else "~"  # the client marks plaintext members (PROTOCOL.md 4.8)
         alice = ChatClientProcess.start(self, server.port, "--name", "alice", *client_options, label="alice")
         yield alice.wait_for(f"* connected as alice{mode}")
         bob = ChatClientProcess.start(self, server.port, "--name", "bob", *client_options, label="bob")
@@ -41,15 +42,16 @@ class ChatTests(TestCase):
         for who in (alice, bob, carol):
             yield who.wait_for("alice: hello everyone")
         bob.send("/msg carol psst, carol")
-        yield carol.wait_for("[private] bob: psst, carol")
-        yield bob.wait_for("[private] -> carol: psst, carol")
+        yield carol.wait_for(f"[private] {mark}bob: psst, carol")
+        yield bob.wait_for(f"[private] -> {mark}carol: psst, carol")
         self.assertNotIn("psst", alice.output())
         carol.send("/nick caz")
         yield alice.wait_for("* carol is now caz")
         bob.send("/who")
         yield bob.wait_for("* users:")
         users = [l for l in bob.lines if l.startswith("* users:")][-1]
-        self.assertEqual(sorted(users[len("* users: "):].split(", ")), ["alice", "bob", "caz"])
+        self.assertEqual(sorted(users[len("* users: "):].split(", ")),
+                         [f"{mark}alice", f"{mark}bob", f"{mark}caz"])
         alice.send("evil \x1b[2J text")
         yield alice.wait_for("! bad-text")  # refused by the server: nobody gets it
         self.assertNotIn("\x1b", bob.output())

@@ -185,7 +185,7 @@ def format_message(
         return [f"* {shown_name(message.get('name'), plaintext)} joined"]
     if kind in ("left", "parted"):
         verb = "left" if kind == "left" else f"left {_field(message, 'room')}"
-        head = f"* {shown_name(message.get('name'), plaintext)} {verb} ({_field(message, 'reason')}"
+        head = f"* {_field(message, 'name')} {verb} ({_field(message, 'reason')}"
         text = message.get("text")
         if isinstance(text, str) and text:
             return text_lines(head + ": ", text, ")")
