@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_client_session -*-
+# -*- test-case-name: tests.test_client_rooms,tests.test_client_session -*-
 """
 A room's catch-up, without I/O: L{catch_up} turns one room's whole
 C{history} into rows, with its markers (issue 13)::

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_client_layout -*-
+# -*- test-case-name: tests.test_client_editor,tests.test_client_screen -*-
 """
 What the full screen draws, without I/O: rows of coloured segments laid
 out in terminal cells (wide characters take two, combining marks none),

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_client_session -*-
+# -*- test-case-name: tests.test_client_rooms,tests.test_client_session -*-
 """
 What the user asked for, as a message to send, without I/O:
 L{to_message} turns an action of L{chatsvc.client.commands} into the

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_client_session -*-
+# -*- test-case-name: tests.test_client_rooms,tests.test_client_session -*-
 """
 Lists a server splits over several messages (C{history}, C{room},
 C{users}, C{rooms}, each part but the last with C{"more": true}), put back

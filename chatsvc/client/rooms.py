@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_client_session -*-
+# -*- test-case-name: tests.test_client_rooms,tests.test_client_session -*-
 """
 The rooms the client is in, without I/O: L{Rooms} keeps, for each room,
 the last C{seq} seen, the topic, the members (as far as the server told

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_client -*-
+# -*- test-case-name: tests.test_client_lines,tests.test_client -*-
 """
 Standard input and output: L{LineInput} (typed or piped lines, over
 C{StandardIO} + C{LineReceiver}), L{TransportOutput} (stdout, bounded:

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_client_screen -*-
+# -*- test-case-name: tests.test_client_lines,tests.test_client_pty -*-
 """
 Running the full screen on this process's terminal: L{run_screen} puts
 the tty in raw mode (as C{twisted.conch.stdio} does for manhole), runs a
