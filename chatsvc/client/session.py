@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_client_session -*-
+# -*- test-case-name: tests.test_client_session,tests.test_client_rooms -*-
 """
 What the client knows, without Twisted and without I/O.
 
