@@ -1,0 +1,242 @@
+# -*- test-case-name: tests.test_irc_session -*-
+"""
+One IRC client's session, without I/O: registration, capabilities, and the
+chat's answers to this client translated to IRC.
+
+The session talks to its host (the Twisted adapter,
+L{chatsvc.transports.irc.gateway.IRCGatewayProtocol}) only through
+L{ISessionHost}: it hands the chat requests with the context needed to
+translate their answers, and hands the client IRC lines. The IRC commands
+themselves are in L{chatsvc.transports.irc.commands}.
+
+Requests are handed to the chat one at a time, each only once the previous
+one has been handled (the host waits while the chat holds its input), so an
+error or an answer from the chat always belongs to the last request handed
+over: its context is L{IRCSession.context}.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional
+
+from zope.interface import Attribute, Interface
+
+from . import replies
+from .commands import Commands
+from .lines import format_line
+from .names import irc_nick
+from .outbound import ServerInfo, Translation, mask, privmsg_lines
+
+
+class ISessionHost(Interface):
+    """What an IRC session needs of the connection that carries it."""
+
+    tls = Attribute("Whether the client connected over TLS.")
+
+    def request(message, context):
+        """Hand the chat one request (a message dict); C{context} is given back with its answer."""
+
+    def reply(data):
+        """Send the client IRC bytes, in order with what the chat sends it."""
+
+    def charge():
+        """Count a command answered without the chat against the rate limit; False if refused."""
+
+    def fatal(code, text):
+        """End the connection with a fatal chat error (the client sees C{ERROR})."""
+
+
+class Channel:
+    """What the session remembers of a channel it is in."""
+
+    __slots__ = ("name", "topic")
+
+    def __init__(self, name: str, topic: str = "") -> None:
+        self.name = name
+        self.topic = topic
+
+
+class IRCSession(Commands):
+    """
+    @ivar name: the chat name (C{None} before C{welcome}); C{nick} its IRC form.
+    @ivar caps: the IRCv3 capabilities the client asked for and got.
+    @ivar context: the context of the last request handed to the chat.
+    """
+
+    name: Optional[str] = None
+    nick: Optional[str] = None
+    wanted: Optional[str] = None  # the nick asked for before registration
+    user: Optional[str] = None
+    password: Optional[str] = None
+    negotiating = False
+    hello_sent = False
+    registered = False
+    encrypted = False
+    quitting: Optional[str] = None
+    closed = False  # the client was sent its last line (ERROR)
+    context: Any = None
+
+    def __init__(self, info: ServerInfo, host: Any, psk: Optional[bytes] = None,
+                 require_encryption: bool = False) -> None:
+        self.info = info
+        self.host = host
+        self.psk = psk
+        self.require_encryption = require_encryption
+        self.caps: set = set()
+        self.channels: Dict[str, Channel] = {}
+        self.motd: Optional[str] = None
+        self._collected: List[Any] = []
+        self._batches = 0
+
+    @property
+    def me(self) -> str:
+        """The target of numerics: the nick, or C{*} before registration."""
+        return self.nick or "*"
+
+    @property
+    def tags(self) -> bool:
+        return "server-time" in self.caps
+
+    def send(self, *lines: bytes) -> None:
+        self.host.reply(b"".join(lines))
+
+    def channel(self, room: str) -> Optional[Channel]:
+        return self.channels.get(room.casefold())
+
+    # -- the chat's output for this client ---------------------------------
+
+    def deliver(self, translation: Translation) -> bytes:
+        """
+        The bytes this client gets for a chunk of the chat's output: the
+        shared lines it wants (its own messages left out without
+        C{echo-message}), and the personal ones translated here. State
+        changes (its renames and parts, topics) are applied on the way.
+        """
+        out: List[bytes] = []
+        tags = self.tags
+        echo = "echo-message" in self.caps
+        for item in translation.items:
+            message = item.message
+            if item.plain:
+                if item.sender is not None and item.sender == self.name and not echo:
+                    continue
+                if translation.events:
+                    self._follow(message)
+                out.append(item.tagged if tags else item.plain)
+            else:
+                out.extend(self.personal(message))
+        return b"".join(out)
+
+    def _follow(self, message: Dict[str, Any]) -> None:
+        kind = message["type"]
+        if kind == "renamed" and message["old"] == self.name:
+            self.name = message["new"]
+            self.nick = irc_nick(self.name)
+        elif kind == "parted" and message["name"] == self.name:
+            self.channels.pop(str(message.get("room", self.info.default_room)).casefold(), None)
+        elif kind == "topic":
+            channel = self.channel(str(message.get("room", self.info.default_room)))
+            if channel is not None:
+                channel.topic = message.get("text") or ""
+
+    def personal(self, message: Dict[str, Any]) -> List[bytes]:
+        """The lines for a message meant for this client alone."""
+        handler = getattr(self, "chat_" + str(message.get("type")), None)
+        if handler is None:
+            return []  # a message type this gateway does not know: ignored (4)
+        return handler(message)
+
+    def chat_raw(self, message: Dict[str, Any]) -> List[bytes]:
+        return [message["data"]]
+
+    def chat_welcome(self, message: Dict[str, Any]) -> List[bytes]:
+        self.registered = True
+        self.name = message["name"]
+        self.nick = irc_nick(self.name)
+        self.motd = message.get("motd")
+        lines = replies.welcome(self.info, self.nick, self.motd)
+        if "rooms" not in message:
+            # A version 1 chat: the client is in the default room, and this
+            # welcome is all it says about it.
+            lines += self._joined_room(self.info.default_room, "", message.get("users", []), True)
+        return lines
+
+    def chat_room(self, message: Dict[str, Any]) -> List[bytes]:
+        room = message["room"]
+        return self._joined_room(room, message.get("topic") or "", message.get("users", []),
+                                 not message.get("more"))
+
+    def _joined_room(self, room: str, topic: str, users: List[str], last: bool) -> List[bytes]:
+        """JOIN (the first time), the topic, and the names of C{room}."""
+        lines: List[bytes] = []
+        channel = self.channel(room)
+        if channel is None:
+            self.channels[room.casefold()] = Channel(room, topic)
+            lines.append(format_line("JOIN", [room], mask(self.name or "")))
+            if topic:
+                lines.append(replies.numeric(self.info, "332", self.me, room, topic))
+        return lines + replies.names_lines(self.info, self.me, room,
+                                           [irc_nick(u) for u in users], last)
+
+    def chat_history(self, message: Dict[str, Any]) -> List[bytes]:
+        room = message.get("room") or self.info.default_room
+        messages = [m for m in message.get("messages", []) if isinstance(m, dict)]
+        if not messages:
+            return []
+        tagged = self.tags
+        batch = "batch" in self.caps and tagged
+        lines: List[bytes] = []
+        tag: Dict[str, str] = {}
+        if batch:
+            self._batches += 1
+            ref = f"h{self._batches}"
+            tag["batch"] = ref
+            lines.append(format_line("BATCH", [f"+{ref}", "chathistory", room], self.info.name))
+        for m in messages:
+            text = m.get("text")
+            sender = m.get("from")
+            if not isinstance(text, str) or not isinstance(sender, str):
+                continue
+            ts = m.get("ts") if isinstance(m.get("ts"), str) else ""
+            if tagged:
+                lines += privmsg_lines(mask(sender), room, text, bool(m.get("action")),
+                                       dict(tag, time=ts))
+            else:
+                stamp = f"[{ts[:10]} {ts[11:19]}] " if ts else ""
+                lines += privmsg_lines(mask(sender), room, stamp + text, bool(m.get("action")))
+        if batch:
+            lines.append(format_line("BATCH", [f"-{ref}"], self.info.name))
+        return lines
+
+    def chat_ping(self, message: Dict[str, Any]) -> List[bytes]:
+        return [format_line("PING", [str(message.get("token", self.info.name))])]
+
+    def chat_pong(self, message: Dict[str, Any]) -> List[bytes]:
+        token = message.get("token")
+        token = token if isinstance(token, str) else self.info.name
+        return [format_line("PONG", [self.info.name, token], self.info.name)]
+
+    def chat_users(self, message: Dict[str, Any]) -> List[bytes]:
+        self._collected.append(message)
+        if message.get("more"):
+            return []
+        parts, self._collected = self._collected, []
+        users = [u for part in parts for u in part.get("users", [])]
+        plaintext = {p for part in parts for p in part.get("plaintext", [])}
+        return self.answer_users(users, plaintext)
+
+    def chat_rooms(self, message: Dict[str, Any]) -> List[bytes]:
+        self._collected.append(message)
+        if message.get("more"):
+            return []
+        parts, self._collected = self._collected, []
+        rooms = [r for part in parts for r in part.get("rooms", []) if isinstance(r, dict)]
+        return self.answer_rooms(rooms)
+
+    def chat_error(self, message: Dict[str, Any]) -> List[bytes]:
+        code = str(message.get("code"))
+        text = str(message.get("text", ""))
+        if message.get("fatal"):
+            self.closed = True
+            return [replies.closing(code, text)]
+        return self.answer_error(code, text)
