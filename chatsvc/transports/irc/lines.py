@@ -242,7 +242,7 @@ def split_text(text: str, budget: int) -> List[str]:
             cut = budget
             while cut > 0 and (data[cut] & 0xC0) == 0x80:
                 cut -= 1  # back to the start of a character
-            space = data.rfind(b" ", 0, cut + 1)
+            space = data.rfind(b" ", 0, cut)
             if space > budget // 2:
                 cut = space + 1  # the space ends this piece
             pieces.append(data[:cut].decode("utf-8"))

@@ -121,14 +121,15 @@ def list_lines(info: ServerInfo, nick: str, rooms: List[Dict]) -> List[bytes]:
 
 
 # What the chat's non-fatal errors become, by the IRC command that caused
-# them: (numeric, whether the target is a parameter, text). None: a NOTICE
-# (or FAIL with standard-replies) carrying the chat's own text.
+# them: (numeric, text, whether the chat's own text is added: it is where it
+# says why). Other codes: a NOTICE (or FAIL with standard-replies) carrying
+# the chat's own text.
 _ERRORS = {
-    "bad-name": ("432", True, "Erroneous nickname"),
-    "name-taken": ("433", True, "Nickname is already in use"),
-    "no-such-user": ("401", True, "No such nick/channel"),
-    "bad-room": ("403", True, "No such channel"),
-    "too-many-rooms": ("405", True, "You have joined too many channels"),
+    "bad-name": ("432", "Erroneous nickname", True),
+    "name-taken": ("433", "Nickname is already in use", False),
+    "no-such-user": ("401", "No such nick/channel", False),
+    "bad-room": ("403", "No such channel", True),
+    "too-many-rooms": ("405", "You have joined too many channels", False),
 }
 
 
@@ -145,7 +146,7 @@ def error_lines(info: ServerInfo, nick: str, code: str, text: str, command: str,
             return [numeric(info, "404", nick, target, "Cannot send to channel (you are not in it)")]
         return [numeric(info, "442", nick, target, "You're not on that channel")]
     if known is not None and target is not None:
-        return [numeric(info, known[0], nick, target, f"{known[2]} ({text})")]
+        return [numeric(info, known[0], nick, target, f"{known[1]} ({text})" if known[2] else known[1])]
     if fail:
         return [format_line("FAIL", [command or "*", code.upper().replace("-", "_"), text],
                             info.name)]
