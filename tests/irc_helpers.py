@@ -20,7 +20,7 @@ from twisted.test import iosim
 from twisted.words.protocols import irc
 from zope.interface import directlyProvides
 
-from chatsvc.server import ChatFactory
+from chatsvc.server.factory import ChatFactory
 from chatsvc.transports.irc.gateway import GatewayConfig, IRCGatewayFactory
 
 from .helpers import make_factory

@@ -8,11 +8,14 @@ from __future__ import annotations
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
+from chatsvc.keys import load_key
+from chatsvc.server.interfaces import IChatTransport
 from chatsvc.transports.irc.gateway import IRCGatewayProtocol
 from chatsvc.transports.irc.session import ISessionHost
 
 from .helpers import FakeClient, PausingTransport, only
 from .irc_helpers import IRCPeer, RawIRC, make_gateway
+from .procs import DEMO_KEY
 
 
 class RegistrationTests(SynchronousTestCase):
@@ -259,3 +262,43 @@ class LimitTests(SynchronousTestCase):
         self.assertFalse(raw.transport.disconnecting)
         gateway.clock.advance(100)
         self.assertEqual(raw.lines()[-1], "ERROR :Closing link (timeout: no answer to ping)")
+
+
+class KeyTests(SynchronousTestCase):
+    """PROTOCOL.md 7.2: with a key, IRC only over TLS, with the key as PASS."""
+
+    def setUp(self) -> None:
+        with open(DEMO_KEY) as f:
+            self.line = [x.strip() for x in f if x.strip() and not x.startswith("#")][0]
+        self.psk = load_key(DEMO_KEY)
+
+    def test_plain_tcp_refused_where_encryption_is_required(self) -> None:
+        chat, gateway = make_gateway(psk=self.psk, require_encryption=True)
+        raw = RawIRC(gateway)
+        self.assertEqual(raw.lines(), [
+            "ERROR :Closing link (encryption-required: IRC on this server is served over TLS only)"])
+        self.assertTrue(raw.transport.disconnecting)
+
+    def test_tls_and_key_make_an_encrypted_member(self) -> None:
+        chat, gateway = make_gateway(psk=self.psk, require_encryption=True)
+        raw = RawIRC(gateway, tls=True)
+        lines = raw.send(b"PASS :" + self.line.encode() + b"\r\n" + b"NICK sec\r\nUSER s 0 * :s\r\n")
+        self.assertIn(":sec!chat@chatsvc JOIN #lobby", lines)
+        self.assertTrue(verifyObject(IChatTransport, raw.protocol))
+        self.assertTrue(raw.protocol.encrypted)
+        self.assertTrue(raw.protocol.wrappedProtocol.encrypted)
+
+    def test_tls_with_a_wrong_key(self) -> None:
+        chat, gateway = make_gateway(psk=self.psk, require_encryption=True)
+        raw = RawIRC(gateway, tls=True)
+        lines = raw.send(b"PASS nope\r\nNICK sec\r\nUSER s 0 * :s\r\n")
+        self.assertEqual(lines, [":irc.test 464 * :Password incorrect",
+                                 "ERROR :Closing link (handshake-failed: the server password is not "
+                                 "this chat's key)"])
+        self.assertEqual(chat.room.names(), [])
+
+    def test_plaintext_member_where_plaintext_is_served(self) -> None:
+        chat, gateway = make_gateway(psk=self.psk, require_encryption=False)
+        raw = RawIRC(gateway)
+        self.assertIn(":open!chat@chatsvc JOIN #lobby", raw.register("open"))
+        self.assertFalse(raw.protocol.wrappedProtocol.encrypted)

@@ -3,7 +3,7 @@
 The IRC gateway (PROTOCOL.md 7.2, docs/irc.md): IRC clients in the same chat.
 
 It sits where a transport would, beneath the same
-L{chatsvc.protocol.ChatProtocol} a TCP client gets: IRC lines in become chat
+L{chatsvc.server.protocol.ChatProtocol} a TCP client gets: IRC lines in become chat
 messages handed to it, and the frames it writes become IRC lines out. So
 every limit, rate, send queue, keepalive and error of the chat applies to
 IRC users unchanged.

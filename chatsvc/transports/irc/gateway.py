@@ -9,7 +9,7 @@ own connection protocol sits on, as it sits on the encrypting wrapper.
     serverFromString(reactor, "ssl:6697:privateKey=key.pem:certKey=cert.pem").listen(irc)
 
 Upward, IRC lines become chat requests (frames) fed to the wrapped
-L{chatsvc.protocol.ChatProtocol} one at a time, never while it holds its
+L{chatsvc.server.protocol.ChatProtocol} one at a time, never while it holds its
 input (a request in flight, its turn budget, the server's throttle), so
 every answer and error belongs to the last request fed. Downward, the
 frames it writes (through its send queue, so the send queue limit holds)
@@ -29,8 +29,9 @@ from twisted.logger import Logger
 from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 from zope.interface import implementer
 
-from ...fastwrite import send_now, supports
-from ...ratelimit import ALLOW, FLOOD, RateLimiter
+from ...server.fastwrite import send_now, supports
+from ...server.interfaces import IChatTransport
+from ...server.ratelimit import ALLOW, FLOOD, RateLimiter
 from ...wire.framing import encode_frame
 from ...wire.messages import encode
 from . import replies
@@ -51,7 +52,7 @@ class GatewayConfig:
     max_rooms: int = 20
 
 
-@implementer(ISessionHost)
+@implementer(ISessionHost, IChatTransport)
 class IRCGatewayProtocol(ProtocolWrapper):
     """
     One IRC connection: the chat protocol's transport.
@@ -217,7 +218,7 @@ class IRCGatewayProtocol(ProtocolWrapper):
 
 class IRCGatewayFactory(WrappingFactory):
     """
-    Wrap C{chat_factory}'s protocols (L{chatsvc.server.ChatFactory}) in the
+    Wrap C{chat_factory}'s protocols (L{chatsvc.server.factory.ChatFactory}) in the
     IRC gateway.
 
     @param psk: the chat's key, or C{None}; with one, IRC clients give it as
