@@ -45,6 +45,7 @@ class Commands:
 
     info: Any
     host: Any
+    invisible = False
     caps: set
     context: Any
 
@@ -315,14 +316,27 @@ class Commands:
                 self.numeric("368", target, "End of channel ban list")
             else:
                 self.numeric("482", target, "You're not channel operator (channels have no modes here)")
-        elif chat_name(target) is not None and self.name is not None and name_key(
-                chat_name(target)) == name_key(self.name):
-            if len(params) == 1:
-                self.numeric("221", "+")
-            else:
-                self.numeric("501", "Unknown MODE flag (users have no modes here)")
+        elif self._is_me(target):
+            self._user_mode(params[1] if len(params) > 1 else "")
         else:
             self.numeric("502", "Can't change mode for other users")
+
+    def _is_me(self, nick: str) -> bool:
+        name = chat_name(nick)
+        return name is not None and self.name is not None and name_key(name) == name_key(self.name)
+
+    def _user_mode(self, change: str) -> None:
+        """
+        The one user mode is C{i} (invisible), which every chat user is not
+        and may say it is: clients set it at sign-in (irssi's default).
+        """
+        if not change:
+            self.numeric("221", "+i" if self.invisible else "+")
+        elif change.strip("+-") and not change.strip("+-i"):
+            self.invisible = change.rstrip("i").endswith("+")
+            self.send(format_line("MODE", [self.me, change], self.me, colon=True))
+        else:
+            self.numeric("501", "Unknown MODE flag (the only user mode is i)")
 
     def irc_AWAY(self, params: List[str]) -> None:
         if params and params[0]:
