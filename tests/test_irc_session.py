@@ -212,6 +212,11 @@ class RequestTests(SessionTestCase):
 
 
 class ChatToIRCTests(SessionTestCase):
+    def requests_of(self, line: str) -> List[Any]:
+        self.command(line)
+        requests, self.host.requests = self.host.requests, []
+        return requests
+
     def setUp(self) -> None:
         SessionTestCase.setUp(self)
         self.register()
@@ -273,6 +278,10 @@ class ChatToIRCTests(SessionTestCase):
         self.assertEqual(self.chat(users, context=("ISON", ["x^y", "zz"])), [":irc.test 303 me :x^y"])
         rooms = {"type": "rooms", "rooms": [{"room": "#dev", "count": 2, "topic": "t"},
                                             {"room": "#lobby", "count": 5, "topic": ""}]}
+        self.assertEqual(self.requests_of("TOPIC #lobby"), [({"type": "rooms"}, ("TOPIC?", "#lobby"))])
+        self.assertEqual(self.chat(rooms, context=("TOPIC?", "#DEV")), [":irc.test 332 me #dev :t"])
+        self.assertEqual(self.chat(rooms, context=("TOPIC?", "#lobby")), [":irc.test 331 me #lobby :No topic is set"])
+        self.assertEqual(self.chat(rooms, context=("TOPIC?", "#none")), [":irc.test 403 me #none :No such channel"])
         self.assertEqual(self.chat(rooms, context=("LIST", {"#lobby"})), [
             ":irc.test 321 me Channel :Users  Name", ":irc.test 322 me #lobby 5 :",
             ":irc.test 323 me :End of LIST"])

@@ -261,7 +261,8 @@ class Commands:
             return
         channel = self.channel(room)
         if channel is None:
-            self.numeric("442", room, "You're not on that channel")
+            # Not in it: the chat's room list says whether it exists and its topic.
+            self.host.request({"type": "rooms"}, ("TOPIC?", room))
         elif channel.topic:
             self.numeric("332", channel.name, channel.topic)
         else:
@@ -385,10 +386,20 @@ class Commands:
         return []
 
     def answer_rooms(self, rooms: List[Dict]) -> List[bytes]:
+        if self.context and self.context[0] == "TOPIC?":
+            return self._topic_of(self.context[1], rooms)
         wanted = self.context[1] if self.context and self.context[0] == "LIST" else None
         if wanted is not None:
             rooms = [r for r in rooms if str(r.get("room", "")).casefold() in wanted]
         return replies.list_lines(self.info, self.me, rooms)
+
+    def _topic_of(self, room: str, rooms: List[Dict]) -> List[bytes]:
+        for entry in rooms:
+            if str(entry.get("room", "")).casefold() == room.casefold():
+                if entry.get("topic"):
+                    return [replies.numeric(self.info, "332", self.me, entry["room"], entry["topic"])]
+                return [replies.numeric(self.info, "331", self.me, entry["room"], "No topic is set")]
+        return [replies.numeric(self.info, "403", self.me, room, "No such channel")]
 
     def answer_error(self, code: str, text: str) -> List[bytes]:
         command, target = self.context if self.context else ("", None)
@@ -399,7 +410,7 @@ class Commands:
         if code == "no-such-room" and command in ("NAMES", "WHO"):
             end = ("366", "End of NAMES list") if command == "NAMES" else ("315", "End of WHO list")
             return [replies.numeric(self.info, end[0], self.me, target, end[1])]
-        if command in ("PING", "PONG", "QUIT", "LIST", "WHOIS", "ISON", "USERHOST"):
+        if command in ("PING", "PONG", "QUIT", "LIST", "WHOIS", "ISON", "USERHOST", "TOPIC?"):
             target = None
         return replies.error_lines(self.info, self.me, code, text, command, target,
                                    "standard-replies" in self.caps)
