@@ -92,7 +92,7 @@ class Irssi:
         self.logs = os.path.join(home, "logs")
         os.makedirs(self.logs)
         self.socket = f"chatsvc-irc-test-{os.getpid()}-{port}"
-        server = [f'address = "127.0.0.1"', 'chatnet = "local"', f'port = "{port}"',
+        server = ['address = "127.0.0.1"', 'chatnet = "local"', f'port = "{port}"',
                   'autoconnect = "yes"', f'use_tls = "{"yes" if tls else "no"}"', 'tls_verify = "no"']
         if password is not None:
             server.append(f'password = "{password}"')

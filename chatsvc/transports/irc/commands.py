@@ -6,7 +6,7 @@ of L{chatsvc.transports.irc.session.IRCSession}; no I/O).
 Every handler is C{irc_<COMMAND>(params)}, as in Twisted's
 L{twisted.words.protocols.irc.IRC}. A command the chat answers becomes a
 request with a context (C{(command, target, ...)}); its answer comes back
-through C{answer_users}, C{answer_rooms} or C{answer_error} below.
+through the session's C{answer_users}, C{answer_rooms} or C{answer_error}.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from ...wire.names import name_key
 from . import replies
 from .lines import IRCMessage, format_line, split_ctcp, strip_formatting
-from .names import chat_name, irc_nick, is_channel
+from .names import chat_name, is_channel
 
 BEFORE_REGISTRATION = frozenset({"CAP", "PASS", "NICK", "USER", "PING", "PONG", "QUIT"})
 
@@ -357,60 +357,3 @@ class Commands:
 
     def irc_OPER(self, params: List[str]) -> None:
         self.numeric("491", "No O-lines for your host (the chat has no IRC operators)")
-
-    # -- the chat's answers ------------------------------------------------------
-
-    def answer_users(self, users: List[str], plaintext: set) -> List[bytes]:
-        command, target = self.context if self.context else (None, None)
-        info, me = self.info, self.me
-        if command == "NAMES":
-            return replies.names_lines(info, me, target, [irc_nick(u) for u in users])
-        if command == "WHO" and is_channel(target):
-            return [replies.who_line(info, me, target, irc_nick(u), u in plaintext)
-                    for u in users] + [replies.numeric(info, "315", me, target, "End of WHO list")]
-        online = {name_key(u): u for u in users}
-        if command in ("WHO", "WHOIS"):
-            name = chat_name(target)
-            found = online.get(name_key(name)) if name is not None else None
-            if command == "WHOIS":
-                return replies.whois_lines(info, me, target, None if found is None else found in plaintext)
-            lines = [replies.who_line(info, me, "*", irc_nick(found), found in plaintext)] if found else []
-            return lines + [replies.numeric(info, "315", me, target, "End of WHO list")]
-        if command in ("ISON", "USERHOST"):
-            present = [n for n in target if chat_name(n) is not None
-                       and name_key(chat_name(n)) in online]
-            if command == "ISON":
-                return [replies.numeric(info, "303", me, " ".join(present))]
-            return [replies.numeric(info, "302", me, " ".join(
-                f"{n}=+{replies.USER}@{replies.HOST}" for n in present))]
-        return []
-
-    def answer_rooms(self, rooms: List[Dict]) -> List[bytes]:
-        if self.context and self.context[0] == "TOPIC?":
-            return self._topic_of(self.context[1], rooms)
-        wanted = self.context[1] if self.context and self.context[0] == "LIST" else None
-        if wanted is not None:
-            rooms = [r for r in rooms if str(r.get("room", "")).casefold() in wanted]
-        return replies.list_lines(self.info, self.me, rooms)
-
-    def _topic_of(self, room: str, rooms: List[Dict]) -> List[bytes]:
-        for entry in rooms:
-            if str(entry.get("room", "")).casefold() == room.casefold():
-                if entry.get("topic"):
-                    return [replies.numeric(self.info, "332", self.me, entry["room"], entry["topic"])]
-                return [replies.numeric(self.info, "331", self.me, entry["room"], "No topic is set")]
-        return [replies.numeric(self.info, "403", self.me, room, "No such channel")]
-
-    def answer_error(self, code: str, text: str) -> List[bytes]:
-        command, target = self.context if self.context else ("", None)
-        if not self.registered and command == "NICK":
-            # hello refused (bad-name): the client may choose another nick.
-            self.hello_sent = False
-            self.wanted = None
-        if code == "no-such-room" and command in ("NAMES", "WHO"):
-            end = ("366", "End of NAMES list") if command == "NAMES" else ("315", "End of WHO list")
-            return [replies.numeric(self.info, end[0], self.me, target, end[1])]
-        if command in ("PING", "PONG", "QUIT", "LIST", "WHOIS", "ISON", "USERHOST", "TOPIC?"):
-            target = None
-        return replies.error_lines(self.info, self.me, code, text, command, target,
-                                   "standard-replies" in self.caps)

@@ -96,6 +96,8 @@ class IRCGatewayProtocol(ProtocolWrapper):
                                         config.flood_window)
         ProtocolWrapper.makeConnection(self, transport)
         if self.factory.require_encryption and not self.tls:
+            _log.info("refusing IRC without TLS from {peer}: encryption is required",
+                      peer=getattr(self.getPeer(), "host", "?"))
             self.fatal("encryption-required", "IRC on this server is served over TLS only")
 
     # -- IRC in --------------------------------------------------------------
