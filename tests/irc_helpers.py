@@ -10,12 +10,16 @@ and twisted.words' own IRC client connected to it in memory (iosim).
 
 from __future__ import annotations
 
+import re
 from typing import Any, List, Optional, Tuple
 
+from twisted.internet import defer, reactor
 from twisted.internet.address import IPv4Address
+from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.internet.interfaces import ISSLTransport
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
+from twisted.protocols.basic import LineReceiver
 from twisted.test import iosim
 from twisted.words.protocols import irc
 from zope.interface import directlyProvides
@@ -24,6 +28,7 @@ from chatsvc.server.factory import ChatFactory
 from chatsvc.transports.irc.gateway import GatewayConfig, IRCGatewayFactory
 
 from .helpers import make_factory
+from .procs import deadline
 
 _port = [50000]
 
@@ -165,3 +170,40 @@ class RawIRC:
 
     def register(self, nick: str, extra: bytes = b"") -> List[str]:
         return self.send(extra + b"NICK %s\r\nUSER u 0 * :real\r\n" % nick.encode())
+
+
+class LineClient(LineReceiver):
+    """An IRC client over real TCP for real-process tests: lines in, waits with deadlines."""
+
+    delimiter = b"\r\n"
+
+    def __init__(self) -> None:
+        self.lines: List[str] = []
+        self._waiters: List[Any] = []
+
+    @classmethod
+    def connect(cls, port: int) -> defer.Deferred:
+        endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", port, timeout=10)
+        return deadline(connectProtocol(endpoint, cls()), 15, f"IRC connection to {port}")
+
+    def send(self, line: str) -> None:
+        self.sendLine(line.encode("utf-8"))
+
+    def lineReceived(self, line: bytes) -> None:
+        self.lines.append(line.decode("utf-8", "replace"))
+        for waiter in list(self._waiters):
+            pattern, start, d = waiter
+            for text in self.lines[start:]:
+                if re.search(pattern, text):
+                    self._waiters.remove(waiter)
+                    d.callback(text)
+                    break
+
+    def wait_for(self, pattern: str, start: int = 0, seconds: float = 15.0) -> defer.Deferred:
+        """The first line from index C{start} on that matches C{pattern}."""
+        for text in self.lines[start:]:
+            if re.search(pattern, text):
+                return defer.succeed(text)
+        d: defer.Deferred = defer.Deferred()
+        self._waiters.append((pattern, start, d))
+        return deadline(d, seconds, f"an IRC line matching {pattern!r}; last: {self.lines[-5:]}")

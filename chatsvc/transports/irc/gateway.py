@@ -177,7 +177,7 @@ class IRCGatewayProtocol(ProtocolWrapper):
         if self._closed:
             return
         session = self.session
-        if data[4:5] == RAW:
+        if data[4] == 0:  # a RAW frame: the gateway's own reply, for this client only
             translation = self.factory.cache.uncached(data)
         else:
             translation = self.factory.cache.translate(data)
