@@ -42,8 +42,8 @@ class RegistrationTests(SynchronousTestCase):
     def test_cap_negotiation_holds_registration(self) -> None:
         raw = RawIRC(self.gateway)
         lines = raw.send(b"CAP LS 302\r\nNICK bob\r\nUSER b 0 * :Bob\r\n")
-        self.assertEqual(lines, [":irc.test CAP * LS :batch echo-message message-tags "
-                                 "multi-prefix server-time standard-replies"])
+        self.assertEqual(lines, [":irc.test CAP * LS :batch draft/chathistory echo-message "
+                                 "message-tags multi-prefix server-time standard-replies"])
         self.assertEqual(raw.send(b"CAP REQ :server-time bogus\r\n"),
                          [":irc.test CAP * NAK :server-time bogus"])
         self.assertEqual(raw.send(b"CAP REQ :server-time echo-message\r\n"),

@@ -307,3 +307,60 @@ class ChatToIRCTests(SessionTestCase):
         self.assertEqual(self.chat(mine), [])
         self.session.caps.add("echo-message")
         self.assertEqual(self.chat(mine), [":me!chat@chatsvc PRIVMSG #dev :x"])
+
+
+def _old(n: int) -> dict:
+    return {"type": "message", "room": "#dev", "from": "x.y", "text": f"m{n}",
+            "ts": f"2026-11-22T02:50:{n:02d}.000Z", "seq": n}
+
+
+class ChatHistoryTests(SessionTestCase):
+    """draft/chathistory over the chat's held history (a join again)."""
+
+    def setUp(self) -> None:
+        SessionTestCase.setUp(self)
+        self.register()
+        self.chat({"type": "room", "room": "#dev", "topic": "", "users": ["me"]})
+
+    def fetch(self, line: str) -> List[str]:
+        self.assertEqual(self.command(line), [])
+        [(message, context)] = self.host.requests
+        self.host.requests.clear()
+        self.assertEqual(message, {"type": "join", "room": "#dev"})
+        self.session.context = context
+        again = self.chat({"type": "room", "room": "#dev", "topic": "", "users": ["me"]})
+        self.assertEqual(again, [])  # the join again shows nothing
+        return self.chat({"type": "history", "room": "#dev", "messages": [_old(n) for n in range(1, 11)],
+                          "complete": True})
+
+    def texts(self, lines: List[str]) -> List[str]:
+        return [line.rsplit(":", 1)[1] for line in lines if " PRIVMSG " in line]
+
+    def test_latest(self) -> None:
+        lines = self.fetch("CHATHISTORY LATEST #dev * 3")
+        self.assertEqual(lines[0], ":irc.test BATCH +h1 chathistory #dev")
+        self.assertEqual(lines[1], "@batch=h1;time=2026-11-22T02:50:08.000Z :x^y!chat@chatsvc PRIVMSG #dev :m8")
+        self.assertEqual(self.texts(lines), ["m8", "m9", "m10"])
+        self.assertEqual(lines[-1], ":irc.test BATCH -h1")
+
+    def test_before_after_between(self) -> None:
+        self.assertEqual(self.texts(self.fetch("CHATHISTORY BEFORE #dev timestamp=2026-11-22T02:50:05.000Z 2")),
+                         ["m3", "m4"])
+        self.assertEqual(self.texts(self.fetch("CHATHISTORY AFTER #dev timestamp=2026-11-22T02:50:05.000Z 2")),
+                         ["m6", "m7"])
+        self.assertEqual(self.texts(self.fetch(
+            "CHATHISTORY BETWEEN #dev timestamp=2026-11-22T02:50:02.000Z timestamp=2026-11-22T02:50:05.000Z 10")),
+            ["m3", "m4"])
+        self.assertEqual(self.texts(self.fetch("CHATHISTORY AROUND #dev timestamp=2026-11-22T02:50:05.000Z 4")),
+                         ["m3", "m4", "m5", "m6"])
+
+    def test_refusals(self) -> None:
+        self.assertEqual(self.command("CHATHISTORY LATEST #nowhere * 5"), [
+            ":irc.test FAIL CHATHISTORY INVALID_TARGET LATEST #nowhere :you are not in that channel"])
+        self.assertEqual(self.command("CHATHISTORY BEFORE #dev msgid=abc 5"), [
+            ":irc.test FAIL CHATHISTORY INVALID_MSGREFTYPE BEFORE :messages are referred to by timestamp= only"])
+        self.assertEqual(self.command("CHATHISTORY FROB #dev * 5"), [
+            ":irc.test FAIL CHATHISTORY INVALID_PARAMS FROB :unknown subcommand 'FROB'"])
+        self.assertEqual(self.command("CHATHISTORY LATEST bob * 5"), [
+            ":irc.test BATCH +p chathistory bob", ":irc.test BATCH -p"])
+        self.assertEqual(self.host.requests, [])

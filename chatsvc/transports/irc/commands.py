@@ -19,13 +19,14 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from ...wire.names import name_key
 from . import replies
+from .history import BadRequest, parse_request
 from .lines import IRCMessage, format_line, split_ctcp, strip_formatting
 from .names import chat_name, is_channel
 
 BEFORE_REGISTRATION = frozenset({"CAP", "PASS", "NICK", "USER", "PING", "PONG", "QUIT"})
 
 TO_CHAT = frozenset({"PRIVMSG", "NOTICE", "JOIN", "PART", "NAMES", "WHO", "WHOIS", "LIST",
-                     "PING", "PONG", "QUIT", "ISON", "USERHOST"})
+                     "PING", "PONG", "QUIT", "ISON", "USERHOST", "CHATHISTORY"})
 """Commands the chat answers (and rate-limits); the others are charged by the gateway."""
 
 MAX_TARGETS = 4
@@ -278,6 +279,23 @@ class Commands:
     def irc_LIST(self, params: List[str]) -> None:
         wanted = {r.casefold() for r in params[0].split(",")} if params and params[0] else None
         self.host.request({"type": "rooms"}, ("LIST", wanted))
+
+    def irc_CHATHISTORY(self, params: List[str]) -> None:
+        """C{draft/chathistory}: the room's history, fetched with a join again."""
+        try:
+            request = parse_request(params)
+        except BadRequest as e:
+            self.send(format_line("FAIL", ["CHATHISTORY", e.code, *params[:1], e.text], self.info.name))
+            return
+        channel = self.channel(request.target) if is_channel(request.target) else None
+        if channel is not None:
+            self.host.request({"type": "join", "room": channel.name}, ("CHATHISTORY", request))
+        elif is_channel(request.target):
+            self.send(format_line("FAIL", ["CHATHISTORY", "INVALID_TARGET", params[0], request.target,
+                                           "you are not in that channel"], self.info.name))
+        else:  # the chat keeps no history of private messages
+            self.send(format_line("BATCH", ["+p", "chathistory", request.target], self.info.name),
+                      format_line("BATCH", ["-p"], self.info.name))
 
     # -- who is who -------------------------------------------------------------
 

@@ -16,8 +16,8 @@ from .lines import format_line
 from .names import CHANNELLEN, NICKLEN
 from .outbound import HOST, USER, ServerInfo, split_names
 
-CAPS = ("batch", "echo-message", "message-tags", "multi-prefix", "server-time",
-        "standard-replies")
+CAPS = ("batch", "draft/chathistory", "echo-message", "message-tags", "multi-prefix",
+        "server-time", "standard-replies")
 """The IRCv3 capabilities the gateway offers (C{CAP LS})."""
 
 
@@ -41,7 +41,7 @@ def isupport_tokens(info: ServerInfo) -> List[str]:
         "CHANMODES=,,,n",
         f"CHANNELLEN={CHANNELLEN}",
         "CHANTYPES=#",
-        "CHATHISTORY=0",
+        "CHATHISTORY=50",
         "ELIST=",
         f"NETWORK={info.network}",
         f"NICKLEN={NICKLEN}",

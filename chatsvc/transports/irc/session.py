@@ -23,6 +23,7 @@ from zope.interface import Attribute, Interface
 
 from . import replies
 from .commands import Commands
+from .history import select
 from .lines import format_line
 from ...wire.names import name_key
 from .names import chat_name, irc_nick, is_channel
@@ -164,6 +165,8 @@ class IRCSession(Commands):
 
     def chat_room(self, message: Dict[str, Any]) -> List[bytes]:
         room = message["room"]
+        if self.context and self.context[0] == "CHATHISTORY" and self.channel(room) is not None:
+            return []  # a join again, to fetch the history: nothing changed
         return self._joined_room(room, message.get("topic") or "", message.get("users", []),
                                  not message.get("more"))
 
@@ -182,10 +185,18 @@ class IRCSession(Commands):
     def chat_history(self, message: Dict[str, Any]) -> List[bytes]:
         room = message.get("room") or self.info.default_room
         messages = [m for m in message.get("messages", []) if isinstance(m, dict)]
+        context = self.context
+        if context and context[0] == "CHATHISTORY":
+            # The answer to CHATHISTORY: always a batch, empty or not.
+            return self._replay(room, select(messages, context[1]), True, True)
         if not messages:
             return []
         tagged = self.tags
-        batch = "batch" in self.caps and tagged
+        return self._replay(room, messages, tagged, tagged and "batch" in self.caps)
+
+    def _replay(self, room: str, messages: List[Dict[str, Any]], tagged: bool,
+                batch: bool) -> List[bytes]:
+        """Old messages as PRIVMSG, with their time (a tag, or a stamp in the text)."""
         lines: List[bytes] = []
         tag: Dict[str, str] = {}
         if batch:
@@ -194,8 +205,7 @@ class IRCSession(Commands):
             tag["batch"] = ref
             lines.append(format_line("BATCH", [f"+{ref}", "chathistory", room], self.info.name))
         for m in messages:
-            text = m.get("text")
-            sender = m.get("from")
+            text, sender = m.get("text"), m.get("from")
             if not isinstance(text, str) or not isinstance(sender, str):
                 continue
             ts = m.get("ts") if isinstance(m.get("ts"), str) else ""
