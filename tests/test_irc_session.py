@@ -276,6 +276,9 @@ class ChatToIRCTests(SessionTestCase):
         self.assertEqual(self.chat(users, context=("WHOIS", "nobody")), [
             ":irc.test 401 me nobody :No such nick/channel", ":irc.test 318 me nobody :End of WHOIS list"])
         self.assertEqual(self.chat(users, context=("ISON", ["x^y", "zz"])), [":irc.test 303 me :x^y"])
+        self.assertEqual(self.chat(users, context=("LUSERS", None)), [
+            ":irc.test 251 me :There are 2 users and 0 invisible on 1 servers",
+            ":irc.test 255 me :I have 2 clients and 1 servers"])
         rooms = {"type": "rooms", "rooms": [{"room": "#dev", "count": 2, "topic": "t"},
                                             {"room": "#lobby", "count": 5, "topic": ""}]}
         self.assertEqual(self.requests_of("TOPIC #lobby"), [({"type": "rooms"}, ("TOPIC?", "#lobby"))])

@@ -26,7 +26,7 @@ from .names import chat_name, is_channel
 BEFORE_REGISTRATION = frozenset({"CAP", "PASS", "NICK", "USER", "PING", "PONG", "QUIT"})
 
 TO_CHAT = frozenset({"PRIVMSG", "NOTICE", "JOIN", "PART", "NAMES", "WHO", "WHOIS", "LIST",
-                     "PING", "PONG", "QUIT", "ISON", "USERHOST", "CHATHISTORY"})
+                     "PING", "PONG", "QUIT", "ISON", "USERHOST", "CHATHISTORY", "LUSERS"})
 """Commands the chat answers (and rate-limits); the others are charged by the gateway."""
 
 MAX_TARGETS = 4
@@ -313,6 +313,9 @@ class Commands:
             self.numeric("431", "No nickname given")
             return
         self.host.request({"type": "who"}, ("WHOIS", params[-1].split(",")[0]))
+
+    def irc_LUSERS(self, params: List[str]) -> None:
+        self.host.request({"type": "who"}, ("LUSERS", None))
 
     def irc_ISON(self, params: List[str]) -> None:
         if self.need("ISON", params, 1):

@@ -262,6 +262,10 @@ class IRCSession(Commands):
         if command == "WHO" and is_channel(target):
             return [replies.who_line(info, me, target, irc_nick(u), u in plaintext)
                     for u in users] + [replies.numeric(info, "315", me, target, "End of WHO list")]
+        if command == "LUSERS":
+            count = len(users)
+            return [replies.numeric(info, "251", me, f"There are {count} users and 0 invisible on 1 servers"),
+                    replies.numeric(info, "255", me, f"I have {count} clients and 1 servers")]
         online = {name_key(u): u for u in users}
         if command in ("WHO", "WHOIS"):
             name = chat_name(target)
@@ -304,7 +308,7 @@ class IRCSession(Commands):
         if code == "no-such-room" and command in ("NAMES", "WHO"):
             end = ("366", "End of NAMES list") if command == "NAMES" else ("315", "End of WHO list")
             return [replies.numeric(self.info, end[0], self.me, target, end[1])]
-        if command in ("PING", "PONG", "QUIT", "LIST", "WHOIS", "ISON", "USERHOST", "TOPIC?"):
+        if command in ("PING", "PONG", "QUIT", "LIST", "WHOIS", "ISON", "USERHOST", "TOPIC?", "LUSERS"):
             target = None
         return replies.error_lines(self.info, self.me, code, text, command, target,
                                    "standard-replies" in self.caps)
