@@ -75,6 +75,7 @@ SCENARIOS: List[Tuple[str, List[Tuple[str, str]]]] = [
     ("USERHOST", [("a", "USERHOST {b}")]),
     ("MOTD", [("a", "MOTD")]),
     ("LUSERS", [("a", "LUSERS")]),
+    ("KICK", [("a", "KICK #lobby {b}")]),
     ("unknown command", [("a", "FROBNICATE x")]),
     ("USER again", [("a", "USER a 0 * :again")]),
     ("QUIT", [("a", "QUIT :bye now")]),
@@ -87,6 +88,7 @@ KNOWN: Dict[str, str] = {
     "WHOIS": "no 319 (channels) or 317 (idle): the chat does not tell; 671/320 say encrypted or not",
     "MODE channel": "the channel mode is +n (no messages from outside), and no 329 (creation time)",
     "QUIT": "no connection statistics NOTICE; ERROR says Closing link (quit: reason)",
+    "KICK": "nobody is a channel operator in the chat (on ngIRCd the first to join is): 482",
     "LUSERS": "251 and 255 only: the chat counts users, not channels, operators or servers",
 }
 """Scenarios whose differences are kept, with why in a few words (docs/irc.md has the rest)."""

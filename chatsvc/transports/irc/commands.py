@@ -376,5 +376,13 @@ class Commands:
         now = datetime.now(timezone.utc).strftime("%A %B %d %Y -- %H:%M:%S UTC")
         self.numeric("391", self.info.name, now)
 
+    def irc_KICK(self, params: List[str]) -> None:
+        if self.need("KICK", params, 2):
+            self.numeric("482", params[0], "You're not channel operator (the chat has none)")
+
+    def irc_INVITE(self, params: List[str]) -> None:
+        if self.need("INVITE", params, 2):
+            self.numeric("482", params[1], "You're not channel operator (channels are open: just JOIN)")
+
     def irc_OPER(self, params: List[str]) -> None:
         self.numeric("491", "No O-lines for your host (the chat has no IRC operators)")
