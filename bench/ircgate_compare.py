@@ -53,8 +53,8 @@ SCENARIOS: List[Tuple[str, List[Tuple[str, str]]]] = [
     ("JOIN no params", [("a", "JOIN")]),
     ("PART", [("a", "JOIN #dev"), ("a", "PART #dev :bye")]),
     ("PART not on channel", [("a", "PART #nowhere")]),
-    ("TOPIC set", [("a", "TOPIC #lobby :new topic")]),
     ("TOPIC query none", [("a", "TOPIC #lobby")]),
+    ("TOPIC set", [("a", "TOPIC #lobby :new topic"), ("a", "TOPIC #lobby :")]),
     ("TOPIC not on channel", [("a", "TOPIC #nowhere")]),
     ("NAMES channel", [("a", "NAMES #lobby")]),
     ("NAMES no params", [("a", "NAMES")]),
@@ -84,6 +84,8 @@ SCENARIOS: List[Tuple[str, List[Tuple[str, str]]]] = [
 KNOWN: Dict[str, str] = {
     "registration": "no LUSERS (251-255, 265, 266, 250) in the burst; the user is in #lobby at once",
     "NICK none": "431 ERR_NONICKNAMEGIVEN as RFC 2812 says; ngIRCd answers 461",
+    "PART not on channel": "442 whether or not the channel exists: the chat says not-in-room for both",
+    "LIST": "ngIRCd lists its own &SERVER channel too",
     "NAMES no params": "ngIRCd lists every channel; the gateway only ends the list",
     "WHOIS": "no 319 (channels) or 317 (idle): the chat does not tell; 671/320 say encrypted or not",
     "MODE channel": "the channel mode is +n (no messages from outside), and no 329 (creation time)",
