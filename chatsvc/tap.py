@@ -226,8 +226,10 @@ def _irc_services(options: Options, factory: ChatFactory, psk: Optional[bytes], 
     from .transports.irc.gateway import GatewayConfig, irc_listeners
 
     try:
-        irc_factory, descriptions = irc_listeners(
-            options["irc"], factory, GatewayConfig(server_name=options["irc-name"]), psk, require)
+        config = GatewayConfig(server_name=options["irc-name"],
+                               default_room=options.get("default-room", "#lobby"),
+                               max_rooms=options.get("rooms-per-client", 20))
+        irc_factory, descriptions = irc_listeners(options["irc"], factory, config, psk, require)
     except ValueError as e:
         raise SystemExit(f"chat: {e}")
     for description in descriptions:

@@ -44,7 +44,11 @@ _log = Logger()
 
 @dataclass(frozen=True)
 class GatewayConfig:
-    """The gateway's options (C{--irc-name}), and what it tells clients of the chat."""
+    """
+    The gateway's options (C{--irc-name}), and what it tells clients of the
+    chat: its default room (where version 1 messages, which name none,
+    belong) and how many rooms a client may be in (0: no limit).
+    """
 
     server_name: str = "chatsvc"
     network: str = "chatsvc"

@@ -37,7 +37,7 @@ def notice(info: ServerInfo, target: str, text: str) -> bytes:
 def isupport_tokens(info: ServerInfo) -> List[str]:
     return [
         "CASEMAPPING=rfc7613",
-        f"CHANLIMIT=#:{info.max_rooms}",
+        f"CHANLIMIT=#:{info.max_rooms or ''}",
         "CHANMODES=,,,n",
         f"CHANNELLEN={CHANNELLEN}",
         "CHANTYPES=#",
