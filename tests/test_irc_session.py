@@ -109,6 +109,19 @@ class RegistrationTests(SessionTestCase):
         self.host.tls = tls
         self.session = IRCSession(ServerInfo(name="irc.test", has_key=True), self.host, KEY, require)
 
+    def test_plaintext_marked_where_there_is_a_key(self) -> None:
+        self._key_session(tls=False, require=False)
+        self.command("NICK k")
+        self.command("USER u 0 * :r")
+        lines = self.chat({"type": "welcome", "name": "k", "rooms": ["#lobby"], "users": ["k"]})
+        self.assertIn(":irc.test NOTICE k :*** You are connected without encryption: anyone on the "
+                      "network can read what you send and receive (give the key as the server "
+                      "password, over TLS)", lines)
+        lines = self.chat({"type": "room", "room": "#lobby", "topic": "", "users": ["k", "e"],
+                           "plaintext": ["k"]})
+        self.assertEqual(lines[-1], ":irc.test NOTICE #lobby :*** Connected without encryption "
+                                    "(anyone on the network can read them): k")
+
     def test_key_as_pass_over_tls(self) -> None:
         self._key_session(tls=True)
         self.command(f"PASS {KEY_LINE}")

@@ -157,6 +157,10 @@ class IRCSession(Commands):
         self.nick = irc_nick(self.name)
         self.motd = message.get("motd")
         lines = replies.welcome(self.info, self.nick, self.motd)
+        if self.info.has_key and not self.encrypted:
+            lines.append(replies.notice(self.info, self.nick, (
+                "*** You are connected without encryption: anyone on the network can read "
+                "what you send and receive (give the key as the server password, over TLS)")))
         if "rooms" not in message:
             # A version 1 chat: the client is in the default room, and this
             # welcome is all it says about it.
@@ -167,8 +171,13 @@ class IRCSession(Commands):
         room = message["room"]
         if self.context and self.context[0] == "CHATHISTORY" and self.channel(room) is not None:
             return []  # a join again, to fetch the history: nothing changed
-        return self._joined_room(room, message.get("topic") or "", message.get("users", []),
-                                 not message.get("more"))
+        lines = self._joined_room(room, message.get("topic") or "", message.get("users", []),
+                                  not message.get("more"))
+        plaintext = [irc_nick(n) for n in message.get("plaintext") or () if isinstance(n, str)]
+        if plaintext and self.info.has_key:
+            lines.append(replies.notice(self.info, room, "*** Connected without encryption "
+                                        "(anyone on the network can read them): " + " ".join(plaintext)))
+        return lines
 
     def _joined_room(self, room: str, topic: str, users: List[str], last: bool) -> List[bytes]:
         """JOIN (the first time), the topic, and the names of C{room}."""
