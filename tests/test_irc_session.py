@@ -222,6 +222,8 @@ class RequestTests(SessionTestCase):
         self.assertEqual(self.command("MODE other"), [":irc.test 502 me :Can't change mode for other users"])
         self.assertEqual(self.command("KICK #a bob"), [":irc.test 482 me #a :You're not channel operator (the chat has none)"])
         self.assertEqual(self.command("KICK #a"), [":irc.test 461 me KICK :Not enough parameters"])
+        self.assertEqual(self.command("@+typing=active TAGMSG #a"), [])
+        self.assertEqual(self.host.requests, [])
         self.assertEqual(self.command("AWAY :lunch"), [":irc.test 306 me :You have been marked as being away"])
         self.assertEqual(self.command("AWAY"), [":irc.test 305 me :You are no longer marked as being away"])
 

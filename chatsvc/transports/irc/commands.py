@@ -366,6 +366,14 @@ class Commands:
         else:
             self.numeric("305", "You are no longer marked as being away")
 
+    def irc_TAGMSG(self, params: List[str]) -> None:
+        """
+        Only client tags (C{+typing} and the like), which the chat cannot
+        carry: accepted and not relayed, as the message-tags spec lets a
+        server drop client tags. Answering each with an error would flood
+        clients that send typing notifications.
+        """
+
     def irc_MOTD(self, params: List[str]) -> None:
         self.send(*replies.motd_lines(self.info, self.me, self.motd))
 
