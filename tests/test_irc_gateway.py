@@ -302,3 +302,57 @@ class KeyTests(SynchronousTestCase):
         raw = RawIRC(gateway)
         self.assertIn(":open!chat@chatsvc JOIN #lobby", raw.register("open"))
         self.assertFalse(raw.protocol.wrappedProtocol.encrypted)
+
+
+class RoomTests(SynchronousTestCase):
+    """Rooms (version 2) through the whole stack: the chat in memory, IRC lines."""
+
+    def setUp(self) -> None:
+        self.chat, self.gateway = make_gateway()
+        self.bob = FakeClient(self.chat, version=2)
+        self.bob.hello("bob", rooms=["#lobby", "#dev"])
+        for text in ("one", "two"):
+            self.bob.send({"type": "say", "room": "#dev", "text": text})
+        self.bob.received()
+
+    def test_history_replayed_in_a_batch(self) -> None:
+        raw = RawIRC(self.gateway)
+        raw.send(b"CAP REQ :batch server-time\r\nCAP END\r\n")
+        raw.register("eve")
+        lines = raw.send(b"JOIN #dev\r\n")
+        self.assertEqual(lines[:3], [":eve!chat@chatsvc JOIN #dev", ":irc.test 353 eve = #dev :eve bob",
+                                     ":irc.test 366 eve #dev :End of NAMES list"])
+        self.assertEqual(lines[3], ":irc.test BATCH +h1 chathistory #dev")
+        self.assertRegex(lines[4], r"^@batch=h1;time=\S+Z :bob!chat@chatsvc PRIVMSG #dev :one$")
+        self.assertRegex(lines[5], r"^@batch=h1;time=\S+Z :bob!chat@chatsvc PRIVMSG #dev :two$")
+        self.assertEqual(lines[6:], [":irc.test BATCH -h1"])
+        joined = only(self.bob.received(), "joined")
+        self.assertEqual([(m["room"], m["name"], m.get("plaintext")) for m in joined],
+                         [("#lobby", "eve", True), ("#dev", "eve", True)])
+
+    def test_part_topic_list(self) -> None:
+        raw = RawIRC(self.gateway)
+        raw.register("eve")
+        raw.send(b"JOIN #dev\r\n")
+        self.bob.received()
+        self.assertEqual(raw.send(b"TOPIC #dev :plans\r\n"), [":eve!chat@chatsvc TOPIC #dev :plans"])
+        self.assertEqual(raw.send(b"TOPIC #dev\r\n"), [":irc.test 332 eve #dev :plans"])
+        self.assertEqual(raw.send(b"LIST #dev\r\n"), [
+            ":irc.test 321 eve Channel :Users  Name", ":irc.test 322 eve #dev 2 :plans",
+            ":irc.test 323 eve :End of LIST"])
+        self.assertEqual(raw.send(b"PART #dev :later\r\n"), [":eve!chat@chatsvc PART #dev :later"])
+        parted = only(self.bob.received(), "parted")
+        self.assertEqual([(m["room"], m["name"], m.get("text")) for m in parted], [("#dev", "eve", "later")])
+        self.assertEqual(raw.send(b"PRIVMSG #dev :hi\r\n"),
+                         [":irc.test 404 eve #dev :Cannot send to channel (you are not in it)"])
+        self.assertEqual(raw.send(b"TOPIC #dev\r\n"), [":irc.test 332 eve #dev :plans"])
+        self.assertEqual(raw.send(b"JOIN #a|b\r\n")[0][:30], ":irc.test 403 eve #a|b :No suc")
+
+    def test_action_both_ways(self) -> None:
+        raw = RawIRC(self.gateway)
+        raw.register("eve")
+        raw.send(b"PRIVMSG #lobby :\x01ACTION waves\x01\r\n")
+        [message] = only(self.bob.received(), "message")
+        self.assertEqual((message["text"], message.get("action")), ("waves", True))
+        self.bob.send({"type": "say", "text": "bows", "action": True})
+        self.assertEqual(raw.lines(), [":bob!chat@chatsvc PRIVMSG #lobby :\x01ACTION bows\x01"])
