@@ -325,6 +325,8 @@ class ChatToIRCTests(SessionTestCase):
     def test_own_message_left_out_without_echo_message(self) -> None:
         mine = {"type": "message", "room": "#dev", "from": "me", "text": "x", "ts": TS, "seq": 9}
         self.assertEqual(self.chat(mine), [])
+        to_self = {"type": "private", "from": "me", "to": "me", "text": "note", "ts": TS, "seq": 2}
+        self.assertEqual(self.chat(to_self), [":me!chat@chatsvc PRIVMSG me :note"])
         self.session.caps.add("echo-message")
         self.assertEqual(self.chat(mine), [":me!chat@chatsvc PRIVMSG #dev :x"])
 

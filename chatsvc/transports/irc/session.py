@@ -120,7 +120,8 @@ class IRCSession(Commands):
         for item in translation.items:
             message = item.message
             if item.plain:
-                if item.sender is not None and item.sender == self.name and not echo:
+                if item.sender is not None and item.sender == self.name and not echo \
+                        and message.get("to") != self.name:  # a message to oneself arrives
                     continue
                 if translation.events:
                     self._follow(message)
