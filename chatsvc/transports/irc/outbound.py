@@ -194,7 +194,8 @@ class Translation:
 
 def _translate(body: bytes, info: ServerInfo) -> Item:
     if body[:1] == RAW:
-        return Item({"type": "raw", "data": body[1:]}, b"", b"", None)
+        # Its type is bytes, which no JSON message can have.
+        return Item({"type": RAW, "data": body[1:]}, b"", b"", None)
     try:
         message = json.loads(body)
         kind = message["type"]

@@ -27,7 +27,7 @@ from .history import select
 from .lines import format_line
 from ...wire.names import name_key
 from .names import chat_name, irc_nick, is_channel
-from .outbound import ServerInfo, Translation, mask, privmsg_lines
+from .outbound import RAW, ServerInfo, Translation, mask, privmsg_lines
 
 
 class ISessionHost(Interface):
@@ -144,13 +144,13 @@ class IRCSession(Commands):
 
     def personal(self, message: Dict[str, Any]) -> List[bytes]:
         """The lines for a message meant for this client alone."""
-        handler = getattr(self, "chat_" + str(message.get("type")), None)
+        kind = message.get("type")
+        if kind is RAW:
+            return [message["data"]]  # the gateway's own reply, queued in order
+        handler = getattr(self, "chat_" + str(kind), None)
         if handler is None:
             return []  # a message type this gateway does not know: ignored (4)
         return handler(message)
-
-    def chat_raw(self, message: Dict[str, Any]) -> List[bytes]:
-        return [message["data"]]
 
     def chat_welcome(self, message: Dict[str, Any]) -> List[bytes]:
         self.registered = True
