@@ -136,7 +136,7 @@ class Options(usage.Options):
                                        "history lives in Redis (turn on its appendonly file)")
             if self["redis-lease"] < 1:
                 raise usage.UsageError("--redis-lease must be at least 1 second")
-            from .redisscripts import check_chat_name
+            from .chat.redis.keys import check_chat_name
             try:
                 check_chat_name(self["chat"])
             except ValueError as e:
@@ -216,8 +216,8 @@ def _redis_room(options: Options, reactor: Any) -> Any:
     """The room of a server that shares its chat with others through Redis."""
     from twisted.internet.endpoints import clientFromString
 
-    from .redislink import _txredisapi
-    from .redisroom import RedisRoom
+    from .chat.redis.link import _txredisapi
+    from .chat.redis.room import RedisChat
 
     _txredisapi()  # a clear message now if the extra is not installed
     try:
@@ -226,8 +226,11 @@ def _redis_room(options: Options, reactor: Any) -> Any:
         raise SystemExit(f"chat: bad --redis endpoint {options['redis']!r}: {e}")
     _log.info("serving chat {chat} through Redis at {redis}", chat=options["chat"],
               redis=options["redis"])
-    return RedisRoom(reactor, endpoint, chat=options["chat"], history_size=options["history"],
-                     motd=options["motd"], lease=options["redis-lease"])
+    return RedisChat(reactor, endpoint, chat=options["chat"], history_size=options["history"],
+                     motd=options["motd"], lease=options["redis-lease"],
+                     default_room=options["default-room"],
+                     presence_limit=options["presence-limit"], max_rooms=options["max-rooms"],
+                     max_rooms_per_client=options["rooms-per-client"])
 
 
 def _irc_services(options: Options, factory: ChatFactory, psk: Optional[bytes], require: bool,

@@ -102,7 +102,7 @@ class IChat(Interface):
         """The encoded C{rooms} answer (frames), or a Deferred of them."""
 
     def who_frames(room=None):
-        """The encoded C{users} answer for C{room} or for everyone (frames)."""
+        """The encoded C{users} answer for C{room} or for everyone (frames), or a Deferred of them."""
 
     def rooms_of(member):
         """The names of the rooms C{member} is in, in the order it joined them."""

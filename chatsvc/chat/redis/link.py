@@ -5,7 +5,7 @@ with the chat's Lua scripts loaded, speaking RESP through C{txredisapi}.
 
     link = RedisLink(endpoint, reactor, "commands", on_ready=reconcile)
     link.start()
-    d = link.call("say", keys, [server, request, head, 50, EVENTS_KEPT])
+    d = link.call("say", RoomKeys("team", "#lobby").all, [server, request, ...])
     link.ready          # False between a lost connection and on_ready's end
 
 C{txredisapi} is imported here only, lazily: the single-process server never
@@ -26,7 +26,7 @@ from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from .redisscripts import SCRIPTS, script_sha
+from .scripts import SCRIPTS, script_sha
 
 _log = Logger()
 
@@ -107,7 +107,8 @@ class RedisLink:
         self._proto: Any = None
         self._on_ready = on_ready
         self._on_lost = on_lost
-        self._shas: Dict[str, str] = {name: script_sha(text) for name, text in SCRIPTS.items()}
+        self._shas: Dict[str, str] = {name: script_sha(text) for name, (_, text) in SCRIPTS.items()}
+        self.client_id: Optional[int] = None
         self._waiters: List[Deferred] = []
         self._was_down = False
         self._service = ClientService(
@@ -157,7 +158,8 @@ class RedisLink:
         if set_no_delay is not None:  # small commands, sent one after another
             set_no_delay(True)
         proto.whenDisconnected().addCallback(self._lost)
-        for name, text in SCRIPTS.items():
+        self.client_id = int(await proto.execute_command("CLIENT", "ID"))
+        for name, (_, text) in SCRIPTS.items():
             sha = await proto.execute_command("SCRIPT", "LOAD", text)
             if isinstance(sha, bytes):
                 sha = sha.decode("ascii")
