@@ -180,13 +180,17 @@ class LoadKeyTests(SynchronousTestCase):
             self.assertRefused(content)
 
     def test_demo_key(self) -> None:
-        """keys/demo.key loads and says it is public."""
+        """
+        keys/demo.key loads, its first line is the key (to paste into a page
+        or an IRC client's password) and the next says it is public.
+        """
         path = os.path.join(REPO, "keys", "demo.key")
         self.assertEqual(len(load_key(path)), 32)
         with open(path, encoding="ascii") as f:
-            header = f.readline()
-        self.assertTrue(header.startswith("#"))
-        self.assertIn("PUBLIC", header)
+            key_line, warning = f.readline(), f.readline()
+        self.assertEqual(len(key_line.strip()), 44)
+        self.assertTrue(warning.startswith("#"))
+        self.assertIn("PUBLIC", warning)
 
 
 class DemoKeyTests(SynchronousTestCase):

@@ -34,6 +34,7 @@ from .common import MAX_WELCOME_USERS, History, json_str
 from .fanout import Outbox
 from .interfaces import IChat
 from .actions import RoomActions
+from .operators import OperatorActions
 from .rooms import ChatRoom, RoomDirectory
 
 _log = Logger()
@@ -45,7 +46,7 @@ def new_epoch() -> str:
 
 
 @implementer(IChat)
-class MemoryChat(RoomActions):
+class MemoryChat(RoomActions, OperatorActions):
     """
     One chat in one process.
 
