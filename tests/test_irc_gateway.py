@@ -9,6 +9,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
 from chatsvc.keys import load_key
+from chatsvc.metrics import ITransportLabel, transport_label
 from chatsvc.server.interfaces import IChatTransport
 from chatsvc.transports.irc.gateway import IRCGatewayProtocol
 from chatsvc.transports.irc.session import ISessionHost
@@ -83,6 +84,13 @@ class RegistrationTests(SynchronousTestCase):
         raw = RawIRC(self.gateway)
         self.assertIsInstance(raw.protocol, IRCGatewayProtocol)
         self.assertTrue(verifyObject(ISessionHost, raw.protocol))
+
+    def test_metrics_label(self) -> None:
+        """The metrics count an IRC user's connection as C{irc}, not C{tcp}."""
+        raw = RawIRC(self.gateway)
+        raw.register("eve")
+        self.assertTrue(verifyObject(ITransportLabel, raw.protocol))
+        self.assertEqual(transport_label(raw.protocol.wrappedProtocol.transport), "irc")
 
 
 class TalkTests(SynchronousTestCase):

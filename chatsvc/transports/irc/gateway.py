@@ -29,6 +29,7 @@ from twisted.logger import Logger
 from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 from zope.interface import implementer
 
+from ...metrics import ITransportLabel
 from ...server.fastwrite import send_now, supports
 from ...server.interfaces import IChatTransport
 from ...server.ratelimit import ALLOW, FLOOD, RateLimiter
@@ -56,7 +57,7 @@ class GatewayConfig:
     max_rooms: int = 20
 
 
-@implementer(ISessionHost, IChatTransport)
+@implementer(ISessionHost, IChatTransport, ITransportLabel)
 class IRCGatewayProtocol(ProtocolWrapper):
     """
     One IRC connection: the chat protocol's transport.
@@ -64,6 +65,7 @@ class IRCGatewayProtocol(ProtocolWrapper):
     @ivar session: the L{IRCSession} (registration, capabilities, translation).
     """
 
+    transport_label = "irc"  # for the metrics' transport label
     tls = False
     _direct = False
     _chat_paused = False
