@@ -9,6 +9,7 @@ C{chat.tac} builds the same service from the same options.
 
 from __future__ import annotations
 
+import socket
 from typing import Any, Optional
 
 from twisted.application.internet import StreamServerEndpointService
@@ -25,6 +26,7 @@ from .server.encryption import EncryptingFactory
 from .server.factory import ChatFactory, ServerConfig
 from .server.msglog import MessageLog
 from .server.ratelimit import parse_rate
+from .server.turns import end_of_turn
 from .wire.errors import RemoteProtocolError
 from .wire.messages import text_error
 from .wire.noise import CipherCache
@@ -86,19 +88,27 @@ class Options(usage.Options):
         ["handshake-timeout", None, 10.0, "Seconds from connecting to a completed handshake and hello.", _non_negative(float, "handshake-timeout")],
         ["ping-interval", None, 60.0, "Seconds of silence before the server pings a client.", _non_negative(float, "ping-interval")],
         ["ping-timeout", None, 30.0, "Seconds more of silence before the client is dropped.", _non_negative(float, "ping-timeout")],
+        ["metrics", None, None, "Serve Prometheus metrics at /metrics on this endpoint, e.g. tcp:9100:interface=127.0.0.1; needs chatsvc[metrics]."],
+        ["admin", None, None, "Operator controls (chat-admin) on this endpoint: unix:/path (made mode 0600), or tcp:PORT:interface=127.0.0.1."],
         ["motd", None, None, "Message of the day, sent in every welcome."],
         ["redis", None, None, "Scale out: serve one chat with every server started with this Redis client endpoint (e.g. tcp:127.0.0.1:6379) and --chat; needs chatsvc[redis]."],
         ["chat", None, "chat", "With --redis: the chat's name in Redis (letters, digits, _ - .)."],
+        ["irc-name", None, socket.gethostname(), "The server name IRC clients see (--irc)."],
         ["redis-lease", None, 10.0, "With --redis: seconds after which the names of a server that stopped (or lost Redis) are released.", _non_negative(float, "redis-lease")],
     ]
 
     def __init__(self) -> None:
         usage.Options.__init__(self)
         self["listen"] = []
+        self["irc"] = []
 
     def opt_listen(self, endpoint: str) -> None:
         """Listen on this endpoint (repeatable; default tcp:8000), e.g. tcp:8000:interface=127.0.0.1."""
         self["listen"].append(endpoint)
+
+    def opt_irc(self, endpoint: str) -> None:
+        """Serve IRC clients on this endpoint too (repeatable; docs/irc.md), e.g. tcp:6667 or ssl:6697:privateKey=key.pem:certKey=cert.pem."""
+        self["irc"].append(endpoint)
 
     def postOptions(self) -> None:
         if not self["listen"]:
@@ -205,6 +215,21 @@ def _load_psk(path: Optional[str], encrypted: bool, allow_plaintext: bool = Fals
     return psk
 
 
+def _operations(options: Options, reactor: Any, factory: ChatFactory, room: Any,
+                service: ChatService) -> None:
+    """--metrics and --admin (chatsvc.metrics, chatsvc.admin)."""
+    if options["metrics"]:
+        from .metrics.service import enable_metrics
+        enable_metrics(options["metrics"], reactor, factory, room, service)
+    if options["admin"]:
+        from .admin.server import enable_admin
+        redis = None
+        if options["redis"] is not None:
+            from twisted.internet.endpoints import clientFromString
+            redis = (clientFromString(reactor, options["redis"]), options["chat"])
+        enable_admin(options["admin"], reactor, factory, room, service, redis)
+
+
 def _redis_room(options: Options, reactor: Any) -> Any:
     """The room of a server that shares its chat with others through Redis."""
     from twisted.internet.endpoints import clientFromString
@@ -224,6 +249,27 @@ def _redis_room(options: Options, reactor: Any) -> Any:
                      default_room=options["default-room"],
                      presence_limit=options["presence-limit"], max_rooms=options["max-rooms"],
                      max_rooms_per_client=options["rooms-per-client"])
+
+
+def _irc_services(options: Options, factory: ChatFactory, psk: Optional[bytes], require: bool,
+                  reactor: Any, service: ChatService) -> None:
+    """The IRC gateway's listeners (--irc), beneath the same chat factory."""
+    from .transports.irc.gateway import GatewayConfig, irc_listeners
+
+    try:
+        config = GatewayConfig(server_name=options["irc-name"],
+                               default_room=options.get("default-room", "#lobby"),
+                               max_rooms=options.get("rooms-per-client", 20))
+        irc_factory, descriptions = irc_listeners(options["irc"], factory, config, psk, require)
+    except ValueError as e:
+        raise SystemExit(f"chat: {e}")
+    for description in descriptions:
+        try:
+            endpoint = serverFromString(reactor, description)
+        except (ValueError, TypeError, KeyError, ImportError) as e:
+            raise SystemExit(f"chat: bad --irc endpoint {description!r}: {e}")
+        StreamServerEndpointService(endpoint, irc_factory).setServiceParent(service)
+    _log.info("IRC gateway on {irc} as {name}", irc=", ".join(descriptions), name=options["irc-name"])
 
 
 def makeService(options: Options, reactor: Any = None) -> ChatService:
@@ -252,7 +298,8 @@ def makeService(options: Options, reactor: Any = None) -> ChatService:
                           motd=options["motd"], default_room=options["default-room"],
                           presence_limit=options["presence-limit"],
                           max_rooms=options["max-rooms"],
-                          max_rooms_per_client=options["rooms-per-client"])
+                          max_rooms_per_client=options["rooms-per-client"],
+                          end_of_turn=end_of_turn(reactor))
     config = options.config()
     factory = ChatFactory(room, config, reactor)
     wrapper = EncryptingFactory(factory, psk, require_encryption=require, clock=reactor,
@@ -264,7 +311,14 @@ def makeService(options: Options, reactor: Any = None) -> ChatService:
             endpoint = serverFromString(reactor, description)
         except (ValueError, TypeError, KeyError) as e:
             raise SystemExit(f"chat: bad --listen endpoint {description!r}: {e}")
+        except IndexError:  # systemd: with no such inherited socket
+            raise SystemExit(f"chat: --listen {description!r}: no such socket was inherited from "
+                             "systemd (LISTEN_FDS); start it through its .socket unit")
         StreamServerEndpointService(endpoint, wrapper).setServiceParent(service)
+    if options["irc"]:
+        _irc_services(options, factory, psk, require, reactor, service)
+    # After the chat's own listeners, so that they are logged (and start) first.
+    _operations(options, reactor, factory, room, service)
     mode = ("encrypted only" if require else
             "plaintext and encrypted" if psk is not None else "plaintext only")
     _log.info("chatsvc on {listen} ({mode}); default room {room}, history {history} per room",

@@ -18,6 +18,7 @@ clock we are given.
 from __future__ import annotations
 
 import random
+from time import perf_counter
 from typing import Any, Awaitable, Callable, Dict, List, Optional, Sequence
 
 from twisted.application.internet import ClientService, backoffPolicy
@@ -200,6 +201,21 @@ class RedisLink:
 
     # -- commands ------------------------------------------------------------
 
+    observer: Optional[Callable[[float], None]] = None
+    """Called with the round trip of each request, in seconds (C{--metrics})."""
+
+    def _timed(self, d: Deferred) -> Deferred:
+        observer = self.observer
+        if observer is not None:
+            started = perf_counter()
+
+            def done(result: Any) -> Any:
+                observer(perf_counter() - started)
+                return result
+
+            d.addBoth(done)
+        return d
+
     def call(self, script: str, keys: Sequence[str], args: Sequence[Any],
              early: bool = False) -> Deferred:
         """
@@ -213,7 +229,8 @@ class RedisLink:
         if proto is None or not (self.ready or early):
             return fail(NotReady(f"{self.label}: not connected to Redis"))
         try:
-            return proto.execute_command("EVALSHA", self._shas[script], len(keys), *keys, *args)
+            return self._timed(proto.execute_command("EVALSHA", self._shas[script], len(keys),
+                                                     *keys, *args))
         except _txredisapi().ConnectionError as e:
             return fail(e)
 
@@ -223,7 +240,8 @@ class RedisLink:
         if proto is None or not self.ready:
             return fail(NotReady(f"{self.label}: not connected to Redis"))
         try:
-            return proto.execute_command(*args, apply_timeout=not blocking)
+            d = proto.execute_command(*args, apply_timeout=not blocking)
+            return d if blocking else self._timed(d)
         except _txredisapi().ConnectionError as e:
             return fail(e)
 

@@ -32,6 +32,7 @@ from ...wire.framing import MAX_FRAME, encode_frame
 from ...wire.messages import Message, encode, timestamp
 from ...wire.names import InvalidName, normalize
 from ..common import SILENT_REASONS
+from ...metrics import IRedisBacked
 from ..interfaces import IChat
 from .entries import _str, history_items, names_from_hash
 from .events import EventApplier
@@ -56,7 +57,7 @@ def _error(code: str, text: str) -> RemoteProtocolError:
     return RemoteProtocolError(code, text, fatal=False)
 
 
-@implementer(IChat)
+@implementer(IChat, IRedisBacked)
 class RedisChat(RoomRequests):
     """
     One chat shared through Redis by every server started with the same
