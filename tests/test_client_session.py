@@ -55,6 +55,14 @@ class ClientSessionTests(SynchronousTestCase):
         self.assertEqual(texts(session.receive(session.connect(), welcome(motd="hi"))),
                          ["* connected as alice"])
 
+    def test_operator_notice(self) -> None:
+        """An operator's notice is shown; an unknown type still is not."""
+        session = ClientSession("alice")
+        conn = self.registered(session)
+        notice = {"type": "notice", "text": "restart at 5", "ts": "2026-12-06T05:00:00.000Z"}
+        self.assertEqual(texts(session.receive(conn, notice)), ["! notice from the operator: restart at 5"])
+        self.assertEqual(texts(session.receive(conn, {"type": "dance", "text": "x"})), [])
+
     def test_welcome_encrypted(self) -> None:
         session = ClientSession("alice")
         conn = session.connect(encrypted=True)

@@ -153,6 +153,15 @@ class FormatMessageTests(SynchronousTestCase):
         message = {"type": "private", "from": "bob", "to": "alice", "text": "psst", "seq": 2}
         self.assertEqual(format_message(message, "alice"), ["[private] bob: psst"])
 
+
+    def test_operator_notice(self) -> None:
+        """An operator's notice (docs/protocol.md 8), to everyone or to a room, sanitised."""
+        message = {"type": "notice", "text": "restart at 5\x1b[2J", "ts": "2026-12-06T05:00:00.000Z"}
+        self.assertEqual(format_message(message, "alice"),
+                         ["! notice from the operator: restart at 5\\x1b[2J"])
+        message["room"] = "#dev"
+        self.assertEqual(format_message(message, "alice"),
+                         ["! notice from the operator to #dev: restart at 5\\x1b[2J"])
     def test_private_echo(self) -> None:
         """The echo of our own private message names the recipient."""
         message = {"type": "private", "from": "alice", "to": "bob", "text": "psst", "seq": 2}

@@ -153,7 +153,7 @@ def format_message(
     """
     The lines for one server message of a type that is simply shown
     (C{message}, C{private}, C{joined}, C{parted}, C{left}, C{renamed},
-    C{topic}, C{error}); an empty list for any other type.
+    C{topic}, C{notice}, C{error}); an empty list for any other type.
 
     @param me: the client's current name, to tell the echo of its own
         private message (C{[private] -> bob: text}) from one received.
@@ -197,6 +197,10 @@ def format_message(
         if isinstance(text, str) and text:
             return text_lines(f"* {_field(message, 'by')} set the topic of {_field(message, 'room')}: ", text)
         return [f"* {_field(message, 'by')} cleared the topic of {_field(message, 'room')}"]
+    if kind == "notice":  # from the server's operator (docs/protocol.md 8)
+        room = message.get("room")
+        where = f" to {_field(message, 'room')}" if isinstance(room, str) else ""
+        return text_lines(f"! notice from the operator{where}: ", message.get("text"))
     if kind == "error":
         return text_lines(f"! {_field(message, 'code')}: ", message.get("text"))
     return []

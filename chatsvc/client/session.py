@@ -116,6 +116,7 @@ class ClientSession:
             "message": self._on_message, "private": self._on_private, "joined": self._on_joined,
             "parted": self._on_parted, "left": self._on_left, "renamed": self._on_renamed,
             "topic": self._on_topic, "users": self._on_users, "rooms": self._on_rooms,
+            "notice": self._on_notice,
         }
 
     @property
@@ -348,6 +349,10 @@ class ClientSession:
         if state is not None and isinstance(text, str):
             state.topic = display.sanitize(text)
         return Reaction(self._show(message, "presence", room))
+
+    def _on_notice(self, conn: ConnectionState, message: Message) -> Reaction:
+        room = message.get("room")
+        return Reaction(self._show(message, "presence", room if isinstance(room, str) else None))
 
     def _on_users(self, conn: ConnectionState, message: Message) -> Reaction:
         room = message.get("room")
