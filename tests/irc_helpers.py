@@ -27,8 +27,8 @@ from zope.interface import directlyProvides
 from chatsvc.server.factory import ChatFactory
 from chatsvc.transports.irc.gateway import GatewayConfig, IRCGatewayFactory
 
-from .helpers import make_factory
-from .procs import deadline
+from .support.protocol import make_factory
+from .support.waiting import deadline
 
 _port = [50000]
 

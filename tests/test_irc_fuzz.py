@@ -9,7 +9,7 @@ from __future__ import annotations
 from hypothesis import given, settings, strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-from .helpers import FakeClient, only
+from .support.protocol import FakeClient, only
 from .irc_helpers import RawIRC, make_gateway
 
 COMMANDS = ["PRIVMSG", "NOTICE", "JOIN", "PART", "TOPIC", "NAMES", "WHO", "WHOIS", "LIST", "MODE",

@@ -14,9 +14,10 @@ from chatsvc.server.interfaces import IChatTransport
 from chatsvc.transports.irc.gateway import IRCGatewayProtocol
 from chatsvc.transports.irc.session import ISessionHost
 
-from .helpers import FakeClient, PausingTransport, only
+from .support.fakes import PausingTransport
+from .support.protocol import FakeClient, only
 from .irc_helpers import IRCPeer, RawIRC, make_gateway
-from .procs import DEMO_KEY
+from .support.processes import DEMO_KEY
 
 
 class RegistrationTests(SynchronousTestCase):

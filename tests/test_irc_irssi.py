@@ -24,8 +24,8 @@ from twisted.trial.unittest import TestCase
 
 from chatsvc.keys import load_key
 
-from .hardening_procs import registered
-from .procs import DEMO_KEY, ChatServer
+from .support.frameclient import registered
+from .support.processes import DEMO_KEY, ChatServer
 
 WAIT = 30.0
 

@@ -8,7 +8,9 @@ from __future__ import annotations
 from twisted.trial.unittest import TestCase
 
 from .irc_helpers import LineClient
-from .scaleout import ChatServerProcess, FrameClient, RedisServer, free_port
+from .support.frameclient import connect
+from .support.processes import ChatServer
+from .support.redis import RedisServer, free_port
 
 
 class IRCScaleOutTests(TestCase):
@@ -18,15 +20,12 @@ class IRCScaleOutTests(TestCase):
         redis = RedisServer.start(self.mktemp())
         self.addCleanup(redis.stop)
         irc_port = free_port()
-        a = await ChatServerProcess.start(redis.port, "--chat", "irc",
-                                          "--irc", f"tcp:{irc_port}:interface=127.0.0.1",
-                                          "--irc-name", "irc.test")
-        self.addCleanup(a.kill)
-        b = await ChatServerProcess.start(redis.port, "--chat", "irc")
-        self.addCleanup(b.kill)
+        await ChatServer.start(self, "--rate", "0", "--chat", "irc",
+                               "--irc", f"tcp:{irc_port}:interface=127.0.0.1",
+                               "--irc-name", "irc.test", redis=redis.port)
+        b = await ChatServer.start(self, "--rate", "0", "--chat", "irc", redis=redis.port)
 
-        bob = await FrameClient.connect(b.port)
-        self.addCleanup(bob.close)
+        bob = await connect(self, b.port, label="bob")
         await bob.hello("bob")
         alice = await LineClient.connect(irc_port)
         self.addCleanup(alice.transport.loseConnection)
@@ -38,7 +37,7 @@ class IRCScaleOutTests(TestCase):
 
         alice.send("PRIVMSG #lobby :from irc on A")
         said = await bob.wait_for(lambda m: m["type"] == "message" and m["from"] == "alice",
-                                  what="alice's message", start=0)
+                                  what="alice's message")
         self.assertEqual(said["text"], "from irc on A")
 
         start = len(alice.lines)
@@ -47,8 +46,8 @@ class IRCScaleOutTests(TestCase):
         bob.send({"type": "msg", "to": "alice", "text": "psst"})
         await alice.wait_for(r"^:bob!chat@chatsvc PRIVMSG alice :psst$", start)
         alice.send("NICK alicia")
-        renamed = await bob.wait_for(lambda m: m["type"] == "renamed", what="the rename", start=0)
+        renamed = await bob.wait_for(lambda m: m["type"] == "renamed", what="the rename")
         self.assertEqual((renamed["old"], renamed["new"]), ("alice", "alicia"))
         alice.send("QUIT :done")
-        left = await bob.wait_for(lambda m: m["type"] == "left", what="alicia to leave", start=0)
+        left = await bob.wait_for(lambda m: m["type"] == "left", what="alicia to leave")
         self.assertEqual((left["name"], left["reason"]), ("alicia", "quit"))

@@ -10,7 +10,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from chatsvc import tap
 from chatsvc.transports.irc.gateway import IRCGatewayFactory
 
-from .procs import DEMO_KEY
+from .support.processes import DEMO_KEY
 
 
 def make(*argv: str):
