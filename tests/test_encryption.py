@@ -5,164 +5,36 @@ records around the real chat protocol, in memory (iosim and StringTransport).
 
 from __future__ import annotations
 
-import json
-from typing import Any, List, Optional
+from typing import Any, List
 
 from twisted.internet.protocol import Factory
 from twisted.internet.task import Clock
-from twisted.internet.testing import StringTransport
 from twisted.logger import globalLogPublisher
 from twisted.protocols.basic import Int32StringReceiver
 from twisted.python.failure import Failure
-from twisted.test import iosim
 from twisted.trial.unittest import SynchronousTestCase
 
-from chatsvc.server.encryption import FLUSH_AT, EncryptingFactory, EncryptingProtocol
-from chatsvc.chat.memory import Room
-from chatsvc.server.factory import ChatFactory, ServerConfig
+from chatsvc.server.encryption import FLUSH_AT, EncryptingFactory
 from chatsvc.server.turns import end_of_turn
 from chatsvc.wire.errors import RemoteProtocolError
 from chatsvc.wire.framing import FrameDecoder, encode_frame
-from chatsvc.wire.records import DataReceived, HandshakeComplete, RecordSession
+from chatsvc.wire.records import DataReceived, RecordSession
 
-from .support.wire import v1_view
+from .support.encrypted import PSK, DirectTransport, EncryptionHarness, ServerTransport
+from .support.frameclient import FrameClient
+from .support.wire import decode_frames, frame, v1_view
 
-PSK = bytes(range(32))
 OTHER_PSK = bytes(range(1, 33))
-
-
-def frame(message: dict) -> bytes:
-    return encode_frame(json.dumps(message).encode())
 
 
 def decode_all(data: bytes) -> List[dict]:
     """The messages in C{data}, as a version 1 client sees them."""
-    decoder = FrameDecoder()
-    decoder.receive_data(data)
-    return v1_view([json.loads(body) for body in decoder.frames()])
-
-
-class Client(Int32StringReceiver):
-    """A minimal chat client that records what it gets."""
-
-    MAX_LENGTH = 65536
-
-    def __init__(self, hello: Optional[dict] = None) -> None:
-        self.messages: List[dict] = []
-        self.lost: Optional[Failure] = None
-        self.hello = hello
-
-    def connectionMade(self) -> None:
-        if self.hello is not None:
-            self.send(self.hello)
-
-    def send(self, message: dict) -> None:
-        self.sendString(json.dumps(message).encode())
-
-    def stringReceived(self, body: bytes) -> None:
-        self.messages.append(json.loads(body))
-
-    def connectionLost(self, reason: Failure) -> None:
-        self.lost = reason
-
-    def types(self) -> List[str]:
-        return [m["type"] for m in v1_view(self.messages)]
-
-
-class ServerTransport(StringTransport):
-    """A StringTransport that records aborts and pauses, like a TCP one."""
-
-    aborted = False
-    reading_paused = False
-
-    def abortConnection(self) -> None:
-        self.aborted = True
-        self.disconnecting = True
-
-    def pauseProducing(self) -> None:
-        self.reading_paused = True
-
-
-class DirectTransport(ServerTransport):
-    """
-    A L{ServerTransport} that looks like Twisted's TCP transport to
-    L{chatsvc.server.fastwrite}: what is sent at once is counted.
-    """
-
-    dataBuffer = b""
-    _tempDataLen = 0
-    connected = True
-
-    def __init__(self) -> None:
-        ServerTransport.__init__(self)
-        self.socket = self
-        self.direct = 0
-
-    def send(self, data: bytes) -> int:
-        self.direct += 1
-        self.io.write(bytes(data))
-        return len(data)
-
-
-class Harness:
-    def __init__(self, psk: Optional[bytes] = PSK, require: bool = False, **config: Any) -> None:
-        self.clock = Clock()
-        self.room = Room(self.clock)
-        self.chat = ChatFactory(self.room, ServerConfig(**config), self.clock)
-        self.server = EncryptingFactory(self.chat, psk, require_encryption=require, clock=self.clock)
-
-    def connect_raw(self) -> tuple:
-        """A server protocol on a StringTransport, for raw bytes."""
-        proto = self.server.buildProtocol(None)
-        transport = ServerTransport()
-        proto.makeConnection(transport)
-        return proto, transport
-
-    def connect_encrypted_raw(self) -> tuple:
-        """
-        A server protocol on a StringTransport, its handshake done by a bare
-        L{RecordSession} (returned), the transport cleared.
-        """
-        proto, transport = self.connect_raw()
-        session = RecordSession(PSK, initiator=True)
-        proto.dataReceived(session.initiate())
-        session.receive_data(transport.value())
-        events = list(session.events())
-        if [type(e) for e in events] != [HandshakeComplete]:
-            raise AssertionError(f"handshake did not complete: {events}")
-        transport.clear()
-        return proto, transport, session
-
-    def registered_encrypted_raw(self, name: str) -> tuple:
-        """L{connect_encrypted_raw}, then registered as C{name}: welcome and
-        history read, the transport cleared."""
-        proto, transport, session = self.connect_encrypted_raw()
-        proto.dataReceived(session.send(frame({"type": "hello", "name": name})))
-        self.clock.advance(0)
-        session.receive_data(transport.value())  # welcome and history
-        list(session.events())
-        transport.clear()
-        return proto, transport, session
-
-    def connect(self, psk: Optional[bytes] = PSK, hello: Optional[dict] = None,
-                encrypted: bool = True) -> tuple:
-        """A real client wrapped in its own EncryptingProtocol, over iosim."""
-        client = Client(hello)
-        if encrypted:
-            client_factory = EncryptingFactory(Factory.forProtocol(lambda: client), psk,
-                                               initiator=True, clock=self.clock)
-            client_side = lambda: client_factory.buildProtocol(None)  # noqa: E731
-        else:
-            client_side = lambda: client  # noqa: E731
-        c, s, pump = iosim.connectedServerAndClient(
-            lambda: self.server.buildProtocol(None), client_side, clock=self.clock
-        )
-        return client, c, s, pump
+    return v1_view(decode_frames(data))
 
 
 class ModeDetectionTests(SynchronousTestCase):
     def test_plaintext_passes_through_byte_by_byte(self) -> None:
-        h = Harness()
+        h = EncryptionHarness()
         proto, transport = h.connect_raw()
         for b in frame({"type": "hello", "name": "alice"}):
             proto.dataReceived(bytes([b]))
@@ -172,7 +44,7 @@ class ModeDetectionTests(SynchronousTestCase):
         self.assertFalse(proto.encrypted)
 
     def refused(self, data: bytes, **kwargs: Any) -> tuple:
-        h = Harness(**kwargs)
+        h = EncryptionHarness(**kwargs)
         proto, transport = h.connect_raw()
         proto.dataReceived(data)
         return h, decode_all(transport.value()), transport
@@ -214,7 +86,7 @@ class ModeDetectionTests(SynchronousTestCase):
         self.assert_fatal(session.initiate(), "handshake-failed")
 
     def test_plaintext_timeout_before_handshake(self) -> None:
-        h = Harness()
+        h = EncryptionHarness()
         proto, transport = h.connect_raw()
         proto.dataReceived(RecordSession(PSK, initiator=True).initiate()[:30])
         transport.clear()
@@ -223,7 +95,7 @@ class ModeDetectionTests(SynchronousTestCase):
         self.assertEqual([(m["code"], m["fatal"]) for m in messages], [("timeout", True)])
 
     def test_server_full_is_plaintext(self) -> None:
-        h = Harness(max_clients=1)
+        h = EncryptionHarness(max_clients=1)
         h.connect_raw()
         proto, transport = h.connect_raw()
         self.assertEqual(decode_all(transport.value())[0]["code"], "server-full")
@@ -231,7 +103,7 @@ class ModeDetectionTests(SynchronousTestCase):
 
 class DirectWriterTests(SynchronousTestCase):
     def test_plaintext_fan_out_skips_the_wrapper(self) -> None:
-        h = Harness()
+        h = EncryptionHarness()
         proto = h.server.buildProtocol(None)
         transport = DirectTransport()
         proto.makeConnection(transport)
@@ -253,7 +125,7 @@ class DirectWriterTests(SynchronousTestCase):
         self.assertEqual(transport.direct, before + 1)
 
     def test_not_for_encrypted_or_other_transports(self) -> None:
-        h = Harness()
+        h = EncryptionHarness()
         proto, transport, session = h.connect_encrypted_raw()
         self.assertIsNone(proto.direct_writer())
         plain, _ = h.connect_raw()  # a StringTransport: no socket to send on
@@ -263,11 +135,11 @@ class DirectWriterTests(SynchronousTestCase):
 
 class EncryptedSessionTests(SynchronousTestCase):
     def test_hello_and_chat(self) -> None:
-        h = Harness()
+        h = EncryptionHarness()
         alice, a_wrapper, _, pump_a = h.connect(hello={"type": "hello", "name": "alice"})
         bob, _, _, pump_b = h.connect(hello={"type": "hello", "name": "bob"}, encrypted=False)
         pump_a.flush()
-        self.assertEqual(alice.types(), ["welcome", "history", "joined"])
+        self.assertEqual([m["type"] for m in v1_view(alice.messages)], ["welcome", "history", "joined"])
         self.assertIs(alice.messages[0]["encrypted"], True)
         self.assertIs(bob.messages[0]["encrypted"], False)
         self.assertTrue(a_wrapper.encrypted)
@@ -280,7 +152,7 @@ class EncryptedSessionTests(SynchronousTestCase):
 
     def test_nothing_in_clear(self) -> None:
         """The hello, the name and the text never cross the wire in clear."""
-        h = Harness()
+        h = EncryptionHarness()
         proto, transport, session = h.connect_encrypted_raw()
         proto.dataReceived(session.send(frame({"type": "hello", "name": "zebedee"})))
         h.clock.advance(0)
@@ -292,7 +164,7 @@ class EncryptedSessionTests(SynchronousTestCase):
         self.assertEqual([m["type"] for m in decode_all(inner)], ["welcome", "history"])
 
     def test_writes_of_one_turn_make_one_record(self) -> None:
-        h = Harness()
+        h = EncryptionHarness()
         proto, transport, session = h.registered_encrypted_raw("a")
         for i in range(5):
             proto.wrappedProtocol.send({"type": "ping", "token": i})
@@ -311,7 +183,7 @@ class EncryptedSessionTests(SynchronousTestCase):
         The room's fan-out and its encryption happen in one end-of-turn
         pass (one clock step), as one record per member.
         """
-        h = Harness()
+        h = EncryptionHarness()
         members = []
         for name in ("a", "b"):
             proto, transport, session = h.connect_encrypted_raw()
@@ -343,7 +215,7 @@ class EncryptedSessionTests(SynchronousTestCase):
         once (with what was pending before it), small ones wait for the
         turn's end.
         """
-        h = Harness()
+        h = EncryptionHarness()
         proto, transport, session = h.registered_encrypted_raw("a")
         proto.write(b"small")
         self.assertEqual(transport.value(), b"")
@@ -359,7 +231,7 @@ class EncryptedSessionTests(SynchronousTestCase):
         self.assertEqual(transport.value(), b"", "nothing left for the turn's end")
 
     def test_tampered_record_aborts_silently(self) -> None:
-        h = Harness()
+        h = EncryptionHarness()
         bob, _, _, pump_b = h.connect(hello={"type": "hello", "name": "bob"}, encrypted=False)
         proto, transport, session = h.connect_encrypted_raw()
         proto.dataReceived(session.send(frame({"type": "hello", "name": "mallory"})))
@@ -379,7 +251,7 @@ class EncryptedSessionTests(SynchronousTestCase):
         self.assertEqual(bob.messages[-1]["reason"], "disconnected")
 
     def test_handshake_record_after_handshake(self) -> None:
-        h = Harness()
+        h = EncryptionHarness()
         proto, transport, session = h.connect_encrypted_raw()
         proto.dataReceived(RecordSession(PSK, initiator=True).initiate())
         h.clock.advance(0)
@@ -389,18 +261,18 @@ class EncryptedSessionTests(SynchronousTestCase):
         self.assertEqual([(m["code"], m["fatal"]) for m in decode_all(inner)], [("bad-frame", True)])
 
     def test_client_sees_server_with_wrong_key(self) -> None:
-        h = Harness(psk=OTHER_PSK)
+        h = EncryptionHarness(psk=OTHER_PSK)
         client, _, _, pump = h.connect(psk=PSK, hello={"type": "hello", "name": "a"})
         pump.flush()
         # The server refused message 1 in plaintext; the client got it as an
         # ordinary error message.
         self.assertEqual([m.get("code") for m in client.messages], ["handshake-failed"])
-        self.assertIsNotNone(client.lost)
+        self.assertIsNotNone(client.lost_reason)
 
     def test_client_detects_impostor_server(self) -> None:
         """Message 2 under another key: the client closes with handshake-failed."""
-        h = Harness()
-        client = Client({"type": "hello", "name": "a"})
+        h = EncryptionHarness()
+        client = FrameClient(greeting={"type": "hello", "name": "a"})
         factory = EncryptingFactory(Factory.forProtocol(lambda: client), PSK,
                                     initiator=True, clock=h.clock)
         proto = factory.buildProtocol(None)
@@ -420,13 +292,13 @@ class EncryptedSessionTests(SynchronousTestCase):
         self.assertTrue(transport.aborted)
         self.assertEqual(transport.value(), sent, "nothing but message 1 was sent")
         proto.connectionLost(Failure(ConnectionError("gone")))
-        self.assertTrue(client.lost.check(RemoteProtocolError))
-        self.assertEqual(client.lost.value.code, "handshake-failed")
+        self.assertTrue(client.lost_reason.check(RemoteProtocolError))
+        self.assertEqual(client.lost_reason.value.code, "handshake-failed")
         self.assertEqual(client.messages, [])
 
     def test_client_writes_wait_for_handshake(self) -> None:
-        h = Harness()
-        client = Client({"type": "hello", "name": "early"})
+        h = EncryptionHarness()
+        client = FrameClient(greeting={"type": "hello", "name": "early"})
         factory = EncryptingFactory(Factory.forProtocol(lambda: client), PSK,
                                     initiator=True, clock=h.clock)
         proto = factory.buildProtocol(None)
@@ -438,7 +310,7 @@ class EncryptedSessionTests(SynchronousTestCase):
         self.assertEqual([(r[0], len(r)) for r in records], [(0x01, 49)])
 
     def test_log_prefix_names_both(self) -> None:
-        h = Harness()
+        h = EncryptionHarness()
         proto, _ = h.connect_raw()
         self.assertEqual(proto.logPrefix(), "ChatProtocol (EncryptingProtocol)")
 
@@ -446,7 +318,7 @@ class EncryptedSessionTests(SynchronousTestCase):
         events: List[dict] = []
         globalLogPublisher.addObserver(events.append)
         self.addCleanup(globalLogPublisher.removeObserver, events.append)
-        h = Harness()
+        h = EncryptionHarness()
         client, _, _, pump = h.connect(psk=OTHER_PSK, hello={"type": "hello"})
         pump.flush()
         client, _, _, pump = h.connect(hello={"type": "hello", "name": "x"})

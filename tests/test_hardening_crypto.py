@@ -31,7 +31,7 @@ from .support.processes import DEMO_KEY, shows_server_log, start_server
 from .support.waiting import gather
 from .support.fakes import LogCapture
 from .support.wire import decode_frames, raw_frame
-from .test_encryption import Harness
+from .support.encrypted import EncryptionHarness
 from .test_noise import LOW_ORDER_POINTS, forged_message1
 
 DEMO_PSK = PSK
@@ -305,7 +305,7 @@ class InProcessHandshakeTests(SynchronousTestCase):
     """
 
     def setUp(self) -> None:
-        self.harness = Harness(DEMO_PSK)
+        self.harness = EncryptionHarness(DEMO_PSK)
         self.log = LogCapture.install(self)
 
     def handshake(self, message1: bytes):
