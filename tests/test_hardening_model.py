@@ -52,13 +52,13 @@ from chatsvc.server.msglog import MessageLog
 from chatsvc.chat.memory import MemoryChat
 from chatsvc.server.factory import ChatFactory, ServerConfig
 from chatsvc.wire.errors import RemoteProtocolError
-from chatsvc.wire.framing import FrameDecoder, encode_frame
-from chatsvc.wire.messages import decode, encode
+from chatsvc.wire.framing import encode_frame
+from chatsvc.wire.messages import encode
 from chatsvc.wire.names import name_key
 from chatsvc.wire.rooms import room_key
-from chatsvc.wire.records import DataReceived, HandshakeComplete, PlaintextFrame, RecordSession
 
 from . import hypothesis_profile  # noqa: F401
+from .support.wire import ClientWire
 
 PSK = bytes(range(32))
 IDX = st.integers(0, 1000)
@@ -187,10 +187,8 @@ class Conn:
         self.server_io = FlowTransport(self.server, isServer=True, peerAddress=peer)
         self.client_io = FakeTransport(self.client, isServer=False)
         self.encrypted = encrypted
-        self.session = RecordSession(PSK, initiator=True) if encrypted else None
-        self.decoder = FrameDecoder()
+        self.wire = ClientWire(PSK if encrypted else None)
         self.messages: List[Dict[str, Any]] = []
-        self.pending: List[bytes] = []  # inner frames waiting for the handshake
         self.stalled = False
         self.open = True
         self.closed_by_server = False
@@ -200,34 +198,24 @@ class Conn:
         self.server.makeConnection(self.server_io)
         self.chat = self.server.wrappedProtocol  # the wrapper forgets it when closed
         self.client.makeConnection(self.client_io)
-        if self.session is not None:
-            self.client_io.write(self.session.initiate())
+        message1 = self.wire.initiate()
+        if message1:
+            self.client_io.write(message1)
 
 
     # client side
 
     def client_bytes(self, data: bytes) -> None:
-        if self.session is None:
-            self.inner(data)
-            return
-        self.session.receive_data(data)
         try:
-            for event in self.session.events():
-                if isinstance(event, HandshakeComplete):
-                    frames, self.pending = self.pending, []
-                    for frame in frames:
-                        self.send_frame(frame)
-                elif isinstance(event, DataReceived):
-                    self.inner(event.data)
-                elif isinstance(event, PlaintextFrame):
-                    self.inner(encode_frame(event.body))
+            messages = self.wire.receive(data)
         except RemoteProtocolError as e:
             raise AssertionError(f"{self.label}: the server sent a bad record: {e!r}")
-
-    def inner(self, data: bytes) -> None:
-        self.decoder.receive_data(data)
-        for body in self.decoder.frames():
-            message = decode(body)  # the server never sends bad JSON
+        if self.wire.bad_frames:  # the server never sends bad JSON
+            raise AssertionError(f"{self.label} got a bad frame: {self.wire.bad_frames[0][:200]!r}")
+        pending = self.wire.pending()  # what waited for the handshake
+        if pending and self.open:
+            self.client_io.write(pending)
+        for message in messages:
             if message["type"] == "error" and "Traceback" in message.get("text", ""):
                 raise AssertionError(f"{self.label} got a traceback: {message}")
             self.messages.append(message)
@@ -237,12 +225,9 @@ class Conn:
     def send_frame(self, frame: bytes) -> None:
         if not self.open:
             return
-        if self.session is not None:
-            if self.session.state.name != "OPEN":
-                self.pending.append(frame)
-                return
-            frame = self.session.send(frame)
-        self.client_io.write(frame)
+        data = self.wire.seal(frame)  # before the handshake, it waits in the wire
+        if data:
+            self.client_io.write(data)
 
     def send(self, message: Dict[str, Any]) -> None:
         self.send_frame(encode_frame(encode(message)))
@@ -476,7 +461,7 @@ class ChatMachine(RuleBasedStateMachine):
         conn = self.live(conn)
         if conn is None:
             return
-        opened = conn.session is None or conn.session.state.name == "OPEN"
+        opened = conn.wire.open
         if how == "record" and conn.encrypted and opened:
             conn.client_io.write(b"\x00\x00\x00\x13\x02" + data[:18].ljust(18, b"\x00"))
             conn.silent_close_ok = True
