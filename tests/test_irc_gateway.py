@@ -8,6 +8,10 @@ from __future__ import annotations
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
+from twisted.internet.task import Clock
+
+from chatsvc.admin.bans import BanList
+from chatsvc.admin.operator import LocalOperator
 from chatsvc.keys import load_key
 from chatsvc.metrics import ITransportLabel, transport_label
 from chatsvc.server.interfaces import IChatTransport
@@ -356,6 +360,20 @@ class RoomTests(SynchronousTestCase):
                          [":irc.test 404 eve #dev :Cannot send to channel (you are not in it)"])
         self.assertEqual(raw.send(b"TOPIC #dev\r\n"), [":irc.test 332 eve #dev :plans"])
         self.assertEqual(raw.send(b"JOIN #a|b\r\n")[0][:30], ":irc.test 403 eve #a|b :No suc")
+
+    def test_operator_notice_and_topic(self) -> None:
+        """An operator's notice is a NOTICE from the server; its topic is set by the server."""
+        raw = RawIRC(self.gateway)
+        raw.register("eve")
+        clock = Clock()
+        operator = LocalOperator(self.chat, self.chat.room, BanList(clock), clock)
+        operator.notice("restart at 5", None)
+        self.assertEqual(raw.lines(), [":irc.test NOTICE * :restart at 5"])
+        operator.notice("dev only", "#lobby")
+        self.assertEqual(raw.lines(), [":irc.test NOTICE #lobby :dev only"])
+        self.chat.room.operator_topic("#lobby", "be nice")
+        self.chat.room.flush()
+        self.assertEqual(raw.lines(), [":irc.test TOPIC #lobby :be nice"])
 
     def test_action_both_ways(self) -> None:
         raw = RawIRC(self.gateway)

@@ -21,6 +21,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Dict, FrozenSet, List, Optional, Tuple
 
+from ...chat.operators import OPERATOR
 from ...wire.framing import HEADER, HEADER_SIZE
 from .lines import MAX_LINE, format_line, split_text
 from .names import irc_nick
@@ -32,7 +33,7 @@ RAW = b"\x00"
 """A frame body starting with this byte holds IRC bytes the gateway queued
 itself (a reply it answers without the chat), passed through in order."""
 
-SHARED = frozenset({"message", "private", "joined", "parted", "left", "renamed", "topic"})
+SHARED = frozenset({"message", "private", "joined", "parted", "left", "renamed", "topic", "notice"})
 
 _QUIT_REASONS = {
     "timeout": "Ping timeout",
@@ -121,8 +122,12 @@ def shared_lines(message: Dict[str, Any], info: ServerInfo, tags: Optional[Dict[
         return [format_line("NICK", [irc_nick(message["new"])], mask(message["old"]), tags)]
     if kind == "topic":
         by = message.get("by")
-        prefix = mask(by) if isinstance(by, str) else info.name
+        prefix = mask(by) if isinstance(by, str) and by != OPERATOR else info.name
         return [format_line("TOPIC", [_room(message, info), message.get("text") or ""], prefix, tags)]
+    if kind == "notice":  # an operator's notice (docs/protocol.md 8): from the server
+        room = message.get("room")
+        target = room if isinstance(room, str) else "*"
+        return privmsg_lines(info.name, target, message["text"], False, tags, command="NOTICE")
     raise KeyError(kind)
 
 
