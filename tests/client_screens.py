@@ -1,12 +1,12 @@
 """
 The text captures of docs/client.md, made by driving the full-screen client
-through pyte (tests.screen_helpers) with a scripted server::
+through pyte (tests.support.screen) with a scripted server::
 
     python -m tests.client_screens > /tmp/screens.md
 """
 from twisted.internet.error import ConnectionLost
-from tests.screen_helpers import ScreenHarness
-from tests.client_helpers import FakeEncryptingFactory
+from tests.support.client import FakeEncryptingFactory
+from tests.support.screen import ScreenHarness
 
 def ts(m): return f"2026-12-06T{13 if m > 30 else 14}:{m:02d}:00.000Z"
 def msg(room, seq, text, sender, m, **kw):

@@ -18,10 +18,8 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from chatsvc.admin.redisbus import parse_events
 
-from .support.frameclient import connect
-from .support.processes import ChatServer
-from .support.redis import RedisServer
-from .support.waiting import wait_until
+from .hardening_procs import connect
+from .scaleout import ChatServerProcess, FrameClient, RedisServer, wait_until
 from .test_admin_endpoint import chat_admin
 
 _chats = itertools.count(1)
@@ -50,13 +48,14 @@ class RedisAdminTests(TestCase):
         self.chat = f"adm{next(_chats)}"
         self.dir = tempfile.mkdtemp(prefix="chatadm")
         self.addCleanup(shutil.rmtree, self.dir, True)
-        self.servers: List[ChatServer] = []
+        self.servers: List[ChatServerProcess] = []
 
     @defer.inlineCallbacks
     def server(self, name: str):
         socket = os.path.join(self.dir, f"{name}.sock")
-        server = yield ChatServer.start(self, "--rate", "0", "--chat", self.chat,
-                                        "--admin", f"unix:{socket}", redis=self.redis.port)
+        server = yield ChatServerProcess.start(self.redis.port, "--chat", self.chat,
+                                               "--admin", f"unix:{socket}")
+        self.addCleanup(server.kill)
         self.servers.append(server)
         yield wait_until(lambda: server.logged("Redis (admin events): connected"), 20,
                          f"server {name} to read the admin stream")
@@ -65,13 +64,15 @@ class RedisAdminTests(TestCase):
 
     @defer.inlineCallbacks
     def client(self, server: Any, name: str):
-        client = yield connect(self, server.port, label=name)
+        client = yield FrameClient.connect(server.port)
+        self.addCleanup(client.close)
         yield client.hello(name)
         return client
 
     def no_tracebacks(self) -> None:
         for server in self.servers:
-            self.assertEqual(server.tracebacks(), [], server.output()[-6000:])
+            bad = [line for line in server.output.lines if "Traceback" in line or "Unhandled" in line]
+            self.assertEqual(bad, [], "\n".join(server.output.lines[-60:]))
 
     @defer.inlineCallbacks
     def test_kick_and_ban_reach_every_server(self):
@@ -83,9 +84,9 @@ class RedisAdminTests(TestCase):
         code, out = yield chat_admin(self, a.socket, "kick", "bob", "enough")
         self.assertEqual(code, 0, out)
         yield bob.wait_for(lambda m: m["type"] == "error" and m["code"] == "kicked",
-                           what="bob kicked on the other server")
+                           start=0, what="bob kicked on the other server")
         yield alice.wait_for(lambda m: m["type"] == "left" and m["name"] == "bob"
-                             and m["reason"] == "kicked", what="bob left, kicked")
+                             and m["reason"] == "kicked", start=0, what="bob left, kicked")
 
         dan = yield self.client(b, "dan")
         code, out = yield chat_admin(self, a.socket, "mute", "dan")
@@ -94,20 +95,20 @@ class RedisAdminTests(TestCase):
                          "the mute to reach server b")
         dan.send({"type": "say", "text": "can anyone hear me"})
         yield dan.wait_for(lambda m: m["type"] == "error" and m["code"] == "muted",
-                           what="dan muted on the other server")
+                           start=0, what="dan muted on the other server")
         code, out = yield chat_admin(self, a.socket, "unmute", "dan")
         self.assertEqual(code, 0, out)
         yield wait_until(lambda: b.logged("operator: unmuted dan (through Redis)"), 20,
                          "the unmute to reach server b")
         dan.send({"type": "say", "text": "back"})
-        yield alice.wait_for(lambda m: m.get("text") == "back", what="dan heard again")
+        yield alice.wait_for(lambda m: m.get("text") == "back", start=0, what="dan heard again")
 
         carol = yield self.client(b, "carol")
         code, out = yield chat_admin(self, a.socket, "ban", "--for", "10m", "127.0.0.0/8")
         self.assertEqual(code, 0, out)
         for who in (alice, carol):
             yield who.wait_for(lambda m: m["type"] == "error" and m["code"] == "banned",
-                               what="banned on both servers")
+                               start=0, what="banned on both servers")
         refused = yield connect(self, b.port, handshake=False)
         refused.send({"type": "hello", "name": "dave"})
         yield refused.wait_for(lambda m: m["type"] == "error" and m["code"] == "banned",
@@ -125,5 +126,5 @@ class RedisAdminTests(TestCase):
                          "the unban to reach server a")
         again = yield self.client(a, "back")
         self.assertIn("welcome", [m["type"] for m in again.messages])
-        self.assertNotIn("enough", a.output() + b.output())
+        self.assertNotIn("enough", "\n".join(a.output.lines + b.output.lines))
         self.no_tracebacks()

@@ -47,16 +47,16 @@ from chatsvc.wire.errors import RemoteProtocolError
 from chatsvc.wire.framing import encode_frame
 from chatsvc.wire.messages import decode, encode, error
 
-from .client_helpers import (
+from .support.client import (
     FakeEncryptingFactory,
     FakeOutput,
     FakeProducer,
     Harness,
     ServerEnd,
-    frame,
     public,
     welcome,
 )
+from .support.wire import raw_frame
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -80,7 +80,7 @@ class FirstConnectionTests(SynchronousTestCase):
         h = Harness()
         h.client.start()
         server = h.fake.accept()
-        self.assertEqual(server.raw(), frame(b'{"type":"hello","name":"alice"}'))
+        self.assertEqual(server.raw(), raw_frame(b'{"type":"hello","name":"alice"}'))
 
     def test_welcome_and_motd(self) -> None:
         h = Harness()
@@ -197,7 +197,7 @@ class NamePromptTests(SynchronousTestCase):
         h.type("bob\r")
         h.type("bob")
         server = h.fake.accept()
-        self.assertEqual(server.raw(), frame(b'{"type":"hello","name":"bob"}'))
+        self.assertEqual(server.raw(), raw_frame(b'{"type":"hello","name":"bob"}'))
 
     def test_invalid_name(self) -> None:
         h = Harness(name=None)
@@ -213,7 +213,7 @@ class NamePromptTests(SynchronousTestCase):
         h = Harness(name=None)
         h.client.start()
         h.type("")
-        self.assertEqual(h.fake.accept().raw(), frame(b'{"type":"hello"}'))
+        self.assertEqual(h.fake.accept().raw(), raw_frame(b'{"type":"hello"}'))
 
     def test_end_of_input(self) -> None:
         h = Harness(name=None)
@@ -260,8 +260,8 @@ class DisplayTests(SynchronousTestCase):
 
     def test_bad_frames_ignored(self) -> None:
         """A body that is not a message is ignored; the connection stays."""
-        self.server.protocol.dataReceived(frame(b"not json"))
-        self.server.protocol.dataReceived(frame(b'{"no":"type"}'))
+        self.server.protocol.dataReceived(raw_frame(b"not json"))
+        self.server.protocol.dataReceived(raw_frame(b'{"no":"type"}'))
         self.shows(public(1), ["bob: hi"])
         self.assertFalse(self.server.transport.disconnecting)
 
@@ -279,7 +279,7 @@ class CommandTests(SynchronousTestCase):
 
     def sends(self, line: str, body: bytes) -> None:
         self.h.type(line)
-        self.assertEqual(self.server.raw(), frame(body))
+        self.assertEqual(self.server.raw(), raw_frame(body))
 
     def test_say(self) -> None:
         self.sends("hello, world", b'{"type":"say","text":"hello, world"}')
@@ -350,7 +350,7 @@ class QuitTests(SynchronousTestCase):
         h = Harness()
         server = h.connect()
         h.type("quit")
-        self.assertEqual(server.raw(), frame(b'{"type":"quit"}'))
+        self.assertEqual(server.raw(), raw_frame(b'{"type":"quit"}'))
         self.assertEqual(h.results, [])
         server.close()
         self.assertEqual(h.results, [0])
@@ -360,7 +360,7 @@ class QuitTests(SynchronousTestCase):
         h = Harness()
         server = h.connect()
         h.type("/quit gotta go")
-        self.assertEqual(server.raw(), frame(b'{"type":"quit","reason":"gotta go"}'))
+        self.assertEqual(server.raw(), raw_frame(b'{"type":"quit","reason":"gotta go"}'))
 
     def test_quit_timeout(self) -> None:
         """A server that does not close: exit 0 after a short wait, closing."""
@@ -420,7 +420,7 @@ class ReconnectTests(SynchronousTestCase):
         self.assertEqual(h.fake.pending, [])
         h.clock.advance(1)
         server2 = h.fake.accept()
-        self.assertEqual(server2.raw(), frame(b'{"type":"hello","name":"alice","resume":"tok1","since":5}'))
+        self.assertEqual(server2.raw(), raw_frame(b'{"type":"hello","name":"alice","resume":"tok1","since":5}'))
 
     def test_catch_up(self) -> None:
         h = Harness()
@@ -596,7 +596,7 @@ class SwitchTests(SynchronousTestCase):
         self.assertEqual(h.output.lines(), ["* switching to encrypted mode..."])
         new = h.fake.accept()
         self.assertTrue(new.transport.encrypted)
-        self.assertEqual(new.raw(), frame(b'{"type":"hello","name":"alice","resume":"tok1","since":3}'))
+        self.assertEqual(new.raw(), raw_frame(b'{"type":"hello","name":"alice","resume":"tok1","since":3}'))
         # The server hands our session to the new connection.
         self.old.send({"type": "error", "code": "replaced", "text": "resumed", "fatal": True})
         self.old.close()

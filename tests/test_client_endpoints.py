@@ -16,7 +16,7 @@ from zope.interface.verify import verifyObject
 from chatsvc.client.endpoints import CannotConnect, RoundRobinEndpoint, describe_error
 from chatsvc.wire.errors import RemoteProtocolError
 
-from .client_helpers import FakeEndpoint
+from .support.client import FakeEndpoint
 
 
 class DescribeErrorTests(SynchronousTestCase):

@@ -19,7 +19,7 @@ from chatsvc.client.stdio import use_screen
 from chatsvc.client.terminal import colour_wanted
 from chatsvc.client.view import BoundedOutput, IView, LineView
 
-from .client_helpers import FakeOutput
+from .support.client import FakeOutput
 
 NOW = 1_796_565_720.0  # 2026-12-06T14:02:00Z
 
@@ -139,7 +139,7 @@ class EchoTests(SynchronousTestCase):
         the server's copy shows it once (issue 13)."""
         from chatsvc.client.stdio import LineInput
 
-        from .client_helpers import Harness
+        from .support.client import Harness
 
         h = Harness()
         server = h.connect()

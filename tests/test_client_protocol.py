@@ -11,7 +11,8 @@ from typing import Any
 from twisted.internet.error import ConnectionLost
 from twisted.trial.unittest import SynchronousTestCase
 
-from .client_helpers import Harness, frame
+from .support.client import Harness
+from .support.wire import raw_frame
 
 
 class PingTests(SynchronousTestCase):
@@ -27,18 +28,18 @@ class PingTests(SynchronousTestCase):
             ({"n": [1, None]}, b'{"type":"pong","token":{"n":[1,null]}}'),
         ]:
             self.server.send({"type": "ping", "token": token})
-            self.assertEqual(self.server.raw(), frame(body))
+            self.assertEqual(self.server.raw(), raw_frame(body))
 
     def test_pong_without_token(self) -> None:
         self.server.send({"type": "ping"})
-        self.assertEqual(self.server.raw(), frame(b'{"type":"pong"}'))
+        self.assertEqual(self.server.raw(), raw_frame(b'{"type":"pong"}'))
 
     def test_keepalive(self) -> None:
         """30 s of silence: ping; 30 s more: the connection is aborted."""
         self.h.clock.advance(29.9)
         self.assertEqual(self.server.raw(), b"")
         self.h.clock.advance(0.1)
-        self.assertEqual(self.server.raw(), frame(b'{"type":"ping","token":1}'))
+        self.assertEqual(self.server.raw(), raw_frame(b'{"type":"ping","token":1}'))
         self.h.clock.advance(29.9)
         self.assertFalse(self.server.transport.disconnecting)
         self.h.clock.advance(0.1)
@@ -55,7 +56,7 @@ class PingTests(SynchronousTestCase):
         self.assertFalse(self.server.transport.disconnecting)
         self.assertEqual(self.server.raw(), b"")
         self.h.clock.advance(1)
-        self.assertEqual(self.server.raw(), frame(b'{"type":"ping","token":2}'))
+        self.assertEqual(self.server.raw(), raw_frame(b'{"type":"ping","token":2}'))
 
 
 class HandshakeGate:

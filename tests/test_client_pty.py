@@ -25,7 +25,8 @@ from twisted.internet import defer, reactor
 from twisted.internet.protocol import ProcessProtocol
 from twisted.trial.unittest import TestCase
 
-from .procs import REPO, ChatServer, child_env, deadline
+from .support.processes import REPO, ChatServer, child_env
+from .support.waiting import deadline
 
 
 class PtyClient(ProcessProtocol):

@@ -18,7 +18,7 @@ from chatsvc.client.parts import Parts
 from chatsvc.client.rooms import is_room_name
 from chatsvc.client.session import ClientSession, ConnectionState
 
-from .client_helpers import texts
+from .support.client import texts
 
 TS = "2026-12-06T14:02:00.000Z"
 

@@ -14,8 +14,8 @@ from zope.interface.verify import verifyObject
 
 from chatsvc.client.view import IView
 
-from .client_helpers import public, welcome
-from .screen_helpers import ScreenHarness
+from .support.client import public, welcome
+from .support.screen import ScreenHarness
 
 TS = "2026-12-06T14:03:00.000Z"
 

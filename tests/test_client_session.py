@@ -12,7 +12,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from chatsvc.client.outbox import TokenBucket
 from chatsvc.client.session import ClientSession
 
-from .client_helpers import public, texts, welcome
+from .support.client import public, texts, welcome
 
 
 class ClientSessionTests(SynchronousTestCase):

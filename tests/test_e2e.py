@@ -8,44 +8,19 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import struct
 
-from twisted.internet import defer, threads
+from twisted.internet import defer
 from twisted.trial.unittest import TestCase
 
-from .procs import DEMO_KEY, REPO, ChatClientProcess, ChatServer, LineProcess, _spawn, TWISTD
-
-
-def raw_frame(message: dict) -> bytes:
-    body = json.dumps(message).encode()
-    return struct.pack(">I", len(body)) + body
+from .support.frameclient import connect
+from .support.processes import (
+    DEMO_KEY, REPO, TWISTD, ChatClientProcess, ChatServer, LineProcess, free_port, spawn,
+)
+from .support.wire import frame
 
 
 REPLY_DEADLINE = 20.0
 """Seconds a raw connection waits for the server's first frame."""
-
-
-def _first_reply(port: int, data: bytes) -> dict:
-    """
-    Send C{data} on a new connection and return the first message of the
-    reply (in a thread: the socket blocks).
-
-    @raise AssertionError: if the server closes without a frame or sends
-        nothing within L{REPLY_DEADLINE}.
-    """
-    with socket.create_connection(("127.0.0.1", port), timeout=REPLY_DEADLINE) as s:
-        s.sendall(data)
-        reply = b""
-        while len(reply) < 4 or len(reply) < 4 + struct.unpack(">I", reply[:4])[0]:
-            try:
-                chunk = s.recv(65536)
-            except socket.timeout:
-                raise AssertionError(f"no reply within {REPLY_DEADLINE} s to {data[:20]!r}")
-            if not chunk:
-                raise AssertionError(f"closed without an error frame: {data[:20]!r} got {reply!r}")
-            reply += chunk
-    return json.loads(reply[4 : 4 + struct.unpack(">I", reply[:4])[0]])
 
 
 class ChatTests(TestCase):
@@ -142,11 +117,7 @@ class ChatTests(TestCase):
         self.assertNotIn("Traceback", wrong.output())
         yield server.wait_for("handshake with 127.0.0.1 failed")
 
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        free_port = sock.getsockname()[1]
-        sock.close()
-        nobody = ChatClientProcess.start(self, free_port, "--name", "n")
+        nobody = ChatClientProcess.start(self, free_port(), "--name", "n")
         code = yield nobody.wait_exit()
         self.assertNotEqual(code, 0)
         self.assertEqual(len([l for l in nobody.err_lines if l.strip()]), 1, nobody.output())
@@ -166,13 +137,12 @@ class ChatTests(TestCase):
         alice.send("before the restart")
         yield bob.wait_for("alice: before the restart")
 
-        server.signal("TERM")
-        code = yield server.wait_exit()
+        code = yield server.terminate()
         self.assertEqual(code, 0)
         yield alice.wait_for("shutdown")
         yield bob.wait_for("reconnecting")
 
-        server2 = yield ChatServer.start(self, *options, port=port)
+        server2 = yield server.restart()  # same options, same port
         yield server2.wait_for("seq 1")  # restored from the message log
         mark = len(bob.lines)
         yield alice.wait_for("end of history", after=0)
@@ -202,15 +172,19 @@ class ServerProcessTests(TestCase):
             (b"\x00\x00\x00\x00", "bad-frame"),
             (b"\xff\xff\xff\xff", "frame-too-long"),
             (b"\x00\x00\x00\x05hello", "bad-frame"),  # not "{", not a handshake record
-            (raw_frame({"type": "hello", "name": "\ud800x"}), "bad-json"),  # a lone surrogate
+            (frame({"type": "hello", "name": "\ud800x"}), "bad-json"),  # a lone surrogate
             (b"\x00\x00\x00\x03{\xff}", "bad-json"),
             (b"\x00\x00\x00\x0c" + b"[" * 12, "bad-frame"),
-            (raw_frame({"type": "ping", "token": [[]] * 70}), "bad-json"),  # over 64 containers
-            (raw_frame({"type": 5}), "bad-json"),
+            (frame({"type": "ping", "token": [[]] * 70}), "bad-json"),  # over 64 containers
+            (frame({"type": 5}), "bad-json"),
             (b"GET / HTTP/1.0\r\n\r\n", "frame-too-long"),
         ]
         for data, code in junk:
-            reply = yield threads.deferToThread(_first_reply, server.port, data)
+            raw = yield connect(self, server.port, label=f"junk {data[:12]!r}", timeout=REPLY_DEADLINE)
+            raw.send_raw(data)
+            # (fails if the server closes without an error frame, or is silent)
+            reply = yield raw.wait_for(lambda m: True, timeout=REPLY_DEADLINE,
+                                       what=f"the reply to {data[:20]!r}")
             self.assertEqual((reply["type"], reply["code"]), ("error", code), repr(data))
         ok = ChatClientProcess.start(self, server.port, "--name", "sane")
         yield ok.wait_for("* connected as sane")
@@ -223,7 +197,7 @@ class ServerProcessTests(TestCase):
         old = os.environ.get("CHATSVC_OPTIONS")
         os.environ["CHATSVC_OPTIONS"] = env_options
         try:
-            _spawn(self, proto, ["-c", TWISTD, "-ny", os.path.join(REPO, "chat.tac"), "--pidfile="], stdin=False)
+            spawn(self, proto, ["-c", TWISTD, "-ny", os.path.join(REPO, "chat.tac"), "--pidfile="], stdin=False)
         finally:
             if old is None:
                 del os.environ["CHATSVC_OPTIONS"]

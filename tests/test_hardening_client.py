@@ -29,8 +29,9 @@ from chatsvc.client.app import ChatClient
 from chatsvc.client.endpoints import RoundRobinEndpoint
 from chatsvc.client.protocol import ChatClientProtocol
 
-from .hardening_procs import PSK, deadline, registered, shows_server_log, start_server
-from .procs import DEMO_KEY, ChatClientProcess
+from .support.frameclient import PSK, registered
+from .support.processes import DEMO_KEY, ChatClientProcess, shows_server_log, start_server
+from .support.waiting import deadline
 
 
 

@@ -110,7 +110,8 @@ class TLSProcessTests(TestCase):
     def client(self, port: int, name: str, *options: str) -> ChatClientProcess:
         """C{chat-client --connect tls:...} as a child process (killed in cleanup)."""
         return ChatClientProcess.start(self, port, "--name", name, "--no-reconnect", *options,
-                                       label=name, endpoint=f"tls:host=localhost:port={port}")
+                                       label=name, endpoint=f"tls:host=localhost:port={port}",
+                                       timestamps=True)
 
     @shows_server_log
     def test_tls_plaintext_chat(self):

@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+import socket
 import sys
 from typing import Any, Callable, List, Optional, Pattern, Tuple, Union
 
@@ -42,6 +43,13 @@ def _matches(matcher: Matcher, line: str) -> bool:
     if callable(matcher) and not hasattr(matcher, "search"):
         return bool(matcher(line))
     return matcher.search(line) is not None  # type: ignore[union-attr]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind((LOOPBACK, 0))
+        return s.getsockname()[1]
 
 
 def child_env() -> dict:
@@ -244,12 +252,18 @@ class ChatClientProcess(LineProcess):
 
     @classmethod
     def start(cls, test: Any, port: int, *options: str, label: str = "client",
-              endpoint: Optional[str] = None) -> "ChatClientProcess":
-        """Start it (killed in cleanup), connecting to C{endpoint} (a client
-        endpoint string; by default TCP to C{port} on the loopback)."""
+              timestamps: bool = False, endpoint: Optional[str] = None) -> "ChatClientProcess":
+        """
+        Start a client in line mode (killed in cleanup), connecting to
+        C{endpoint} (a client endpoint string; by default TCP to C{port} on
+        the loopback). Without C{timestamps}, lines have no C{HH:MM} before
+        them (C{--no-timestamps}), so tests can match them whole.
+        """
         client = cls(label)
         endpoint = endpoint or f"tcp:host={LOOPBACK}:port={port}"
         args = ["-m", "chatsvc.client", "--connect", endpoint] + list(options)
+        if not timestamps:
+            args.append("--no-timestamps")
         spawn(test, client, args, stdin=True)
         return client
 

@@ -26,7 +26,8 @@ import sys
 import time
 from typing import Any, List, Optional
 
-LOOPBACK = "127.0.0.1"
+from .processes import LOOPBACK, free_port
+
 INSTALL_HINT = (
     "the Redis tests need redis-server: install it (Debian/Ubuntu: "
     "apt-get install redis-server; macOS: brew install redis), or on Linux x86_64 "
@@ -47,13 +48,6 @@ def find_redis_server() -> str:
         if path and os.path.isfile(path) and os.access(path, os.X_OK):
             return path
     raise RuntimeError(INSTALL_HINT)
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind((LOOPBACK, 0))
-        return s.getsockname()[1]
 
 
 class RedisServer:

@@ -1,5 +1,6 @@
+# -*- test-case-name: tests.test_client -*-
 """
-Fakes for the client tests (tests/test_client*.py): a L{ChatClient} on a
+Fakes for the terminal client's tests (tests/test_client*.py): a L{ChatClient} on a
 L{Clock}, a fake endpoint whose connections the test accepts or refuses,
 and the server's end of each connection over a L{StringTransport}::
 
@@ -13,7 +14,6 @@ and the server's end of each connection over a L{StringTransport}::
 
 from __future__ import annotations
 
-import struct
 from typing import Any, List, Optional, Tuple
 
 from twisted.internet.defer import CancelledError, Deferred
@@ -28,11 +28,6 @@ from chatsvc.client import ChatClient, RoundRobinEndpoint
 from chatsvc.client.view import LineView
 from chatsvc.wire.framing import FrameDecoder, encode_frame
 from chatsvc.wire.messages import decode, encode
-
-
-def frame(body: bytes) -> bytes:
-    """A frame with a literal body: what the tests expect on the wire."""
-    return struct.pack(">I", len(body)) + body
 
 
 def welcome(name: str = "alice", resume: str = "tok1", **extra: Any) -> dict:

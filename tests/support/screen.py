@@ -1,8 +1,9 @@
+# -*- test-case-name: tests.test_client_screen -*-
 """
 The full-screen client as a screen, for tests: a L{ChatScreen} under
 insults' C{ServerProtocol} on a C{StringTransport}, its bytes rendered by
 C{pyte} (a VT100 emulator), keys typed as bytes, the client on a fake
-endpoint and a C{Clock} (tests.client_helpers)::
+endpoint and a C{Clock} (tests.support.client)::
 
     s = ScreenHarness()
     server = s.connect()
@@ -28,7 +29,7 @@ from chatsvc.client.lines import Clock as LocalClock
 from chatsvc.client.screen import PAINT_DELAY, ChatScreen
 from chatsvc.client.view import IView
 
-from .client_helpers import Harness
+from .client import Harness
 
 NOW = 1_796_565_720.0  # 2026-12-06T14:02:00Z
 
