@@ -21,7 +21,7 @@ from chatsvc import tap
 from .support.frameclient import WAIT, connect, registered
 from .support.processes import REPO, TWISTD, LineProcess, child_env, spawn
 
-LAUNCHER = os.path.join(REPO, "tests", "systemd_launch.py")
+LAUNCHER = ["-m", "tests.support.systemd_launch"]
 DEPLOY = os.path.join(REPO, "deploy")
 
 
@@ -33,7 +33,7 @@ class SocketActivationTests(TestCase):
     @defer.inlineCallbacks
     def launch(self, *options: str):
         server = LineProcess("server")
-        spawn(self, server, [LAUNCHER, "--listen", "systemd:domain=INET:index=0"] + list(options),
+        spawn(self, server, LAUNCHER + ["--listen", "systemd:domain=INET:index=0"] + list(options),
               stdin=True)
         line = yield server.wait_for(re.compile(r"bound \d+ pid \d+|Traceback"))
         found = re.search(r"bound (\d+) pid (\d+)", line)

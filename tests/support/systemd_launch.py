@@ -1,10 +1,11 @@
 """
-Socket activation without systemd, for tests/test_systemd.py: bind a
-listening TCP socket, put it at file descriptor 3 (SD_LISTEN_FDS_START),
+Socket activation without systemd, for tests/test_systemd.py (the way
+systemd starts a server; L{tests.support.processes.ChatServer} is the usual
+way): bind a listening TCP socket, put it at file descriptor 3 (SD_LISTEN_FDS_START),
 set C{LISTEN_FDS=1} and C{LISTEN_PID} to this process (which C{exec} keeps),
 print the port, and exec C{twistd -n chat} with the arguments given.
 
-    python tests/systemd_launch.py --listen systemd:domain=INET:index=0
+    python -m tests.support.systemd_launch --listen systemd:domain=INET:index=0
 
 POSIX only (file descriptor passing and exec are how systemd does it).
 """
@@ -15,6 +16,8 @@ import sys
 
 SD_LISTEN_FDS_START = 3
 TWISTD = "import sys; from twisted.scripts.twistd import run; sys.argv[0] = 'twistd'; run()"
+"""As L{tests.support.processes.TWISTD}; not imported from there, so that
+nothing opens a descriptor (a reactor) before the socket is put at 3."""
 
 
 def main() -> None:
