@@ -199,6 +199,10 @@ class FrameClient(Protocol):
         """Fire with the first message from now on that matches."""
         return self.wait_for(predicate, timeout, since=len(self.messages), what=what)
 
+    def wait_text(self, text: str, timeout: float = WAIT) -> defer.Deferred:
+        """Fire with the first message (from the start) whose C{text} is C{text}."""
+        return self.wait_for(lambda m: m.get("text") == text, timeout, what=repr(text))
+
     def wait_lost(self, timeout: float = WAIT) -> defer.Deferred:
         """Fire with the exception of the C{connectionLost} reason."""
         if self.lost.called:
