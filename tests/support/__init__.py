@@ -1,15 +1,21 @@
 """
-The one test kit every test shares (STYLE.md section 1).
+The one test kit every test shares (STYLE.md section 1): import from here,
+never from another test module.
 
-    support.wire          frames and the sans-IO client end (plaintext or encrypted)
-    support.frameclient   the one frame client: raw TCP, plaintext or encrypted
-    support.processes     the one server starter (twistd -n chat) and chat-client runner
-    support.procstats     what a test reads of a running process (/proc)
-    support.redis         the one redis-server starter
-    support.waiting       deadlines: every wait is bounded, nothing sleeps
-    support.fakes         in-memory fakes: FakeMember, transports, log capture
-    support.protocol      FakeClient, make_factory and ProtocolTestCase over StringTransport
+Real processes (trial's reactor; every wait has a deadline, nothing sleeps):
+    support.processes      the one server starter (ChatServer: twistd -n chat, readiness,
+                           kill -9 / SIGTERM / restart, logs), chat-client runner, spawn
+    support.frameclient    the one frame client: raw TCP (or iosim), plaintext or encrypted
+    support.redis          the one redis-server starter
+    support.procstats      what a test reads of a running process (/proc)
+    support.waiting        deadline, wait_until, gather
+    support.systemd_launch socket activation without systemd (run as python -m)
 
-Real-process tests use the first five; unit tests the last two (no network,
-no real reactor).
+In memory (no network, no real reactor: a Clock and StringTransports):
+    support.wire           frames, v1_view and ClientWire, the client's end without I/O
+    support.fakes          FakeMember, RecordingTransport, PausingTransport, LogCapture
+    support.protocol       FakeClient, make_factory and ProtocolTestCase
+    support.encrypted      the encrypting wrapper in front of a chat (EncryptionHarness)
+    support.client         the terminal client on a fake endpoint (Harness, ServerEnd)
+    support.screen         the full-screen client rendered by pyte (ScreenHarness)
 """
