@@ -177,9 +177,10 @@ class Browser:
 
 
 @defer.inlineCallbacks
-def start_web_server(test: Any, *options: str):
+def start_web_server(test: Any, *options: str, port: int = 0, web_port: int = 0):
     """A C{twistd chat} child with C{--web}; fires with (server, page URL)."""
-    server = yield ChatServer.start(test, "--web", "tcp:0:interface=127.0.0.1", *options)
+    server = yield ChatServer.start(test, "--web", f"tcp:{web_port}:interface=127.0.0.1",
+                                    *options, port=port)
     line = yield server.wait_for(re.compile(r"ChatSite starting on (\d+)"))
     port = int(re.search(r"ChatSite starting on (\d+)", line).group(1))
     return server, f"http://127.0.0.1:{port}/"
