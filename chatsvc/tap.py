@@ -20,14 +20,14 @@ from twisted.internet.interfaces import _ISupportsExitSignalCapturing
 from twisted.logger import Logger
 from twisted.python import usage
 
-from .encryption import EncryptingFactory
+from .chat.memory import Room
 from .keys import KeyFileError, key_file_warning, load_key
-from .msglog import MessageLog
-from .ratelimit import parse_rate
+from .server.encryption import EncryptingFactory
+from .server.factory import ChatFactory, ServerConfig
+from .server.msglog import MessageLog
+from .server.ratelimit import parse_rate
 from .wire.messages import text_error
-from .wire.noise import CIPHERS
-from .room import Room
-from .server import ChatFactory, ServerConfig
+from .wire.noise import CipherCache
 
 _log = Logger()
 
@@ -175,9 +175,7 @@ class ChatService(MultiService):
         self._reactor = reactor
 
     def startService(self) -> None:
-        start = getattr(self.factory.room, "start", None)  # a Redis room connects
-        if start is not None:
-            start()
+        self.factory.room.start()  # a Redis room connects
         MultiService.startService(self)
 
     @defer.inlineCallbacks
@@ -185,9 +183,7 @@ class ChatService(MultiService):
         yield MultiService.stopService(self)
         _log.info("shutting down: {n} connections", n=len(self.factory.connections))
         yield self.factory.shutdown()
-        stop = getattr(self.factory.room, "stop", None)
-        if stop is not None:
-            yield stop()
+        yield self.factory.room.stop()
         if self.message_log is not None:
             self.message_log.close()
         _log.info("stopped")
@@ -273,10 +269,10 @@ def makeService(options: Options, reactor: Any = None) -> ChatService:
         room = Room(reactor, history_size=options["history"], message_log=message_log,
                     motd=options["motd"])
     config = options.config()
-    CIPHERS.size = options["cipher-cache"]
     factory = ChatFactory(room, config, reactor)
     wrapper = EncryptingFactory(factory, psk, require_encryption=require, clock=reactor,
-                                close_timeout=config.close_timeout)
+                                close_timeout=config.close_timeout,
+                                cipher_cache=CipherCache(options["cipher-cache"]))
     service = ChatService(factory, message_log, reactor)
     for description in options["listen"]:
         try:

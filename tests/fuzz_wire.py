@@ -49,9 +49,9 @@ from twisted.internet.testing import StringTransport
 from twisted.logger import globalLogPublisher
 from twisted.python.failure import Failure
 
-from chatsvc.encryption import EncryptingFactory
-from chatsvc.room import Room
-from chatsvc.server import ChatFactory, ServerConfig
+from chatsvc.server.encryption import EncryptingFactory
+from chatsvc.chat.memory import Room
+from chatsvc.server.factory import ChatFactory, ServerConfig
 from chatsvc.wire.errors import RemoteProtocolError
 from chatsvc.wire.framing import HEADER_SIZE, MAX_FRAME, FrameDecoder
 from chatsvc.wire.messages import decode, encode, text_error

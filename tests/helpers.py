@@ -27,8 +27,8 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 
-from chatsvc.room import Room
-from chatsvc.server import ChatFactory, ServerConfig
+from chatsvc.chat.memory import Room
+from chatsvc.server.factory import ChatFactory, ServerConfig
 from chatsvc.wire.framing import MAX_FRAME, FrameDecoder
 
 LOOPBACK = "127.0.0.1"

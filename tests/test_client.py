@@ -43,7 +43,8 @@ from chatsvc.client import (
 )
 from chatsvc.client import app as client_app
 from chatsvc.wire.errors import RemoteProtocolError
-from chatsvc.wire.messages import decode, encode
+from chatsvc.wire.framing import encode_frame
+from chatsvc.wire.messages import decode, encode, error
 
 from .client_helpers import (
     FakeEncryptingFactory,
@@ -720,18 +721,23 @@ class MemoryEndpoint:
         return succeed(client)
 
 
+def _refusal(code: str, text: str) -> bytes:
+    """The error frame the fake server's encrypting wrapper refuses with."""
+    return encode_frame(encode(error(code, text, True)))
+
+
 class EncryptedTests(SynchronousTestCase):
     def setUp(self) -> None:
         try:
-            from chatsvc.encryption import EncryptingFactory
+            from chatsvc.server.encryption import EncryptingFactory
         except ImportError:  # pragma: no cover
-            self.fail("chatsvc.encryption is needed")
+            self.fail("chatsvc.server.encryption is needed")
         self.EncryptingFactory = EncryptingFactory
         self.clock = Clock()
 
     def client(self, server_psk: bytes, client_psk: bytes) -> Tuple[ChatClient, FakeOutput, List[str], MemoryEndpoint]:
         server_factory = self.EncryptingFactory(Factory.forProtocol(FakeChatServer), server_psk,
-                                                clock=self.clock)
+                                                clock=self.clock, refusal=_refusal)
         memory = MemoryEndpoint(server_factory, self.clock)
         output, errors = FakeOutput(), []
         client = ChatClient(self.clock, RoundRobinEndpoint([("memory", memory)]), output,

@@ -1,5 +1,5 @@
 """
-Tests for L{chatsvc.encryption}: mode detection, the Noise handshake and
+Tests for L{chatsvc.server.encryption}: mode detection, the Noise handshake and
 records around the real chat protocol, in memory (iosim and StringTransport).
 """
 
@@ -17,10 +17,10 @@ from twisted.python.failure import Failure
 from twisted.test import iosim
 from twisted.trial.unittest import SynchronousTestCase
 
-from chatsvc.encryption import FLUSH_AT, EncryptingFactory, EncryptingProtocol
-from chatsvc.room import Room
-from chatsvc.server import ChatFactory, ServerConfig
-from chatsvc.turns import end_of_turn
+from chatsvc.server.encryption import FLUSH_AT, EncryptingFactory, EncryptingProtocol
+from chatsvc.chat.memory import Room
+from chatsvc.server.factory import ChatFactory, ServerConfig
+from chatsvc.server.turns import end_of_turn
 from chatsvc.wire.errors import RemoteProtocolError
 from chatsvc.wire.framing import FrameDecoder, encode_frame
 from chatsvc.wire.records import DataReceived, HandshakeComplete, RecordSession
@@ -83,7 +83,7 @@ class ServerTransport(StringTransport):
 class DirectTransport(ServerTransport):
     """
     A L{ServerTransport} that looks like Twisted's TCP transport to
-    L{chatsvc.fastwrite}: what is sent at once is counted.
+    L{chatsvc.server.fastwrite}: what is sent at once is counted.
     """
 
     dataBuffer = b""
@@ -239,7 +239,7 @@ class DirectWriterTests(SynchronousTestCase):
         self.assertEqual([m["type"] for m in decode_all(transport.value())],
                          ["welcome", "history"])
         self.assertGreater(transport.direct, 0)
-        write = proto.wrappedProtocol._sendq._write
+        write = proto.wrappedProtocol.queue._write
         self.assertIsNot(getattr(write, "__self__", None), proto,
                          "the send queue does not write through the wrapper")
         before = transport.direct

@@ -1,5 +1,5 @@
 """
-Tests for L{chatsvc.fastwrite}: sending at once while Twisted's buffer is
+Tests for L{chatsvc.server.fastwrite}: sending at once while Twisted's buffer is
 empty, and leaving everything else to Twisted.
 """
 
@@ -13,7 +13,7 @@ from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from chatsvc.fastwrite import send_now, supports
+from chatsvc.server.fastwrite import send_now, supports
 
 
 class FakeSocket:

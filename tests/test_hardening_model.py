@@ -44,10 +44,10 @@ from twisted.python.failure import Failure
 from twisted.test.iosim import FakeTransport
 from twisted.trial.unittest import SynchronousTestCase
 
-from chatsvc.encryption import EncryptingFactory
-from chatsvc.msglog import MessageLog
-from chatsvc.room import Room
-from chatsvc.server import ChatFactory, ServerConfig
+from chatsvc.server.encryption import EncryptingFactory
+from chatsvc.server.msglog import MessageLog
+from chatsvc.chat.memory import Room
+from chatsvc.server.factory import ChatFactory, ServerConfig
 from chatsvc.wire.errors import RemoteProtocolError
 from chatsvc.wire.framing import FrameDecoder, encode_frame
 from chatsvc.wire.messages import decode, encode

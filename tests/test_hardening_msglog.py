@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from chatsvc.msglog import MessageLog
-from chatsvc.room import Room
+from chatsvc.server.msglog import MessageLog
+from chatsvc.chat.memory import Room
 from chatsvc.tap import Options
 from twisted.python import usage
 
@@ -111,7 +111,7 @@ class RotationTests(SynchronousTestCase):
     def test_a_failed_rename_loses_nothing(self) -> None:
         logs = LogCapture.install(self)
         log = MessageLog(self.path, rotate_bytes=400, keep=10)
-        with mock.patch("chatsvc.msglog.os.replace", side_effect=OSError(30, "Read-only")):
+        with mock.patch("chatsvc.server.msglog.os.replace", side_effect=OSError(30, "Read-only")):
             for seq in range(1, 31):
                 log.append(body(seq))
         self.assertFalse(os.path.exists(self.path + ".1"))
@@ -172,7 +172,7 @@ class RotationTests(SynchronousTestCase):
         together hold every line once, in order, and restore agrees with a
         naive forward read.
         """
-        with mock.patch("chatsvc.msglog.os.fsync"):  # ordering, not durability, here
+        with mock.patch("chatsvc.server.msglog.os.fsync"):  # ordering, not durability, here
             self._nothing_lost(sizes, rotate, reopen_every)
 
     def _nothing_lost(self, sizes: List[Tuple[int, bool]], rotate: int, reopen_every: int) -> None:

@@ -1,5 +1,5 @@
 """
-Tests for L{chatsvc.msglog}: appending, restoring from the end of the log
+Tests for L{chatsvc.server.msglog}: appending, restoring from the end of the log
 (torn lines, several 64 KiB blocks), the fsync timer, write failures.
 """
 
@@ -13,9 +13,9 @@ from typing import List, Optional, Tuple
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from chatsvc import msglog
-from chatsvc.msglog import MessageLog
-from chatsvc.room import Room
+from chatsvc.server import msglog
+from chatsvc.server.msglog import MessageLog
+from chatsvc.chat.memory import Room
 from chatsvc.wire.messages import encode
 
 from .helpers import LogCapture

@@ -456,10 +456,9 @@ class CipherCacheTests(SynchronousTestCase):
 
     def setUp(self) -> None:
         self.cache = CipherCache(2)
-        self.patch(noise, "CIPHERS", self.cache)
 
     def test_cached_states_keep_their_cipher_up_to_size(self) -> None:
-        states = [CipherState(bytes([i]) * 32, cached=True) for i in range(3)]
+        states = [CipherState(bytes([i]) * 32, cache=self.cache) for i in range(3)]
         for state in states:
             state.encrypt_with_ad(b"", b"x")
         self.assertEqual(len(self.cache), 2)
@@ -475,20 +474,20 @@ class CipherCacheTests(SynchronousTestCase):
 
     def test_same_output_whether_kept_or_not(self) -> None:
         key = os.urandom(32)
-        kept, made = CipherState(key, cached=True), CipherState(key)
+        kept, made = CipherState(key, cache=self.cache), CipherState(key)
         receiver = CipherState(key)
         for i in range(5):
             if i == 2:
                 # Push the kept one out of the cache in the middle.
                 for j in range(3):
-                    CipherState(bytes([j]) * 32, cached=True).encrypt_with_ad(b"", b"")
+                    CipherState(bytes([j]) * 32, cache=self.cache).encrypt_with_ad(b"", b"")
                 self.assertIsNone(kept._aead)
             one = kept.encrypt_with_ad(b"ad", b"message %d" % i)
             self.assertEqual(one, made.encrypt_with_ad(b"ad", b"message %d" % i))
             self.assertEqual(receiver.decrypt_with_ad(b"ad", one), b"message %d" % i)
 
     def test_release_and_new_key(self) -> None:
-        state = CipherState(bytes(32), cached=True)
+        state = CipherState(bytes(32), cache=self.cache)
         state.encrypt_with_ad(b"", b"x")
         self.assertEqual(len(self.cache), 1)
         state.release()
@@ -502,7 +501,7 @@ class CipherCacheTests(SynchronousTestCase):
 
     def test_size_zero_keeps_none(self) -> None:
         self.cache.size = 0
-        state = CipherState(bytes(32), cached=True)
+        state = CipherState(bytes(32), cache=self.cache)
         state.encrypt_with_ad(b"", b"x")
         self.assertIsNone(state._aead)
 

@@ -161,7 +161,7 @@ class ThrottleReleaseTests(SynchronousTestCase):
 
         class Proto:  # hashable, as ChatProtocol is
             def __init__(self) -> None:
-                self._sendq = SimpleNamespace(queued=0, drained=0)
+                self.queue = SimpleNamespace(queued=0, drained=0)
 
         self.clock = Clock()
         self.factory = make_factory(self.clock, sendq=1000, throttle_share=0.2)
@@ -169,11 +169,11 @@ class ThrottleReleaseTests(SynchronousTestCase):
         self.factory.registered_connections.update(id(p) for p in self.protos)
 
     def behind(self, proto, queued: int) -> None:
-        proto._sendq.queued = queued
+        proto.queue.queued = queued
         self.factory.queue_behind(proto, True)
 
     def caught_up(self, proto) -> None:
-        proto._sendq.queued = 0
+        proto.queue.queued = 0
         self.factory.queue_behind(proto, False)
 
     def test_a_queue_near_the_limit_holds_the_throttle(self) -> None:
@@ -185,7 +185,7 @@ class ThrottleReleaseTests(SynchronousTestCase):
         for p in others:
             self.caught_up(p)
         self.assertTrue(self.factory.throttled, "the one near the limit keeps it")
-        near._sendq.queued = 400  # drained below half: still behind
+        near.queue.queued = 400  # drained below half: still behind
         self.caught_up(self.protos[0])
         self.assertFalse(self.factory.throttled)
 

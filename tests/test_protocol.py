@@ -1,5 +1,5 @@
 """
-Tests for L{chatsvc.protocol} and L{chatsvc.sendq}: one L{ChatProtocol} per
+Tests for L{chatsvc.server.protocol} and L{chatsvc.server.sendq}: one L{ChatProtocol} per
 client on a L{StringTransport}, time on a L{Clock}, frames in, decoded
 messages out. Every error code of PROTOCOL.md 4.6 that the plaintext server
 produces is provoked here or in C{test_server} (the encryption codes are in
@@ -16,11 +16,13 @@ from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionLost
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
+from zope.interface import alsoProvides
 from zope.interface.verify import verifyObject
 
-from chatsvc.protocol import ChatProtocol
-from chatsvc.room import IChatMember
-from chatsvc.sendq import SendQueue
+from chatsvc.chat.interfaces import IChatMember
+from chatsvc.server.interfaces import IChatTransport
+from chatsvc.server.protocol import ChatProtocol
+from chatsvc.server.sendq import SendQueue
 from chatsvc.wire.framing import MAX_FRAME, encode_frame
 
 from .helpers import (
@@ -145,6 +147,8 @@ class WelcomeTests(ProtocolTestCase):
         """C{encrypted} comes from the transport (the encrypting wrapper)."""
         transport = RecordingTransport(peerAddress=IPv4Address("TCP", "127.0.0.1", 1))
         transport.encrypted = True
+        transport.direct_writer = lambda: None
+        alsoProvides(transport, IChatTransport)
         c = self.connect(transport=transport)
         self.assertIs(c.hello("x")[0]["encrypted"], True)
 
@@ -758,7 +762,7 @@ class SlowTests(ProtocolTestCase):
         for i in range(60):
             alice.send({"type": "say", "text": f"{i:03d}" + "x" * 500})
             self.room.flush()  # the end of a reactor turn
-        sendq = slow.protocol._sendq
+        sendq = slow.protocol.queue
         self.assertTrue(sendq.overflowed)
         self.assertFalse(slow.protocol.closing)  # not inside the fan-out
         self.clock.advance(0)
@@ -789,7 +793,7 @@ class SlowTests(ProtocolTestCase):
         for i in range(30):
             alice.send({"type": "say", "text": f"{i:03d}" + "x" * 500})
             self.room.flush()  # the end of a reactor turn
-        self.assertGreater(slow.protocol._sendq.queued, 0)
+        self.assertGreater(slow.protocol.queue.queued, 0)
         data = slow.transport.read_all() + slow.transport.read_all() + slow.transport.read_all()
         seqs = [m["seq"] for m in decode_frames(data) if m["type"] == "message"]
         self.assertEqual(seqs, list(range(1, 31)))
@@ -803,7 +807,7 @@ class SlowTests(ProtocolTestCase):
         for i in range(20):
             alice.send({"type": "say", "text": f"{i:03d}" + "x" * 500})
             self.room.flush()  # the end of a reactor turn
-        self.assertGreater(slow.protocol._sendq.queued, 0)
+        self.assertGreater(slow.protocol.queue.queued, 0)
         slow.send_raw(raw_frame(b""))
         messages = decode_frames(slow.transport.value())
         self.assertEqual([m["seq"] for m in only(messages, "message")], list(range(1, 21)))

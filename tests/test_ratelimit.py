@@ -1,5 +1,5 @@
 """
-Tests for L{chatsvc.ratelimit}: the token bucket, the flood guard, and
+Tests for L{chatsvc.server.ratelimit}: the token bucket, the flood guard, and
 C{--rate} parsing (PROTOCOL.md section 6).
 """
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from chatsvc.ratelimit import ALLOW, FLOOD, REFUSE, RateLimiter, Verdict, parse_rate
+from chatsvc.server.ratelimit import ALLOW, FLOOD, REFUSE, RateLimiter, Verdict, parse_rate
 
 
 def checks(limiter: RateLimiter, now: float, n: int):

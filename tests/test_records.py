@@ -14,7 +14,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from chatsvc.wire.errors import LocalProtocolError, RemoteProtocolError
 from chatsvc.wire.framing import MAX_FRAME, FrameDecoder, encode_frame
-from chatsvc.wire.noise import CipherState, HandshakeState
+from chatsvc.wire.noise import CipherCache, CipherState, HandshakeState
 from chatsvc.wire.records import (
     MAX_CHUNK,
     PROLOGUE,
@@ -51,7 +51,7 @@ def _feed(session: RecordSession, data: bytes) -> List[Event]:
 
 def _open_pair() -> Tuple[RecordSession, RecordSession]:
     client = RecordSession(PSK, initiator=True)
-    server = RecordSession(PSK, initiator=False)
+    server = RecordSession(PSK, initiator=False, cipher_cache=CipherCache(4))
     if _feed(server, client.initiate()) != [HandshakeComplete()]:
         raise AssertionError("the server did not complete the handshake")
     if _feed(client, server.data_to_send()) != [HandshakeComplete()]:

@@ -18,7 +18,7 @@ from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from chatsvc.redisroom import RedisRoom, _Release
-from chatsvc.room import IChatMember
+from chatsvc.chat.interfaces import IChatMember
 from chatsvc.wire.errors import RemoteProtocolError
 from chatsvc.wire.framing import FrameDecoder
 

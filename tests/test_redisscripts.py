@@ -29,7 +29,7 @@ from chatsvc.redisscripts import (
     private_parts,
     script_sha,
 )
-from chatsvc.room import History
+from chatsvc.chat.common import History
 from chatsvc.wire.messages import encode
 from chatsvc.wire.names import MAX_NAME, name_key
 

@@ -1,5 +1,5 @@
 """
-Tests for L{chatsvc.room}: registration and names, C{seq}, history, fan-out,
+Tests for L{chatsvc.chat.memory}: registration and names, C{seq}, history, fan-out,
 resume, and list splitting, with small fake members.
 """
 
@@ -13,14 +13,9 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
-from chatsvc.room import (
-    MAX_PUBLIC_BODY,
-    MAX_WELCOME_USERS,
-    History,
-    IChatMember,
-    Room,
-    split_list_frames,
-)
+from chatsvc.chat.common import MAX_PUBLIC_BODY, MAX_WELCOME_USERS, History, split_list_frames
+from chatsvc.chat.interfaces import IChatMember
+from chatsvc.chat.memory import Room
 from chatsvc.wire.errors import RemoteProtocolError
 from chatsvc.wire.framing import MAX_FRAME, encode_frame
 from chatsvc.wire.messages import encode
@@ -36,12 +31,15 @@ class FakeMember:
 
     name: Optional[str] = None
     session_id: Optional[str] = None
+    encrypted = False
+    closing = False
 
     def __init__(self, room: Optional[Room] = None, keep: bool = True) -> None:
         self.room = room
         self.keep = keep
         self.frames: List[bytes] = []
         self.replaced_count = 0
+        self.fatal_codes: List[str] = []
 
     def send(self, message: Dict[str, Any]) -> None:
         self.send_frame(encode_frame(encode(message)))
@@ -49,6 +47,11 @@ class FakeMember:
     def send_frame(self, frame: bytes) -> None:
         if self.keep:
             self.frames.append(frame)
+
+    def fatal(self, code: str, text: str) -> None:
+        self.fatal_codes.append(code)
+        if self.room is not None:
+            self.room.leave(self, code)
 
     def replaced(self) -> None:
         self.replaced_count += 1

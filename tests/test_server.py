@@ -1,5 +1,5 @@
 """
-Tests for L{chatsvc.server}: L{ServerConfig} defaults, connection limits
+Tests for L{chatsvc.server.factory}: L{ServerConfig} defaults, connection limits
 (C{server-full}, C{too-many-connections}), the keepalive sweep, and
 C{shutdown}.
 """
@@ -13,9 +13,9 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransportWithDisconnection
 from twisted.trial.unittest import SynchronousTestCase
 
-from chatsvc.protocol import ChatProtocol
-from chatsvc.room import Room
-from chatsvc.server import ChatFactory, ServerConfig, _exempt_from_per_ip
+from chatsvc.server.protocol import ChatProtocol
+from chatsvc.chat.memory import Room
+from chatsvc.server.factory import ChatFactory, ServerConfig, _exempt_from_per_ip
 
 from .helpers import FakeClient, LogCapture, decode_frames, make_factory, only
 

@@ -83,13 +83,11 @@ class MakeServiceTests(SynchronousTestCase):
         self.assertTrue(wrapper.require_encryption)
 
     def test_cipher_cache(self) -> None:
-        from chatsvc.wire import noise
-
-        self.addCleanup(setattr, noise.CIPHERS, "size", noise.CIPHERS.size)
-        self.make("--cipher-cache", "7")
-        self.assertEqual(noise.CIPHERS.size, 7)
-        self.make()
-        self.assertEqual(noise.CIPHERS.size, 2048)
+        """The wrapper gets a cache of its own; no global is changed."""
+        reactor, service = self.make("--cipher-cache", "7")
+        self.assertEqual(list(service)[0].factory.cipher_cache.size, 7)
+        reactor, service = self.make()
+        self.assertEqual(list(service)[0].factory.cipher_cache.size, 2048)
         self.assertRaises(usage.UsageError, parse, "--cipher-cache", "-1")
 
     def test_allow_plaintext(self) -> None:

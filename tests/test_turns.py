@@ -1,5 +1,5 @@
 """
-Tests for L{chatsvc.turns}: the end-of-turn pass shared by the room and the
+Tests for L{chatsvc.server.turns}: the end-of-turn pass shared by the room and the
 encrypting wrapper.
 """
 
@@ -10,7 +10,7 @@ from typing import List
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from chatsvc.turns import EndOfTurn, end_of_turn
+from chatsvc.server.turns import EndOfTurn, end_of_turn
 
 
 class EndOfTurnTests(SynchronousTestCase):

@@ -82,7 +82,7 @@ EXIT_ON = frozenset(
 def _default_encrypting_factory(
     factory: IProtocolFactory, psk: bytes, clock: IReactorTime
 ) -> IProtocolFactory:
-    from ..encryption import EncryptingFactory
+    from ..server.encryption import EncryptingFactory
 
     return EncryptingFactory(factory, psk, initiator=True, clock=clock)
 
@@ -110,7 +110,7 @@ class ChatClient:
     @param retry_policy: C{ClientService}'s retry policy.
     @param encrypting_factory: C{(factory, psk, clock) -> factory}, wraps a
         protocol factory for encrypted mode; defaults to
-        L{chatsvc.encryption.EncryptingFactory} with C{initiator=True}.
+        L{chatsvc.server.encryption.EncryptingFactory} with C{initiator=True}.
 
     @ivar done: fires with the exit status (0 after C{quit} or the end of
         input, 1 after a failure, 2 never: that is for usage errors).

@@ -117,10 +117,6 @@ class CipherCache:
         state._aead = None
 
 
-CIPHERS = CipherCache(2048)
-"""The process's L{CipherCache}; C{twistd chat --cipher-cache} sets its size."""
-
-
 class CipherState:
     """
     An AES-256-GCM key and its message counter (spec section 5.1).
@@ -129,33 +125,34 @@ class CipherState:
     decrypted; a message that fails to decrypt leaves it alone.
 
     @ivar nonce: the counter value the next message will use.
-    @ivar cached: keep the cipher in L{CIPHERS} between uses (set it on the
-        hot sending side; see L{CipherCache}).
+    @ivar cache: the L{CipherCache} that keeps the cipher between uses (set
+        it on the hot sending side), or C{None}: a cipher per message.
     """
 
-    __slots__ = ("nonce", "_key", "_aead", "cached")
+    __slots__ = ("nonce", "_key", "_aead", "cache")
 
-    def __init__(self, key: Optional[bytes] = None, cached: bool = False) -> None:
+    def __init__(self, key: Optional[bytes] = None,
+                 cache: Optional[CipherCache] = None) -> None:
         self._aead: Optional[AESGCM] = None
-        self.cached = cached
+        self.cache = cache
         self.initialize_key(key)
 
     def initialize_key(self, key: Optional[bytes]) -> None:
         """Use C{key} (or no key: messages pass through) from nonce 0 on."""
         self.nonce = 0
         if self._aead is not None:
-            CIPHERS.drop(self)
+            self.cache.drop(self)  # type: ignore[union-attr]
         self._key = key
 
     def release(self) -> None:
         """Give up the kept cipher, if any (the connection is over)."""
         if self._aead is not None:
-            CIPHERS.drop(self)
+            self.cache.drop(self)  # type: ignore[union-attr]
 
     def _cipher(self) -> AESGCM:
         aead = AESGCM(self._key)  # type: ignore[arg-type]
-        if self.cached:
-            CIPHERS.keep(self, aead)
+        if self.cache is not None:
+            self.cache.keep(self, aead)
         return aead
 
     def has_key(self) -> bool:

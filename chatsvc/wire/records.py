@@ -36,7 +36,7 @@ from typing import Iterator, Optional, Union
 
 from .errors import LocalProtocolError, RemoteProtocolError
 from .framing import MAX_FRAME, FrameDecoder, encode_frame
-from .noise import MAX_NONCE, TAGLEN, CipherState, HandshakeState, _pack_nonce
+from .noise import MAX_NONCE, TAGLEN, CipherCache, CipherState, HandshakeState, _pack_nonce
 
 RECORD_HANDSHAKE = 0x01
 RECORD_DATA = 0x02
@@ -93,7 +93,7 @@ class RecordSession:
 
     # A server keeps one per encrypted connection: no per-instance dict.
     __slots__ = ("_handshake", "_remote_ephemeral", "initiator", "state", "_decoder",
-                 "_outgoing", "_initiated", "_sender", "_receiver")
+                 "_outgoing", "_initiated", "_sender", "_receiver", "_cipher_cache")
 
     def __init__(
         self,
@@ -102,12 +102,15 @@ class RecordSession:
         initiator: bool,
         prologue: bytes = PROLOGUE,
         ephemeral: Optional[bytes] = None,
+        cipher_cache: Optional[CipherCache] = None,
     ) -> None:
         """
         @param psk: the 32-byte pre-shared key.
         @param initiator: C{True} for the client, C{False} for the server.
         @param prologue: bound into the handshake; both ends must agree.
         @param ephemeral: a fixed ephemeral private key, for tests only.
+        @param cipher_cache: where to keep the sending cipher between
+            records (see L{CipherCache}); C{None}: one per record.
         @raise LocalProtocolError: if C{psk} is not 32 bytes.
         """
         self._handshake: Optional[HandshakeState] = HandshakeState(
@@ -120,6 +123,7 @@ class RecordSession:
         self._initiated = False
         self._sender: Optional[CipherState] = None
         self._receiver: Optional[CipherState] = None
+        self._cipher_cache = cipher_cache
 
     @property
     def remote_ephemeral(self) -> bytes:
@@ -290,7 +294,7 @@ class RecordSession:
             self._receiver, self._sender = first, second
         # Sending is the hot path (a server's fan-out): keep its cipher
         # ready; receiving makes one per record (see noise.CipherCache).
-        self._sender.cached = True
+        self._sender.cache = self._cipher_cache
         self.state = SessionState.OPEN
         return HandshakeComplete()
 

@@ -4,7 +4,7 @@ L{ChatProtocol}: one client connection, from decoded frames to the room.
 
 It speaks the plaintext protocol of PROTOCOL.md section 4 over
 C{Int32StringReceiver} frames and never learns whether an encrypting wrapper
-(L{chatsvc.encryption}) sits between it and the socket. Limits, timeouts and
+(L{chatsvc.server.encryption}) sits between it and the socket. Limits, timeouts and
 the decision to close live here; names, order and fan-out live in the room.
 """
 
@@ -20,12 +20,13 @@ from twisted.protocols.basic import Int32StringReceiver
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from ..chat.interfaces import IChatMember
+from ..wire.errors import RemoteProtocolError
+from ..wire.framing import MAX_FRAME, encode_frame
+from ..wire.messages import Message, decode, encode, error, text_error
+from .interfaces import PLAIN, IChatTransport, IServerConnection
 from .ratelimit import ALLOW, FLOOD, RateLimiter
-from .room import IChatMember
 from .sendq import SendQueue
-from .wire.errors import RemoteProtocolError
-from .wire.framing import MAX_FRAME, encode_frame
-from .wire.messages import Message, decode, encode, error, text_error
 
 _log = Logger()
 
@@ -74,7 +75,7 @@ def _discard(frame: bytes) -> None:
     pass
 
 
-@implementer(IChatMember)
+@implementer(IChatMember, IServerConnection)
 class ChatProtocol(Int32StringReceiver):
     """
     The server side of one client.
@@ -102,6 +103,8 @@ class ChatProtocol(Int32StringReceiver):
     session_id: Optional[str] = None
     peer = "?"
     closing = False
+    encrypted = False
+    limiter: Optional[RateLimiter] = None
     _deadline = None
     _abort_call = None
     _ping_sent_at: Optional[float] = None
@@ -122,13 +125,13 @@ class ChatProtocol(Int32StringReceiver):
         peer = transport.getPeer()
         self.peer = getattr(peer, "host", str(peer))
         _tune_socket(transport, SNDBUF)
-        self._sendq = SendQueue(transport, config.sendq, self._overflowed,
-                                config.sendq_soft, self._behind)
+        self.queue = self._sendq = SendQueue(transport, config.sendq, self._overflowed,
+                                             config.sendq_soft, self._behind)
         self.send_frame = self._sendq.write
         transport.registerProducer(self._sendq, True)
         now = self._clock.seconds()
         self.last_seen = now
-        self._limiter = (
+        self.limiter = (
             RateLimiter(config.rate_burst, config.rate_per_second, now,
                         config.flood_factor, config.flood_window)
             if config.rate_burst else None
@@ -160,9 +163,7 @@ class ChatProtocol(Int32StringReceiver):
         self._send_direct(encode_frame(encode(message)))
 
     def _send_direct(self, frame: bytes) -> None:
-        flush = getattr(self.room, "flush", None)  # a distributed room may have none
-        if flush is not None:
-            flush()
+        self.room.flush()
         self.send_frame(frame)
 
     def _send_error(self, e: RemoteProtocolError) -> None:
@@ -230,6 +231,10 @@ class ChatProtocol(Int32StringReceiver):
             self.config.close_timeout, transport.abortConnection
         )
 
+    def abort(self) -> None:
+        """Drop the connection at once (for the factory's shutdown)."""
+        self.transport.abortConnection()
+
     def replaced(self) -> None:
         self.fatal("replaced", "another connection resumed this session")
 
@@ -271,7 +276,7 @@ class ChatProtocol(Int32StringReceiver):
             return
         if isinstance(result, Deferred):
             self._wait_for(result)
-        elif getattr(self.room, "outbox_size", 0) > self.config.turn_budget:
+        elif self.room.outbox_size > self.config.turn_budget:
             # This turn's fan-out is big enough: leave the rest of what this
             # client sent for the next turn, after the room has flushed.
             self._hold(_HOLD_TURN)
@@ -325,7 +330,7 @@ class ChatProtocol(Int32StringReceiver):
             self._release(_HOLD_THROTTLE)
 
     def _limited(self, now: float) -> bool:
-        limiter = self._limiter
+        limiter = self.limiter
         if limiter is None:
             return False
         verdict = limiter.check(now)
@@ -343,18 +348,18 @@ class ChatProtocol(Int32StringReceiver):
     def _hello(self, message: Message) -> Optional[Deferred]:
         if self.name is not None:
             raise RemoteProtocolError("already-registered", "you said hello already", fatal=False)
-        direct = getattr(self.transport, "direct_writer", None)
-        if direct is not None:
-            # A plaintext connection: the fan-out may skip the wrapper.
-            write = direct()
-            if write is not None:
-                self._sendq.use_writer(write)
+        transport = IChatTransport(self.transport, PLAIN)
+        # A plaintext connection: the fan-out may skip the wrapper.
+        write = transport.direct_writer()
+        if write is not None:
+            self._sendq.use_writer(write)
+        self.encrypted = bool(transport.encrypted)
         result = self.room.register(
             self,
             name=message.get("name"),
             resume=message.get("resume"),
             since=message.get("since"),
-            encrypted=bool(getattr(self.transport, "encrypted", False)),
+            encrypted=self.encrypted,
         )
         if isinstance(result, Deferred):
             return result.addCallback(self._registered)

@@ -32,7 +32,7 @@ class SendQueue:
     @param soft: the soft limit (0: none): past it the queue is I{behind},
         and C{on_behind(True)} is called; once it has drained to half of it,
         C{on_behind(False)}. The server slows its senders down while many
-        queues are behind (see L{chatsvc.server.ChatFactory}).
+        queues are behind (see L{chatsvc.server.factory.ChatFactory}).
     @ivar drained: bytes handed to the transport from the queue so far; a
         queue that is behind and whose C{drained} does not move is stalled.
     """

@@ -20,120 +20,32 @@ names) sits behind the public methods of L{Room}.
 from __future__ import annotations
 
 import itertools
-import json
 import os
 import secrets
-from collections import deque
-from typing import Any, Callable, Deque, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional
 
 from twisted.logger import Logger
-from zope.interface import Attribute, Interface
+from zope.interface import implementer
 
-from .turns import end_of_turn
-from .wire.errors import RemoteProtocolError
-from .wire.framing import MAX_FRAME, encode_frame
-from .wire.messages import Message, encode, timestamp
-from .wire.names import InvalidName, name_key, normalize, with_suffix
+from ..server.turns import end_of_turn
+from ..wire.errors import RemoteProtocolError
+from ..wire.framing import MAX_FRAME, encode_frame
+from ..wire.messages import Message, encode, timestamp
+from ..wire.names import InvalidName, name_key, normalize, with_suffix
+from .common import (
+    HISTORY_HEAD,
+    MAX_PUBLIC_BODY,
+    MAX_WELCOME_USERS,
+    MORE_TAIL,
+    SILENT_REASONS,
+    History,
+    json_str,
+    split_list_frames,
+    too_big,
+)
+from .interfaces import IChat, IChatMember
 
 _log = Logger()
-
-MAX_WELCOME_USERS = 1000
-
-# Reasons for which the others are not told that a member left.
-SILENT_REASONS = frozenset({"shutdown", "replaced"})
-
-
-class IChatMember(Interface):
-    """What the room needs of a connected client."""
-
-    name = Attribute("The member's current name (set by the room).")
-    session_id = Attribute("The member's session id (set by the room).")
-
-    def send(message: Message) -> None:
-        """Send one message object to this member."""
-
-    def send_frame(frame: bytes) -> None:
-        """Send an already encoded frame (length prefix included)."""
-
-    def replaced() -> None:
-        """Another connection resumed this session: close with C{replaced}."""
-
-
-_HISTORY_HEAD = b'{"type":"history","complete":%s,"messages":['
-_MORE_TAIL = b'],"more":true}'
-
-MAX_PUBLIC_BODY = MAX_FRAME - len(_HISTORY_HEAD % b"false") - len(_MORE_TAIL)
-"""The largest encoded C{message}: it must fit a frame, and a C{history}
-frame on its own."""
-
-
-def _too_big() -> RemoteProtocolError:
-    return RemoteProtocolError(
-        "too-long", "the message would not fit a frame; nothing delivered", fatal=False
-    )
-
-
-class MessageLogError(Exception):
-    """The message log could not take a message; nothing was delivered."""
-
-
-def split_list_frames(
-    head: bytes, items: List[bytes], tail: bytes, more_tail: bytes
-) -> List[bytes]:
-    """
-    Join pre-encoded JSON C{items} into as few message bodies as fit a frame:
-    C{head + b",".join(part) + tail}, every body but the last ending with
-    C{more_tail} instead.
-    """
-    room = MAX_FRAME - len(head) - max(len(tail), len(more_tail))
-    bodies: List[bytes] = []
-    part: List[bytes] = []
-    size = 0
-    for item in items:
-        extra = len(item) + (1 if part else 0)
-        if part and size + extra > room:
-            bodies.append(head + b",".join(part) + more_tail)
-            part, size, extra = [], 0, len(item)
-        part.append(item)
-        size += extra
-    bodies.append(head + b",".join(part) + tail)
-    return bodies
-
-
-class History:
-    """
-    The most recent public messages, as encoded bodies, and what was dropped.
-
-    @ivar dropped_upto: the highest C{seq} of a public message no longer held
-        (0 if none ever was dropped).
-    """
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._items: Deque[Tuple[int, bytes]] = deque()
-        self.dropped_upto = 0
-
-    def append(self, seq: int, body: bytes) -> None:
-        items = self._items
-        items.append((seq, body))
-        if len(items) > self.size:
-            self.dropped_upto = items.popleft()[0]
-
-    def since(self, since: Optional[int], newest_seq: int) -> Tuple[List[bytes], bool]:
-        """
-        The bodies a client that has seen up to C{since} should get, and
-        whether that list is complete (PROTOCOL.md 4.5).
-        """
-        items = self._items
-        if since is None:
-            return [body for _, body in items], self.dropped_upto == 0
-        if since > newest_seq:
-            return [body for _, body in items], False
-        return [body for seq, body in items if seq > since], self.dropped_upto <= since
-
-    def __len__(self) -> int:
-        return len(self._items)
-
 
 class Room:
     """
@@ -141,7 +53,7 @@ class Room:
 
     @param clock: an L{IReactorTime} for timestamps.
     @param history_size: how many public messages to keep for C{history}.
-    @param message_log: an optional L{chatsvc.msglog.MessageLog}; every
+    @param message_log: an optional L{chatsvc.server.msglog.MessageLog}; every
         message is appended to it before anyone is sent it.
     @param motd: an optional message of the day for C{welcome}.
     """
@@ -175,6 +87,15 @@ class Room:
             for seq, body in restored:
                 self.history.append(seq, body)
             self.history.dropped_upto = max(self.history.dropped_upto, dropped)
+
+    # -- life -----------------------------------------------------------
+
+    def start(self) -> None:
+        """Nothing to connect to: the history was restored when made."""
+
+    def stop(self) -> None:
+        """Hand out what is queued; the service closes the message log."""
+        self.flush()
 
     # -- queries --------------------------------------------------------
 
@@ -320,7 +241,7 @@ class Room:
             since = None
         bodies, complete = self.history.since(since, self.seq)
         flag = b"true" if complete else b"false"
-        for body in split_list_frames(_HISTORY_HEAD % flag, bodies, b"]}", _MORE_TAIL):
+        for body in split_list_frames(HISTORY_HEAD % flag, bodies, b"]}", MORE_TAIL):
             member.send_frame(encode_frame(body))
         if not silent:
             self._broadcast(encode_frame(encode({"type": "joined", "name": name_, "ts": self._now()})))
@@ -401,7 +322,7 @@ class Room:
             {"type": "message", "from": member.name, "text": text, "ts": self._now(), "seq": seq}
         )
         if len(body) > MAX_PUBLIC_BODY:
-            raise _too_big()
+            raise too_big()
         self._append_log(body)
         self.seq = seq
         self.history.append(seq, body)
@@ -429,7 +350,7 @@ class Room:
             }
         )
         if len(body) > MAX_FRAME:
-            raise _too_big()
+            raise too_big()
         self._append_log(body)
         self.seq = seq
         self.flush()  # keep public and private messages in seq order
@@ -465,12 +386,8 @@ class Room:
 
     def who_frames(self) -> List[bytes]:
         """The C{users} answer to C{who}, split over frames as needed."""
-        items = [_json_str(name) for name in self.names()]
+        items = [json_str(name) for name in self.names()]
         return [
             encode_frame(body)
             for body in split_list_frames(b'{"type":"users","users":[', items, b"]}", b'],"more":true}')
         ]
-
-
-def _json_str(value: str) -> bytes:
-    return json.dumps(value, ensure_ascii=False).encode("utf-8")

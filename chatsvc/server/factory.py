@@ -19,9 +19,13 @@ from twisted.internet import defer
 from twisted.internet.protocol import Factory
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
+from zope.interface import implementer
 
+from ..wire.framing import encode_frame
+from ..wire.messages import encode, error
+from .interfaces import IServerConnection, IWrappedFactory
 from .protocol import ChatProtocol
-from .room import Room
+from .turns import end_of_turn
 
 _log = Logger()
 
@@ -69,6 +73,7 @@ def _exempt_from_per_ip(host: str) -> bool:
     return address.is_loopback
 
 
+@implementer(IWrappedFactory)
 class ChatFactory(Factory):
     """
     @ivar connections: every open connection.
@@ -91,22 +96,28 @@ class ChatFactory(Factory):
     protocol = ChatProtocol
     noisy = False
 
-    def __init__(self, room: Room, config: Optional[ServerConfig], clock: Any) -> None:
+    def __init__(self, room: Any, config: Optional[ServerConfig], clock: Any) -> None:
         self.room = room
         self.config = config or ServerConfig()
         self.clock = clock
-        self.connections: Set[ChatProtocol] = set()
-        self.registered_connections: Set[ChatProtocol] = set()
+        self.end_of_turn = end_of_turn(clock)
+        self.connections: Set[IServerConnection] = set()
+        self._counted: Dict[IServerConnection, str] = {}  # -> its per-address key
+        self.registered_connections: Set[IServerConnection] = set()
         self._per_ip: Dict[str, int] = {}
         self._flooded: Dict[str, float] = {}  # host -> when it was last dropped for flood
         self._sweeper: Optional[LoopingCall] = None
         self._closed_waiters: list = []
         self.throttled = False
-        self._behind: Dict[ChatProtocol, Tuple[int, float]] = {}  # drained, since
+        self._behind: Dict[IServerConnection, Tuple[int, float]] = {}  # drained, since
         self._stall_check: Optional[LoopingCall] = None
 
     def buildProtocol(self, addr: Any) -> ChatProtocol:
         return self.protocol(self)
+
+    def refusal(self, code: str, text: str) -> bytes:
+        """The fatal error frame the encrypting wrapper writes when it refuses."""
+        return encode_frame(encode(error(code, text, True)))
 
     def startFactory(self) -> None:
         self._sweeper = LoopingCall(self.sweep)
@@ -120,10 +131,10 @@ class ChatFactory(Factory):
 
     # -- overload: slowing the senders down -----------------------------
 
-    def queue_behind(self, proto: ChatProtocol, behind: bool) -> None:
+    def queue_behind(self, proto: IServerConnection, behind: bool) -> None:
         """A connection's send queue passed its soft limit, or drained."""
         if behind:
-            self._behind[proto] = (proto._sendq.drained, self.clock.seconds())
+            self._behind[proto] = (proto.queue.drained, self.clock.seconds())
         else:
             self._behind.pop(proto, None)
         self._update_throttle()
@@ -144,7 +155,7 @@ class ChatFactory(Factory):
         but reading; one that stops is dropped by the stall check).
         """
         half = self.config.sendq // 2
-        return bool(half) and any(proto._sendq.queued > half for proto in self._behind)
+        return bool(half) and any(proto.queue.queued > half for proto in self._behind)
 
     def _set_throttle(self, on: bool) -> None:
         if on == self.throttled:
@@ -169,14 +180,14 @@ class ChatFactory(Factory):
         now = self.clock.seconds()
         timeout = self.config.stall_timeout
         for proto, (drained, since) in list(self._behind.items()):
-            if proto._sendq.drained != drained:
-                self._behind[proto] = (proto._sendq.drained, now)
+            if proto.queue.drained != drained:
+                self._behind[proto] = (proto.queue.drained, now)
             elif now - since >= timeout:
                 proto.fatal("slow", "you stopped reading while the others caught up")
 
     # -- connection accounting -----------------------------------------
 
-    def connection_opened(self, proto: ChatProtocol) -> Optional[Tuple[str, str]]:
+    def connection_opened(self, proto: IServerConnection) -> Optional[Tuple[str, str]]:
         """Count a new connection; return C{(code, text)} to refuse it."""
         config = self.config
         self.connections.add(proto)
@@ -186,18 +197,18 @@ class ChatFactory(Factory):
         host = proto.peer
         count = self._per_ip.get(host, 0) + 1
         self._per_ip[host] = count
-        proto.counted_ip = True
+        self._counted[proto] = host
         if config.max_per_ip and count > config.max_per_ip and not _exempt_from_per_ip(host):
             _log.warn("refusing {peer}: too many connections from it", peer=host)
             return ("too-many-connections", "too many connections from your address")
         if self.throttled:
             proto.throttle(True)
-        limiter = getattr(proto, "_limiter", None)
+        limiter = proto.limiter
         if limiter is not None and self._flooded and self._recently_flooded(host):
             limiter.drain()
         return None
 
-    def registered(self, proto: ChatProtocol) -> None:
+    def registered(self, proto: IServerConnection) -> None:
         self.registered_connections.add(proto)
 
     def _recently_flooded(self, host: str) -> bool:
@@ -217,8 +228,8 @@ class ChatFactory(Factory):
             return False
         return True
 
-    def connection_closed(self, proto: ChatProtocol) -> None:
-        limiter = getattr(proto, "_limiter", None)
+    def connection_closed(self, proto: IServerConnection) -> None:
+        limiter = proto.limiter
         if limiter is not None and limiter.flooded and not _exempt_from_per_ip(proto.peer):
             flooded = self._flooded
             flooded.pop(proto.peer, None)
@@ -229,9 +240,8 @@ class ChatFactory(Factory):
         self.registered_connections.discard(proto)
         if self._behind.pop(proto, None) is not None:
             self._update_throttle()
-        if getattr(proto, "counted_ip", False):
-            proto.counted_ip = False
-            host = proto.peer
+        host = self._counted.pop(proto, None)
+        if host is not None:
             count = self._per_ip.get(host, 0) - 1
             if count > 0:
                 self._per_ip[host] = count
@@ -266,7 +276,7 @@ class ChatFactory(Factory):
 
         def abort_stragglers() -> None:
             for proto in list(self.connections):
-                proto.transport.abortConnection()
+                proto.abort()
 
         call = self.clock.callLater(self.config.shutdown_timeout, abort_stragglers)
 

@@ -11,6 +11,10 @@ untouched, or C{0x01} for a Noise handshake::
                                 require_encryption=True, clock=reactor)
     endpoint.listen(factory)
 
+It knows nothing of the chat: the error frame it writes when it refuses a
+client, and the end-of-turn pass its gathered writes join, come from the
+factory it wraps (L{IWrappedFactory}), or are given to it.
+
 A client wraps its own factory with C{initiator=True}; its protocol's writes
 are held until the handshake completes, and a plaintext error from the
 server before then is handed to it as ordinary inner-stream bytes::
@@ -18,11 +22,11 @@ server before then is handed to it as ordinary inner-stream bytes::
     endpoint.connect(EncryptingFactory(ClientFactory(), psk, initiator=True))
 
 The wrapped protocol never learns whether it is encrypted, except through the
-transport's C{encrypted} attribute. Writes made during one reactor turn are
+transport's L{IChatTransport} (C{encrypted}, C{direct_writer}). Writes made during one reactor turn are
 gathered and encrypted as one record per connection (as tls.py's
 C{_AggregateSmallWrites} does), so a fan-out of many messages costs one
 AES-GCM operation per recipient per turn. The gathering ends in the same
-end-of-turn pass as the room's fan-out (L{chatsvc.turns}), and what is
+end-of-turn pass as the room's fan-out (L{chatsvc.server.turns}), and what is
 written during that pass, the room's batch, is the turn's last word: it is
 encrypted and sent at once.
 
@@ -40,13 +44,15 @@ from typing import Any, Callable, Dict, List, Optional
 from twisted.logger import Logger
 from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
+from ..wire.errors import RemoteProtocolError
+from ..wire.framing import HEADER, HEADER_SIZE, MAX_FRAME, encode_frame
+from ..wire.noise import CipherCache
+from ..wire.records import DataReceived, HandshakeComplete, PlaintextFrame, RecordSession
 from .fastwrite import send_now, supports
-from .turns import end_of_turn
-from .wire.errors import RemoteProtocolError
-from .wire.framing import HEADER, HEADER_SIZE, MAX_FRAME, encode_frame
-from .wire.messages import encode, error
-from .wire.records import DataReceived, HandshakeComplete, PlaintextFrame, RecordSession
+from .interfaces import IChatTransport, IWrappedFactory
+from .turns import EndOfTurn
 
 _log = Logger()
 
@@ -67,6 +73,7 @@ class Mode(enum.Enum):
     CLOSED = "closed"
 
 
+@implementer(IChatTransport)
 class EncryptingProtocol(ProtocolWrapper):
     """
     One connection's record layer.
@@ -94,7 +101,8 @@ class EncryptingProtocol(ProtocolWrapper):
         if supports(transport):
             self._direct = True
         if self._initiator:
-            self._session = RecordSession(self.factory.psk, initiator=True)
+            self._session = RecordSession(self.factory.psk, initiator=True,
+                                          cipher_cache=self.factory.cipher_cache)
             transport.write(self._session.initiate())
         # Connect the wrapped protocol at once: a server protocol must be
         # able to time out or refuse a client that never completes the
@@ -172,7 +180,8 @@ class EncryptingProtocol(ProtocolWrapper):
                 self._refuse("encryption-not-enabled", "this server has no key; connect in plaintext")
                 return None
             self._mode = Mode.HANDSHAKING
-            self._session = RecordSession(factory.psk, initiator=False)
+            self._session = RecordSession(factory.psk, initiator=False,
+                                          cipher_cache=factory.cipher_cache)
             self._pending = []
             return head
         self._refuse("bad-frame", "a first frame starts with '{' (plaintext) or 0x01 (handshake)")
@@ -207,9 +216,9 @@ class EncryptingProtocol(ProtocolWrapper):
             return
         # A record out of place after the handshake: a last encrypted
         # error, then close.
-        session = self._session
-        assert session is not None
-        self._pending.append(encode_frame(encode(error(e.code, e.text, True))))
+        refusal = self.factory.refusal
+        if refusal is not None:
+            self._pending.append(refusal(e.code, e.text))
         self._flush()
         self._failure = Failure(e)
         self._mode = Mode.CLOSED
@@ -221,7 +230,9 @@ class EncryptingProtocol(ProtocolWrapper):
         """Send a plaintext fatal error and close (before the handshake)."""
         self._mode = Mode.CLOSED
         self._failure = Failure(RemoteProtocolError(code, text))
-        self.transport.write(encode_frame(encode(error(code, text, True))))
+        refusal = self.factory.refusal
+        if refusal is not None:
+            self.transport.write(refusal(code, text))
         self._close()
 
     def _close(self) -> None:
@@ -339,6 +350,10 @@ older one passes, and its connection can do nothing (it has no key) until
 the handshake timeout."""
 
 
+DEFAULT_CIPHER_CACHE = 2048
+"""How many sending ciphers a wrapper keeps ready unless told (C{--cipher-cache})."""
+
+
 class EncryptingFactory(WrappingFactory):
     """
     Wrap C{wrappedFactory}'s protocols in L{EncryptingProtocol}.
@@ -349,6 +364,16 @@ class EncryptingFactory(WrappingFactory):
     @param require_encryption: server: refuse plaintext clients.
     @param clock: an L{IReactorTime}; defaults to the wrapped factory's
         C{clock}, else the global reactor (as C{TLSMemoryBIOFactory} does).
+    @param refusal: C{refusal(code, text)} returns the frame to write before
+        closing a connection this wrapper refuses; defaults to the wrapped
+        factory's (L{IWrappedFactory}); without one, a refused connection is
+        closed without a word (a client wrapper needs none).
+    @param end_of_turn: the L{EndOfTurn} whose pass encrypts each
+        connection's writes of a turn; defaults to the wrapped factory's,
+        else one of this wrapper's own.
+    @param cipher_cache: the L{CipherCache} that keeps the sending ciphers
+        of busy connections ready; defaults to a new one of
+        L{DEFAULT_CIPHER_CACHE}.
     """
 
     protocol = EncryptingProtocol
@@ -363,14 +388,20 @@ class EncryptingFactory(WrappingFactory):
         require_encryption: bool = False,
         clock: Any = None,
         close_timeout: float = 5.0,
+        refusal: Optional[Callable[[str, str], bytes]] = None,
+        end_of_turn: Optional[EndOfTurn] = None,
+        cipher_cache: Optional[CipherCache] = None,
     ) -> None:
         WrappingFactory.__init__(self, wrappedFactory)
         if initiator and psk is None:
             raise ValueError("an encrypting client needs a key")
         if require_encryption and psk is None:
             raise ValueError("encryption cannot be required without a key")
-        if clock is None:
-            clock = getattr(wrappedFactory, "clock", None)
+        hooks = IWrappedFactory(wrappedFactory, None)
+        if hooks is not None:
+            clock = clock if clock is not None else hooks.clock
+            refusal = refusal if refusal is not None else hooks.refusal
+            end_of_turn = end_of_turn if end_of_turn is not None else hooks.end_of_turn
         if clock is None:
             from twisted.internet import reactor as clock
         self.psk = psk
@@ -380,7 +411,10 @@ class EncryptingFactory(WrappingFactory):
         self.close_timeout = close_timeout
         self._to_flush: List[EncryptingProtocol] = []
         self._flush_scheduled = False
-        self.end_of_turn = end_of_turn(clock)
+        self.refusal = refusal
+        self.end_of_turn = end_of_turn if end_of_turn is not None else EndOfTurn(clock)
+        self.cipher_cache = (cipher_cache if cipher_cache is not None
+                             else CipherCache(DEFAULT_CIPHER_CACHE))
         self._seen_ephemerals: Dict[bytes, None] = {}
 
     def first_use(self, ephemeral: bytes) -> bool:

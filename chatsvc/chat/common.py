@@ -1,0 +1,99 @@
+# -*- test-case-name: tests.test_room -*-
+"""
+The pieces both chat backends share (the single-process one in
+L{chatsvc.chat.memory} and the Redis one): list splitting over frames, the
+per-room history, the limits of C{welcome}, and the reasons for which
+nobody is told that a member left. No I/O.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import deque
+from typing import Deque, List, Optional, Tuple
+
+from ..wire.errors import RemoteProtocolError
+from ..wire.framing import MAX_FRAME
+
+MAX_WELCOME_USERS = 1000
+"""The most names a C{welcome} (or a C{room}) lists (PROTOCOL.md 4.2)."""
+
+SILENT_REASONS = frozenset({"shutdown", "replaced"})
+"""Reasons for which the others are not told that a member left."""
+
+HISTORY_HEAD = b'{"type":"history","complete":%s,"messages":['
+MORE_TAIL = b'],"more":true}'
+
+MAX_PUBLIC_BODY = MAX_FRAME - len(HISTORY_HEAD % b"false") - len(MORE_TAIL)
+"""The largest encoded C{message}: it must fit a frame, and a C{history}
+frame on its own."""
+
+
+def too_big() -> RemoteProtocolError:
+    """The error for a message that would not fit a frame."""
+    return RemoteProtocolError(
+        "too-long", "the message would not fit a frame; nothing delivered", fatal=False
+    )
+
+
+def json_str(value: str) -> bytes:
+    """C{value} as a JSON string, UTF-8 encoded (no C{\\u} escapes)."""
+    return json.dumps(value, ensure_ascii=False).encode("utf-8")
+
+
+def split_list_frames(
+    head: bytes, items: List[bytes], tail: bytes, more_tail: bytes
+) -> List[bytes]:
+    """
+    Join pre-encoded JSON C{items} into as few message bodies as fit a frame:
+    C{head + b",".join(part) + tail}, every body but the last ending with
+    C{more_tail} instead.
+    """
+    room = MAX_FRAME - len(head) - max(len(tail), len(more_tail))
+    bodies: List[bytes] = []
+    part: List[bytes] = []
+    size = 0
+    for item in items:
+        extra = len(item) + (1 if part else 0)
+        if part and size + extra > room:
+            bodies.append(head + b",".join(part) + more_tail)
+            part, size, extra = [], 0, len(item)
+        part.append(item)
+        size += extra
+    bodies.append(head + b",".join(part) + tail)
+    return bodies
+
+
+class History:
+    """
+    The most recent public messages, as encoded bodies, and what was dropped.
+
+    @ivar dropped_upto: the highest C{seq} of a public message no longer held
+        (0 if none ever was dropped).
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: Deque[Tuple[int, bytes]] = deque()
+        self.dropped_upto = 0
+
+    def append(self, seq: int, body: bytes) -> None:
+        items = self._items
+        items.append((seq, body))
+        if len(items) > self.size:
+            self.dropped_upto = items.popleft()[0]
+
+    def since(self, since: Optional[int], newest_seq: int) -> Tuple[List[bytes], bool]:
+        """
+        The bodies a client that has seen up to C{since} should get, and
+        whether that list is complete (PROTOCOL.md 4.5).
+        """
+        items = self._items
+        if since is None:
+            return [body for _, body in items], self.dropped_upto == 0
+        if since > newest_seq:
+            return [body for _, body in items], False
+        return [body for seq, body in items if seq > since], self.dropped_upto <= since
+
+    def __len__(self) -> int:
+        return len(self._items)

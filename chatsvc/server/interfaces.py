@@ -1,0 +1,87 @@
+# -*- test-case-name: tests.test_protocol -*-
+"""
+What the server's parts ask of each other, beyond Twisted's own interfaces.
+
+  - L{IChatTransport}: what a L{ChatProtocol
+    <chatsvc.server.protocol.ChatProtocol>} asks of its transport (the
+    encrypting wrapper provides it; a plain transport gets L{PLAIN}).
+  - L{IWrappedFactory}: what the encrypting wrapper asks of the factory it
+    wraps on a server (the refusal it writes, the end-of-turn pass), so that
+    the wrapper knows nothing of the chat.
+  - L{IServerConnection}: what the L{ChatFactory
+    <chatsvc.server.factory.ChatFactory>} asks of each connection.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+from zope.interface import Attribute, Interface, implementer
+
+
+class IChatTransport(Interface):
+    """What a chat connection asks of its transport, beyond C{ITransport}."""
+
+    encrypted = Attribute(
+        "True when the bytes travel encrypted (PROTOCOL.md 4.8); fixed once"
+        " the first message has been read."
+    )
+
+    def direct_writer():
+        """
+        A write function that reaches the socket without this transport's
+        own processing (a plaintext connection's fan-out path), or C{None}.
+        """
+
+
+@implementer(IChatTransport)
+class _Plain:
+    """L{IChatTransport} for a transport that is just a socket."""
+
+    encrypted = False
+
+    def direct_writer(self) -> Optional[Callable[[bytes], None]]:
+        return None
+
+
+PLAIN = _Plain()
+"""The L{IChatTransport} of a transport that does not provide it:
+C{IChatTransport(transport, PLAIN)}."""
+
+
+class IWrappedFactory(Interface):
+    """What a server-side encrypting wrapper asks of the factory it wraps."""
+
+    clock = Attribute("An IReactorTime.")
+    end_of_turn = Attribute(
+        "The L{EndOfTurn <chatsvc.server.turns.EndOfTurn>} whose pass also"
+        " encrypts each connection's writes of the turn."
+    )
+
+    def refusal(code, text):
+        """
+        The encoded frame (length prefix included) of the fatal error
+        C{code} with C{text}, written before closing a connection that the
+        wrapper refuses.
+        """
+
+
+class IServerConnection(Interface):
+    """What the factory asks of one connection."""
+
+    peer = Attribute("The peer's address (a host string), or C{'?'}.")
+    closing = Attribute("True once the connection has decided to close.")
+    limiter = Attribute("Its L{RateLimiter <chatsvc.server.ratelimit.RateLimiter>}, or None.")
+    queue = Attribute("Its L{SendQueue <chatsvc.server.sendq.SendQueue>}.")
+
+    def throttle(on):
+        """Stop (or start again) reading from the client."""
+
+    def fatal(code, text):
+        """Send the fatal error C{code} and close."""
+
+    def check_idle(now):
+        """Ping a silent client; time out one that stays silent."""
+
+    def abort():
+        """Drop the connection at once (shutdown stragglers)."""
