@@ -17,7 +17,7 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
-from chatsvc.encryption import EncryptingFactory
+from chatsvc.server.encryption import EncryptingFactory
 from chatsvc.transports.websocket import (
     INCOMPLETE_LIMIT,
     FrameSplitter,

@@ -13,9 +13,9 @@ from twisted.internet.endpoints import TCP4ClientEndpoint, TCP4ServerEndpoint
 from twisted.internet.protocol import Factory, Protocol
 from twisted.trial import unittest
 
-from chatsvc.encryption import EncryptingFactory
-from chatsvc.room import Room
-from chatsvc.server import ChatFactory, ServerConfig
+from chatsvc.server.encryption import EncryptingFactory
+from chatsvc.chat.memory import Room
+from chatsvc.server.factory import ChatFactory, ServerConfig
 from chatsvc.transports.site import WEB_DIR, normalise_origin, origin_allowed, web_site
 
 from .procs import deadline

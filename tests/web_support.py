@@ -25,7 +25,7 @@ from twisted.internet.endpoints import TCP4ClientEndpoint
 from twisted.internet.protocol import Factory
 from twisted.protocols.basic import Int32StringReceiver
 
-from chatsvc.encryption import EncryptingFactory
+from chatsvc.server.encryption import EncryptingFactory
 from chatsvc.wire.messages import encode
 
 from .procs import ChatServer, deadline
