@@ -20,9 +20,10 @@ from zope.interface.verify import verifyObject
 from chatsvc.server.encryption import EncryptingFactory
 from chatsvc.transports.websocket import (
     INCOMPLETE_LIMIT,
-    FrameSplitter,
     FrameTransport,
+    Reframer,
     WebSocketChatFactory,
+    message_header,
 )
 from chatsvc.wire.framing import HEADER_SIZE, MAX_FRAME, encode_frame
 from chatsvc.wire.records import DataReceived, HandshakeComplete, RecordSession
@@ -32,16 +33,34 @@ from .helpers import RecordingTransport, make_factory
 PSK = bytes(range(32))
 
 
+def server_messages(data: bytes) -> List[bytes]:
+    """The payloads of a server's unmasked binary messages; fail on anything else."""
+    out = []
+    pos = 0
+    while pos < len(data):
+        assert data[pos] == 0x82, f"not a final binary frame: {data[pos:pos + 2]!r}"
+        size, head = data[pos + 1], 2
+        assert size & 0x80 == 0, "a server frame is never masked"
+        if size == 126:
+            size, head = int.from_bytes(data[pos + 2:pos + 4], "big"), 4
+        elif size == 127:
+            size, head = int.from_bytes(data[pos + 2:pos + 10], "big"), 10
+        out.append(data[pos + head:pos + head + size])
+        assert len(out[-1]) == size, "incomplete frame"
+        pos += head + size
+    return out
+
+
 class FakeWebSocket:
-    """A L{twisted.web.websocket.WebSocketTransport} that records messages."""
+    """A L{twisted.web.websocket.WebSocketTransport} over a L{StringTransport}."""
 
     def __init__(self, tcp: RecordingTransport) -> None:
         self.tcp = tcp
-        self.sent: List[bytes] = []
         self.closed = False
 
-    def sendBytesMessage(self, data: bytes) -> None:
-        self.sent.append(bytes(data))
+    @property
+    def sent(self) -> List[bytes]:
+        return server_messages(self.tcp.value())
 
     def loseConnection(self, code: int = 1000) -> None:
         self.closed = True
@@ -103,7 +122,8 @@ class Connection:
         self.protocol.bytesMessageReceived(json.dumps(message).encode())
 
     def messages(self) -> List[dict]:
-        sent, self.ws.sent = self.ws.sent, []
+        sent = self.ws.sent
+        self.tcp.clear()
         return [json.loads(body) for body in sent]
 
 
@@ -262,29 +282,40 @@ class WebSocketChatTests(SynchronousTestCase):
                          ("welcome", "secret", True))
 
 
-class FrameSplitterTests(SynchronousTestCase):
+class ReframerTests(SynchronousTestCase):
     def test_one(self) -> None:
-        self.assertEqual(FrameSplitter().feed(encode_frame(b"abc")), [b"abc"])
+        self.assertEqual(server_messages(Reframer().feed(encode_frame(b"abc"))), [b"abc"])
 
     def test_several(self) -> None:
         data = encode_frame(b"a") + encode_frame(b"bc") + encode_frame(b"def")
-        self.assertEqual(FrameSplitter().feed(data), [b"a", b"bc", b"def"])
+        self.assertEqual(server_messages(Reframer().feed(data)), [b"a", b"bc", b"def"])
 
     def test_byte_by_byte(self) -> None:
-        splitter = FrameSplitter()
+        reframer = Reframer()
         data = encode_frame(b"hello") + encode_frame(b"x" * 300)
-        bodies = []
-        for i in range(len(data)):
-            bodies.extend(splitter.feed(data[i:i + 1]))
-        self.assertEqual(bodies, [b"hello", b"x" * 300])
-        self.assertEqual(splitter.pending, 0)
+        out = b"".join(reframer.feed(data[i:i + 1]) for i in range(len(data)))
+        self.assertEqual(server_messages(out), [b"hello", b"x" * 300])
+        self.assertEqual(reframer.pending, 0)
 
     def test_partial_kept(self) -> None:
-        splitter = FrameSplitter()
+        reframer = Reframer()
         data = encode_frame(b"one") + encode_frame(b"two")
-        self.assertEqual(splitter.feed(data[:-1]), [b"one"])
-        self.assertEqual(splitter.pending, 6)
-        self.assertEqual(splitter.feed(data[-1:]), [b"two"])
+        self.assertEqual(server_messages(reframer.feed(data[:-1])), [b"one"])
+        self.assertEqual(reframer.pending, 6)
+        self.assertEqual(server_messages(reframer.feed(data[-1:])), [b"two"])
+
+    def test_headers(self) -> None:
+        """The three header sizes of RFC 6455 5.2, read back by wsproto itself."""
+        from wsproto import ConnectionType
+        from wsproto.connection import Connection
+        from wsproto.events import BytesMessage
+
+        bodies = [b"x" * 125, b"y" * 126, b"z" * 65535, b"w" * 65536]
+        self.assertEqual([len(message_header(len(b))) for b in bodies], [2, 4, 4, 10])
+        client = Connection(ConnectionType.CLIENT)
+        client.receive_data(Reframer().feed(b"".join(encode_frame(b) for b in bodies)))
+        received = [bytes(e.data) for e in client.events() if isinstance(e, BytesMessage)]
+        self.assertEqual(received, bodies)
 
 
 class FrameTransportTests(SynchronousTestCase):

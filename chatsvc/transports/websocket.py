@@ -7,8 +7,8 @@ The chat's own protocol (the encrypting wrapper around the chat connection,
 built by the same factory as for a TCP connection) is a byte-stream
 protocol. L{WebSocketChat} gives it a byte-stream transport,
 L{FrameTransport}: each binary message received is fed to it with its
-4-byte length prefix, and the byte stream it writes is split back into
-frames (L{FrameSplitter}), each sent as one binary message. So the modes,
+4-byte length prefix, and the byte stream it writes is cut back into
+frames, each sent as one binary message (L{Reframer}). So the modes,
 the Noise records, the limits (per address, clients, handshake timeout),
 the send queue and every error are the very same code as on TCP::
 
@@ -16,12 +16,20 @@ the send queue and every error are the very same code as on TCP::
     site = web_site(wrapper, origins=["https://chat.example"])
     serverFromString(reactor, "tcp:8080").listen(site)
 
+Twisted's WebSocket parses what the browser sends; what the server sends
+is written here (L{Reframer}): a server's frame is a 2, 4 or 10-byte header
+and the payload, unmasked (RFC 6455 section 5.2), so a turn's messages to
+one client go out in one write. Sending them one by one through
+C{sendBytesMessage} (wsproto builds each frame with several objects) took
+85% of the server's time in the fan-out benchmark (py-spy; bench/README.md).
+
 Twisted's L{WebSocketResource} checks no C{Origin}: L{OriginGate} refuses a
 foreign one with 403 before the upgrade (L{origin_allowed} is the rule).
 """
 
 from __future__ import annotations
 
+import struct
 from typing import Any, Callable, List, Optional
 
 from twisted.internet.interfaces import IAddress, IConsumer, IPushProducer, ITransport
@@ -29,6 +37,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from ..server.fastwrite import send_now, supports
 from ..wire.framing import HEADER, HEADER_SIZE, MAX_FRAME
 
 _log = Logger()
@@ -50,12 +59,26 @@ coming (a frame body is at most 65,536 bytes), so the connection is refused
 with C{frame-too-long} instead of buffering without end."""
 
 
-class FrameSplitter:
+_pack_short = struct.Struct(">BBH").pack
+_pack_long = struct.Struct(">BBQ").pack
+_BINARY = 0x82  # FIN, opcode 2
+
+
+def message_header(size: int) -> bytes:
+    """The header of a server's unfragmented binary message of C{size} bytes."""
+    if size < 126:
+        return bytes((_BINARY, size))
+    if size < 65536:
+        return _pack_short(_BINARY, 126, size)
+    return _pack_long(_BINARY, 127, size)
+
+
+class Reframer:
     """
-    Split a byte stream of frames (length prefix, body) into frame bodies.
-    Pure: bytes in, bodies out. The chat's protocol writes whole frames,
-    usually one per write, sometimes several or (never in practice) part of
-    one; every case is handled.
+    Turn a byte stream of frames (4-byte length, body) into WebSocket
+    binary messages, one per frame. Pure: bytes in, bytes out. The chat's
+    protocol writes whole frames, usually one or a turn's worth per write;
+    a frame cut across writes (never seen in practice) waits for its end.
     """
 
     __slots__ = ("_buffer",)
@@ -63,8 +86,8 @@ class FrameSplitter:
     def __init__(self) -> None:
         self._buffer = b""
 
-    def feed(self, data: bytes) -> List[bytes]:
-        """Take the next bytes; return the frame bodies they complete."""
+    def feed(self, data: bytes) -> bytes:
+        """Take the next bytes; return the messages of the frames they complete."""
         if self._buffer:
             data = self._buffer + data
             self._buffer = b""
@@ -72,19 +95,21 @@ class FrameSplitter:
         if size > HEADER_SIZE:
             (length,) = HEADER.unpack_from(data)
             if size == HEADER_SIZE + length:  # the usual case: one whole frame
-                return [data[HEADER_SIZE:]]
-        bodies = []
+                return message_header(length) + data[HEADER_SIZE:]
+        view = memoryview(data)
+        parts = []
         start = 0
         while size - start >= HEADER_SIZE:
             (length,) = HEADER.unpack_from(data, start)
             end = start + HEADER_SIZE + length
             if end > size:
                 break
-            bodies.append(data[start + HEADER_SIZE:end])
+            parts.append(message_header(length))
+            parts.append(view[start + HEADER_SIZE:end])
             start = end
         if start < size:
             self._buffer = data[start:]
-        return bodies
+        return b"".join(parts)
 
     @property
     def pending(self) -> int:
@@ -110,8 +135,8 @@ class FrameTransport:
         self._tcp = tcp
         self._peer = peer
         self._host = host
-        self._splitter = FrameSplitter()
-        self._send = ws.sendBytesMessage
+        self._reframer = Reframer()
+        self._direct = supports(tcp)  # a plain socket: send at once while nothing waits
         self.connected = True
 
     # ITransport
@@ -119,9 +144,13 @@ class FrameTransport:
     def write(self, data: bytes) -> None:
         if self.disconnecting or not data:
             return
-        send = self._send
-        for body in self._splitter.feed(data):
-            send(body)
+        messages = self._reframer.feed(data)
+        if not messages:
+            return
+        if self._direct:
+            send_now(self._tcp, messages)
+        else:
+            self._tcp.write(messages)
 
     def writeSequence(self, data: List[bytes]) -> None:
         self.write(b"".join(data))

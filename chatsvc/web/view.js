@@ -19,7 +19,7 @@ export function timeOf(ts) {
   if (!ts) return "";
   const d = new Date(ts);
   if (Number.isNaN(d.getTime())) return "";
-  return d.toLocaleTimeString([], {hour: "2-digit", minute: "2-digit"});
+  return d.toLocaleTimeString([], {hour: "2-digit", minute: "2-digit", hourCycle: "h23"});
 }
 
 function lineNode(line) {
@@ -78,6 +78,8 @@ export class View {
   }
 
   renderViews(state) {
+    const elsewhere = [...state.views.values()].reduce((n, v) => n + (v.key === state.active ? 0 : v.unread), 0);
+    $("menu").textContent = elsewhere ? `☰ ${elsewhere}` : "☰";
     const list = $("view-list");
     list.replaceChildren(...this.order(state).map((key, i) => {
       const v = state.views.get(key);
