@@ -31,17 +31,17 @@ function lineNode(line) {
     const time = el("time", "time", timeOf(line.ts));
     time.dateTime = line.ts;
     time.title = line.ts;
-    li.append(time);
+    li.append(time, " ");
   }
   if (line.kind === "marker") {
     li.textContent = clean(`— ${line.text} —`);
     return li;
   }
-  if (line.private) li.append(el("span", "tag", line.mine ? `private to ${line.to}` : "private"));
+  if (line.private) li.append(el("span", "tag", line.mine ? `private to ${line.to}` : "private"), " ");
   if (line.kind === "action") {
     li.append(el("span", "text", `* ${line.from} ${line.text}`));
   } else if (line.kind === "message") {
-    li.append(el("span", "from", line.from), el("span", "text", line.text));
+    li.append(el("span", "from", line.from), " ", el("span", "text", line.text));
   } else {
     li.append(el("span", "text", line.text));
   }
