@@ -110,6 +110,32 @@ class PageTests(unittest.TestCase):
         yield browser.call(browser.wait_text, "lines", "webby is now webster")
 
     @defer.inlineCallbacks
+    def test_key_file_and_remember(self):
+        """The key from a chosen file; kept in this browser only when "remember" is ticked."""
+        server, url = yield start_web_server(self, "--encrypted", "--psk", DEMO_KEY)
+        browser = yield Browser.start(self)
+        yield browser.call(browser.open, url)
+        d = browser.driver
+        yield browser.call(d.execute_script, "document.getElementById('name').value = 'filer'")
+        yield browser.call(lambda: d.find_element("id", "keyfile").send_keys(DEMO_KEY))
+        yield browser.call(browser._wait, lambda drv: drv.execute_script(
+            "return document.getElementById('key').value.length") == 44, "the key file to be read")
+        yield browser.call(lambda: d.find_element("id", "remember").click())
+        yield browser.call(lambda: d.find_element("id", "connect").click())
+        yield browser.call(browser.wait_open)
+        stored = yield browser.call(d.execute_script, "return localStorage.getItem('chatsvc.key')")
+        self.assertEqual(stored, DEMO_KEY_LINE)
+        yield browser.call(browser.open, url)
+        prefilled = yield browser.call(d.execute_script, "return document.getElementById('key').value")
+        self.assertEqual(prefilled, DEMO_KEY_LINE)
+        ticked = yield browser.call(d.execute_script, "return document.getElementById('remember').checked")
+        self.assertTrue(ticked)
+        yield browser.call(browser.login, "filer2", DEMO_KEY_LINE, True)  # click: untick it
+        yield browser.call(browser.wait_open)
+        stored = yield browser.call(d.execute_script, "return localStorage.getItem('chatsvc.key')")
+        self.assertIsNone(stored)
+
+    @defer.inlineCallbacks
     def test_unread_counts(self):
         """A message in a view not shown counts as unread in the side list."""
         server, browser, bob = yield self._chat_both_ways("")

@@ -105,7 +105,8 @@ class Browser:
         self._wait(lambda d: d.execute_script("return document.body.dataset.state") == "login",
                    "the page to load")
 
-    def login(self, name: str, key: str = "", remember: bool = False) -> None:
+    def login(self, name: str, key: str = "", click_remember: bool = False) -> None:
+        """Fill in the form and connect; C{click_remember} toggles "remember the key"."""
         from selenium.webdriver.common.by import By
 
         d = self.driver
@@ -115,7 +116,7 @@ class Browser:
         key_box.clear()
         if key:
             key_box.send_keys(key)
-        if remember:
+        if click_remember:
             d.find_element(By.ID, "remember").click()
         d.find_element(By.ID, "connect").click()
 

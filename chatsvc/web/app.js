@@ -3,7 +3,7 @@
 // line's commands (commands.js).
 
 import {parseInput} from "./commands.js";
-import {KeyError, parseKey, rememberKey, rememberedKey} from "./keys.js";
+import {KeyError, keyLineOf, parseKey, rememberKey, rememberedKey} from "./keys.js";
 import {noiseAvailable} from "./noise.js";
 import {ChatState} from "./state.js";
 import {View} from "./view.js";
@@ -66,12 +66,12 @@ class App {
       $("login-error").textContent = "that file is too big to be a key file";
       return;
     }
-    file.text().then((text) => { $("key").value = text.trim(); });
+    file.text().then((text) => { $("key").value = keyLineOf(text); });
   }
 
   login() {
     $("login-error").textContent = "";
-    const line = $("key").value.trim();
+    const line = keyLineOf($("key").value);
     let key = null;
     if (line) {
       if (!noiseAvailable()) return this.loginError("this page cannot encrypt (no https): see the banner");

@@ -6,8 +6,18 @@ import {fromBase64Url} from "./noise.js";
 
 export class KeyError extends Error {}
 
+function keyLines(text) {
+  return String(text).split(/\n/).map((l) => l.trim()).filter((l) => l && !l.startsWith("#"));
+}
+
+// The key line of a key file's text (its comments left out), to show.
+export function keyLineOf(text) {
+  const lines = keyLines(text);
+  return lines.length === 1 ? lines[0] : String(text).trim();
+}
+
 export function parseKey(text) {
-  const lines = String(text).split(/\n/).map((l) => l.trim()).filter((l) => l && !l.startsWith("#"));
+  const lines = keyLines(text);
   if (lines.length !== 1) {
     throw new KeyError(lines.length ? "the key file holds more than one line"
       : "no key given: paste the key file's line, or choose the file");
