@@ -1,7 +1,7 @@
 // The input line's "/" commands, as in the terminal client. Pure: a line and
 // the active view in, one action out:
-//   {send: message} | {switchTo: key} | {local: text} | {quit: reason}
-//   | {error: text}
+//   {send: message, open?: key} | {switchTo: key} | {local: text}
+//   | {quit: reason} | {error: text}
 
 export const HELP = [
   "/join #room", "/part [#room] [reason]", "/topic [text]", "/rooms", "/who [#room]",
@@ -16,72 +16,84 @@ function splitFirst(rest) {
 
 const asRoom = (name) => (name.startsWith("#") ? name : "#" + name);
 
+// Where plain text goes in the active view: a room, or a private conversation.
+function speak(ctx, text, action = false) {
+  const extra = action ? {action: true} : {};
+  if (ctx.peer) return {send: {type: "msg", to: ctx.peer, text, ...extra}};
+  if (ctx.room) return {send: {type: "say", room: ctx.room, text, ...extra}};
+  return {send: {type: "say", text, ...extra}};
+}
+
+const COMMANDS = {
+  me(rest, ctx) {
+    return rest ? speak(ctx, rest, true) : {error: "/me needs an action, e.g. /me waves"};
+  },
+  msg(rest) {
+    const [to, text] = splitFirst(rest);
+    if (!to) return {error: "/msg needs a name and a text"};
+    return text ? {send: {type: "msg", to, text}, open: "@" + to} : {switchTo: "@" + to};
+  },
+  nick(rest) {
+    return rest ? {send: {type: "nick", name: rest.trim()}} : {error: "/nick needs a name"};
+  },
+  join(rest) {
+    if (!rest) return {error: "/join needs a room, e.g. /join #tea"};
+    const room = asRoom(splitFirst(rest)[0]);
+    return {send: {type: "join", room}, open: room};
+  },
+  part(rest, ctx) {
+    let [room, reason] = splitFirst(rest);
+    if (!room.startsWith("#")) {
+      reason = rest;
+      room = ctx.room || "";
+    }
+    if (!room) return {error: "/part needs a room"};
+    return {send: reason ? {type: "part", room, reason} : {type: "part", room}};
+  },
+  topic(rest, ctx) {
+    return ctx.room ? {send: {type: "topic", room: ctx.room, text: rest}} : {error: "/topic works in a room"};
+  },
+  rooms() {
+    return {send: {type: "rooms"}};
+  },
+  who(rest) {
+    const room = splitFirst(rest)[0];
+    return {send: room ? {type: "who", room: asRoom(room)} : {type: "who"}};
+  },
+  switch(rest, ctx) {
+    const target = rest.trim();
+    if (/^\d+$/.test(target)) {
+      const key = ctx.views[Number(target) - 1];
+      return key ? {switchTo: key} : {error: `no view number ${target}`};
+    }
+    if (!target) return {error: "/switch needs #room, @name or a number"};
+    return {switchTo: target.startsWith("#") || target.startsWith("@") ? target : "#" + target};
+  },
+  quit(rest) {
+    return {quit: rest || null};
+  },
+  help() {
+    return {local: HELP};
+  },
+};
+
+const ALIASES = {query: "msg", j: "join", leave: "part", list: "rooms", names: "who",
+  s: "switch", w: "switch", exit: "quit", "?": "help"};
+
 // views: the keys of the side list in order (for "/switch 2").
 export function parseInput(line, active, views = []) {
   const text = line.replace(/\s+$/, "");
   if (!text) return null;
-  const inRoom = active && active.startsWith("#");
-  const peer = active && active.startsWith("@") ? active.slice(1) : null;
+  const ctx = {
+    room: active && active.startsWith("#") ? active : null,
+    peer: active && active.startsWith("@") ? active.slice(1) : null,
+    views,
+  };
   if (!text.startsWith("/") || text.startsWith("//")) {
-    const body = text.startsWith("//") ? text.slice(1) : text;
-    if (peer) return {send: {type: "msg", to: peer, text: body}};
-    if (inRoom) return {send: {type: "say", room: active, text: body}};
-    return {send: {type: "say", text: body}};
+    return speak(ctx, text.startsWith("//") ? text.slice(1) : text);
   }
   const [word, rest] = splitFirst(text.slice(1));
-  const command = word.toLowerCase();
-  switch (command) {
-    case "me":
-      if (!rest) return {error: "/me needs an action, e.g. /me waves"};
-      if (peer) return {send: {type: "msg", to: peer, text: rest, action: true}};
-      return {send: inRoom ? {type: "say", room: active, text: rest, action: true}
-        : {type: "say", text: rest, action: true}};
-    case "msg": case "query": {
-      const [to, body] = splitFirst(rest);
-      if (!to) return {error: "/msg needs a name and a text"};
-      if (!body) return {switchTo: "@" + to};
-      return {send: {type: "msg", to, text: body}, open: "@" + to};
-    }
-    case "nick":
-      if (!rest) return {error: "/nick needs a name"};
-      return {send: {type: "nick", name: rest.trim()}};
-    case "join": case "j":
-      if (!rest) return {error: "/join needs a room, e.g. /join #tea"};
-      return {send: {type: "join", room: asRoom(splitFirst(rest)[0])}, open: asRoom(splitFirst(rest)[0])};
-    case "part": case "leave": {
-      let [room, reason] = splitFirst(rest);
-      if (!room.startsWith("#")) {
-        reason = rest;
-        room = inRoom ? active : "";
-      }
-      if (!room) return {error: "/part needs a room"};
-      const message = {type: "part", room};
-      if (reason) message.reason = reason;
-      return {send: message};
-    }
-    case "topic":
-      if (!inRoom) return {error: "/topic works in a room"};
-      return {send: {type: "topic", room: active, text: rest}};
-    case "rooms": case "list":
-      return {send: {type: "rooms"}};
-    case "who": case "names": {
-      const room = splitFirst(rest)[0];
-      return {send: room ? {type: "who", room: asRoom(room)} : {type: "who"}};
-    }
-    case "switch": case "s": case "w": {
-      const target = rest.trim();
-      if (/^\d+$/.test(target)) {
-        const key = views[Number(target) - 1];
-        return key ? {switchTo: key} : {error: `no view number ${target}`};
-      }
-      if (!target) return {error: "/switch needs #room, @name or a number"};
-      return {switchTo: target.startsWith("#") || target.startsWith("@") ? target : "#" + target};
-    }
-    case "quit": case "exit":
-      return {quit: rest || null};
-    case "help": case "?":
-      return {local: HELP};
-    default:
-      return {error: `unknown command /${word}; /help lists them`};
-  }
+  const name = ALIASES[word.toLowerCase()] || word.toLowerCase();
+  const command = Object.prototype.hasOwnProperty.call(COMMANDS, name) ? COMMANDS[name] : null;
+  return command ? command(rest, ctx) : {error: `unknown command /${word}; /help lists them`};
 }
