@@ -177,3 +177,52 @@ class SiteTests(unittest.TestCase):
         for name in ("index.html", "style.css", "app.js", "noise.js", "records.js", "wire.js",
                      "state.js", "view.js", "commands.js", "keys.js"):
             self.assertTrue(os.path.isfile(os.path.join(WEB_DIR, name)), name)
+
+
+class WebOptionTests(unittest.SynchronousTestCase):
+    """C{twistd chat --web ... --web-origin ...}."""
+
+    def parse(self, *argv: str):
+        from chatsvc import tap
+
+        options = tap.Options()
+        options.parseOptions(list(argv))
+        return options
+
+    def test_repeatable(self) -> None:
+        options = self.parse("--web", "tcp:8080", "--web", "tcp:8081",
+                             "--web-origin", "https://a.example", "--web-origin", "http://b.example:81")
+        self.assertEqual(options["web"], ["tcp:8080", "tcp:8081"])
+        self.assertEqual(options["web-origin"], ["https://a.example", "http://b.example:81"])
+
+    def test_none_by_default(self) -> None:
+        self.assertEqual(self.parse()["web"], [])
+
+    def test_bad_origin(self) -> None:
+        from twisted.python.usage import UsageError
+
+        for origin in ("chat.example", "https://a.example/path", "null"):
+            with self.assertRaises(UsageError) as caught:
+                self.parse("--web-origin", origin)
+            self.assertIn("--web-origin", str(caught.exception))
+
+    def test_services(self) -> None:
+        """The page's site listens on every --web endpoint, beside the --listen ones."""
+        from twisted.internet.testing import MemoryReactorClock
+
+        from chatsvc import tap
+
+        reactor = MemoryReactorClock()
+        options = self.parse("--listen", "tcp:8123", "--web", "tcp:8080", "--web", "tcp:8081")
+        service = tap.makeService(options, reactor)
+        service.startService()
+        self.addCleanup(service.stopService)
+        listening = sorted((port, type(factory).__name__) for port, factory, _, _ in reactor.tcpServers)
+        self.assertEqual(listening, [(8080, "ChatSite"), (8081, "ChatSite"), (8123, "EncryptingFactory")])
+
+    def test_bad_endpoint(self) -> None:
+        from chatsvc import tap
+
+        with self.assertRaises(SystemExit) as caught:
+            tap.makeService(self.parse("--web", "nonsense:1"))
+        self.assertIn("--web endpoint", str(caught.exception))
