@@ -63,6 +63,10 @@ class FakeWebSocket:
         return server_messages(self.tcp.value())
 
     def loseConnection(self, code: int = 1000) -> None:
+        from wsproto.utilities import LocalProtocolError
+
+        if self.closed:  # wsproto refuses a second Close
+            raise LocalProtocolError("Connection cannot be closed in state ConnectionState.CLOSED")
         self.closed = True
         self.tcp.loseConnection()
 
@@ -337,6 +341,12 @@ class FrameTransportTests(SynchronousTestCase):
         self.transport.loseConnection()
         self.transport.write(encode_frame(b"late"))
         self.assertEqual((self.ws.sent, self.ws.closed), ([], True))
+
+    def test_close_after_the_peers_close(self) -> None:
+        """The peer's Close came first (wsproto refuses ours): the socket still closes."""
+        self.ws.closed = True
+        self.transport.loseConnection()
+        self.assertTrue(self.tcp.disconnecting)
 
     def test_abort(self) -> None:
         self.transport.abortConnection()

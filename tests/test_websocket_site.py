@@ -170,6 +170,14 @@ class SiteTests(unittest.TestCase):
         yield deadline(closed, 10, "the server to close")
         self.assertEqual((received[-1]["type"], received[-1]["code"]), ("error", "bad-frame"))
 
+    def test_idle_http_closes(self):
+        """An idle HTTP connection is closed after HTTP_TIMEOUT, not Twisted's 12 hours."""
+        from chatsvc.transports.site import HTTP_TIMEOUT
+
+        site = web_site(EncryptingFactory(self.chat, None, clock=reactor))
+        self.assertEqual(site.timeOut, HTTP_TIMEOUT)
+        self.assertLessEqual(HTTP_TIMEOUT, 60)
+
     def test_files_shipped(self):
         """The page's modules are all in the package directory."""
         import os

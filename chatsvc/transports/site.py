@@ -35,6 +35,11 @@ CONTENT_SECURITY_POLICY = (
 """Nothing but the page's own files and its own WebSocket: a message that
 somehow became markup could still neither run code nor send anything away."""
 
+HTTP_TIMEOUT = 30.0
+"""Seconds an HTTP connection may stay idle (Twisted's default is 12 hours).
+A WebSocket is not idle in this sense: once upgraded, the chat's own
+handshake timeout and keepalive apply."""
+
 _CONTENT_TYPES = {
     ".html": "text/html; charset=utf-8",
     ".js": "text/javascript; charset=utf-8",
@@ -136,8 +141,8 @@ class ChatSite(Site):
 
     noisy = False
 
-    def __init__(self, resource: Resource, chat_factory: Any) -> None:
-        Site.__init__(self, resource)
+    def __init__(self, resource: Resource, chat_factory: Any, timeout: float = HTTP_TIMEOUT) -> None:
+        Site.__init__(self, resource, timeout=timeout)
         self._chat_factory = chat_factory
 
     def startFactory(self) -> None:

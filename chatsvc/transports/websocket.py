@@ -37,6 +37,8 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from wsproto.utilities import LocalProtocolError
+
 from ..server.fastwrite import send_now, supports
 from ..wire.framing import HEADER, HEADER_SIZE, MAX_FRAME
 
@@ -156,9 +158,14 @@ class FrameTransport:
         self.write(b"".join(data))
 
     def loseConnection(self) -> None:
-        if not self.disconnecting:
-            self.disconnecting = True
-            self._ws.loseConnection()
+        if self.disconnecting:
+            return
+        self.disconnecting = True
+        try:
+            self._ws.loseConnection()  # a Close message, then the TCP close
+        except LocalProtocolError:
+            # The peer's Close came first: it has been answered already.
+            self._tcp.loseConnection()
 
     def abortConnection(self) -> None:
         self.disconnecting = True
