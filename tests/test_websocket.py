@@ -308,6 +308,13 @@ class ReframerTests(SynchronousTestCase):
         self.assertEqual(reframer.pending, 6)
         self.assertEqual(server_messages(reframer.feed(data[-1:])), [b"two"])
 
+    def test_one_batch_reframed_once(self) -> None:
+        """The same batch object for many members: reframed once, the same bytes for all."""
+        batch = encode_frame(b"a" * 200) + encode_frame(b"b" * 300)
+        first, second = Reframer().feed(batch), Reframer().feed(batch)
+        self.assertIs(first, second)
+        self.assertEqual(server_messages(second), [b"a" * 200, b"b" * 300])
+
     def test_headers(self) -> None:
         """The three header sizes of RFC 6455 5.2, read back by wsproto itself."""
         from wsproto import ConnectionType
