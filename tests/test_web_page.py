@@ -108,6 +108,10 @@ class PageTests(unittest.TestCase):
         self.assertEqual((renamed["old"], renamed["new"]), ("webby", "webster"))
         yield browser.call(browser.click_view, "#lobby")
         yield browser.call(browser.wait_text, "lines", "webby is now webster")
+        yield browser.call(browser.type, "/me waves")
+        action = yield bob.wait_text("waves")
+        self.assertEqual((action["from"], action.get("action")), ("webster", True))
+        yield browser.call(browser.wait_text, "lines", r"\* webster waves")
 
     @defer.inlineCallbacks
     def test_key_file_and_remember(self):

@@ -159,7 +159,7 @@ class WebSocketChatTests(SynchronousTestCase):
         """Each binary message is one frame body, with no length prefix, both ways."""
         web = self.connect("web")
         messages = web.messages()
-        self.assertEqual([m["type"] for m in messages], ["welcome", "history"])
+        self.assertEqual([m["type"] for m in messages], ["welcome", "room", "history"])
         self.assertEqual(messages[0]["name"], "web")
 
     def test_same_chat_as_tcp(self) -> None:
