@@ -19,12 +19,13 @@ the send queue and every error are the very same code as on TCP::
 Twisted's WebSocket parses what the browser sends; what the server sends
 is written here (L{Reframer}): a server's frame is a 2, 4 or 10-byte header
 and the payload, unmasked (RFC 6455 section 5.2), so a turn's messages to
-one client go out in one write. Sending them one by one through
+one client go out in one write, and a room's batch is reframed once for all
+its WebSocket members. Sending messages one by one through
 C{sendBytesMessage} (wsproto builds each frame with several objects) took
-85% of the server's time in the fan-out benchmark (py-spy; bench/README.md).
+85% of the server's time in the fan-out benchmark (py-spy, docs/web.md).
 
-Twisted's L{WebSocketResource} checks no C{Origin}: L{OriginGate} refuses a
-foreign one with 403 before the upgrade (L{origin_allowed} is the rule).
+Twisted's L{WebSocketResource} checks no C{Origin}: see
+L{chatsvc.transports.site}, which puts a gate in front of it.
 """
 
 from __future__ import annotations
