@@ -122,7 +122,7 @@ class PageTests(unittest.TestCase):
         d = browser.driver
         yield browser.call(d.execute_script, "document.getElementById('name').value = 'filer'")
         yield browser.call(lambda: d.find_element("id", "keyfile").send_keys(DEMO_KEY))
-        yield browser.call(browser._wait, lambda drv: drv.execute_script(
+        yield browser.call(browser.wait_until, lambda drv: drv.execute_script(
             "return document.getElementById('key').value.length") == 44, "the key file to be read")
         yield browser.call(lambda: d.find_element("id", "remember").click())
         yield browser.call(lambda: d.find_element("id", "connect").click())

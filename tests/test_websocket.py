@@ -149,12 +149,6 @@ class WebSocketChatTests(SynchronousTestCase):
             self.turn()
         return connection
 
-    def test_transport_interfaces(self) -> None:
-        """The chat's protocol gets a full byte-stream transport."""
-        transport = self.connect().protocol._transport
-        for interface in (ITransport, IConsumer, IPushProducer):
-            self.assertTrue(verifyObject(interface, transport))
-
     def test_one_frame_per_message(self) -> None:
         """Each binary message is one frame body, with no length prefix, both ways."""
         web = self.connect("web")
@@ -335,6 +329,11 @@ class FrameTransportTests(SynchronousTestCase):
         self.ws = FakeWebSocket(self.tcp)
         peer = IPv4Address("TCP", "192.0.2.1", 1234)
         self.transport = FrameTransport(self.ws, self.tcp, peer, self.tcp.getHost())
+
+    def test_interfaces(self) -> None:
+        """The chat's protocol gets a full byte-stream transport."""
+        for interface in (ITransport, IConsumer, IPushProducer):
+            self.assertTrue(verifyObject(interface, self.transport))
 
     def test_write_splits(self) -> None:
         self.transport.write(encode_frame(b"a") + encode_frame(b"b")[:2])

@@ -102,7 +102,7 @@ class Browser:
 
     def open(self, url: str) -> None:
         self.driver.get(url)
-        self._wait(lambda d: d.execute_script("return document.body.dataset.state") == "login",
+        self.wait_until(lambda d: d.execute_script("return document.body.dataset.state") == "login",
                    "the page to load")
 
     def login(self, name: str, key: str = "", click_remember: bool = False) -> None:
@@ -121,7 +121,7 @@ class Browser:
         d.find_element(By.ID, "connect").click()
 
     def wait_open(self) -> None:
-        self._wait(lambda d: d.execute_script("return document.body.dataset.state") == "open",
+        self.wait_until(lambda d: d.execute_script("return document.body.dataset.state") == "open",
                    "the chat to open")
 
     def type(self, line: str) -> None:
@@ -146,7 +146,7 @@ class Browser:
                 return True
             return False
 
-        self._wait(ready, what or f"{pattern!r} in #{element_id}",
+        self.wait_until(ready, what or f"{pattern!r} in #{element_id}",
                    lambda: self.text_of(element_id))
         return found[0]
 
@@ -165,7 +165,7 @@ class Browser:
         self.driver.set_script_timeout(WAIT)
         return self.driver.execute_async_script(script, *args)
 
-    def _wait(self, ready: Callable[[Any], bool], what: str,
+    def wait_until(self, ready: Callable[[Any], bool], what: str,
               show: Optional[Callable[[], str]] = None) -> None:
         from selenium.common.exceptions import TimeoutException
         from selenium.webdriver.support.ui import WebDriverWait
