@@ -18,6 +18,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
 from chatsvc.server.encryption import EncryptingFactory
+from chatsvc.server.factory import ServerConfig
 from chatsvc.transports.websocket import (
     INCOMPLETE_LIMIT,
     FrameTransport,
@@ -217,7 +218,7 @@ class WebSocketChatTests(SynchronousTestCase):
 
     def test_per_address_limit(self) -> None:
         """The HTTP connection's peer address counts toward the per-address limit."""
-        self.chat.config = self.chat.config.__class__(max_per_ip=1)
+        self.chat.config = ServerConfig(max_per_ip=1)
         self.connect("one", host="192.0.2.7")
         second = self.connect(host="192.0.2.7")
         [error] = second.messages()

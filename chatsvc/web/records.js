@@ -68,12 +68,12 @@ export class RecordSession {
   // Returns {handshake: true} when the handshake completes, {plaintext: body}
   // for a server's plaintext error before it, {frames: [...]} for data.
   receive(body) {
-    const result = this._chain.then(() => this._receive_now(body));
+    const result = this._chain.then(() => this._receiveNow(body));
     this._chain = result.catch(() => {});
     return result;
   }
 
-  async _receive_now(body) {
+  async _receiveNow(body) {
     const kind = body[0];
     if (!this.open) {
       if (kind === 0x7b) return {plaintext: body};
