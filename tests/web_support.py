@@ -18,7 +18,7 @@ import os
 import re
 import shutil
 import tempfile
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from twisted.internet import defer, reactor, threads
 from twisted.internet.endpoints import TCP4ClientEndpoint
@@ -63,25 +63,26 @@ class Browser:
 
     @classmethod
     @defer.inlineCallbacks
-    def start(cls, test: Any, width: int = 1200, height: int = 800):
+    def start(cls, test: Any, width: int = 1200, height: int = 800, flags: Tuple[str, ...] = ()):
         problem = _missing()
         if problem:
             raise AssertionError(f"the browser tests need a real browser: {problem}")
         os.environ["SE_OFFLINE"] = "true"  # Selenium Manager must never download
         profile = tempfile.mkdtemp(prefix="chatsvc-chromium-")
-        driver = yield threads.deferToThread(cls._launch, profile, width, height)
+        driver = yield threads.deferToThread(cls._launch, profile, width, height, flags)
         browser = cls(driver, profile)
         test.addCleanup(browser.quit)
         return browser
 
     @staticmethod
-    def _launch(profile: str, width: int, height: int) -> Any:
+    def _launch(profile: str, width: int, height: int, flags: Tuple[str, ...]) -> Any:
         from selenium import webdriver
         from selenium.webdriver.chrome.service import Service
 
         options = webdriver.ChromeOptions()
         options.binary_location = CHROMIUM
-        for flag in CHROME_FLAGS + [f"--user-data-dir={profile}", f"--window-size={width},{height}"]:
+        for flag in CHROME_FLAGS + list(flags) + [f"--user-data-dir={profile}",
+                                                  f"--window-size={width},{height}"]:
             options.add_argument(flag)
         return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
 
@@ -113,9 +114,10 @@ class Browser:
         d.find_element(By.ID, "name").clear()
         d.find_element(By.ID, "name").send_keys(name)
         key_box = d.find_element(By.ID, "key")
-        key_box.clear()
-        if key:
-            key_box.send_keys(key)
+        if key_box.is_enabled():  # disabled where the page cannot encrypt
+            key_box.clear()
+            if key:
+                key_box.send_keys(key)
         if click_remember:
             d.find_element(By.ID, "remember").click()
         d.find_element(By.ID, "connect").click()
@@ -178,13 +180,63 @@ class Browser:
 
 
 @defer.inlineCallbacks
-def start_web_server(test: Any, *options: str, port: int = 0, web_port: int = 0):
-    """A C{twistd chat} child with C{--web}; fires with (server, page URL)."""
-    server = yield ChatServer.start(test, "--web", f"tcp:{web_port}:interface=127.0.0.1",
-                                    *options, port=port)
-    line = yield server.wait_for(re.compile(r"ChatSite starting on (\d+)"))
-    port = int(re.search(r"ChatSite starting on (\d+)", line).group(1))
-    return server, f"http://127.0.0.1:{port}/"
+def start_web_server(test: Any, *options: str, port: int = 0, web_port: int = 0,
+                     web: Optional[str] = None, url: str = "http://127.0.0.1:{port}/"):
+    """
+    A C{twistd chat} child with C{--web} (by default C{tcp:WEB_PORT} on
+    127.0.0.1; C{web} is another endpoint with C{{port}} for the port);
+    fires with (server, page URL).
+    """
+    endpoint = (web or "tcp:{port}:interface=127.0.0.1").format(port=web_port)
+    server = yield ChatServer.start(test, "--web", endpoint, *options, port=port)
+    started = re.compile(r"ChatSite(?: \(TLS\))? starting on (\d+)")
+    line = yield server.wait_for(started)
+    found = int(started.search(line).group(1))
+    return server, url.format(port=found)
+
+
+def non_loopback_address() -> str:
+    """An IPv4 address of this machine that is not loopback (no packet is sent)."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect(("192.0.2.254", 9))
+            address = s.getsockname()[0]
+        except OSError:
+            address = "127.0.0.1"
+    if address.startswith("127."):
+        raise AssertionError("this test needs an IPv4 address other than loopback")
+    return address
+
+
+def self_signed(directory: str, address: str) -> Tuple[str, str]:
+    """A throwaway key and certificate for C{address}; their paths."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, address)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(address))]),
+                           critical=False)
+            .sign(key, hashes.SHA256()))
+    key_path, cert_path = os.path.join(directory, "key.pem"), os.path.join(directory, "cert.pem")
+    with open(key_path, "wb") as f:
+        f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                  serialization.NoEncryption()))
+    with open(cert_path, "wb") as f:
+        f.write(cert.public_bytes(serialization.Encoding.PEM))
+    return key_path, cert_path
 
 
 class _Receiver(Int32StringReceiver):
@@ -211,13 +263,14 @@ class RawClient:
 
     @classmethod
     @defer.inlineCallbacks
-    def connect(cls, test: Any, port: int, name: str, psk: Optional[bytes] = None, **hello: Any):
+    def connect(cls, test: Any, port: int, name: str, psk: Optional[bytes] = None,
+                endpoint: Any = None, **hello: Any):
         client = cls()
         factory = Factory.forProtocol(_Receiver)
         factory.client = client
         if psk is not None:
             factory = EncryptingFactory(factory, psk, initiator=True, clock=reactor)
-        yield TCP4ClientEndpoint(reactor, "127.0.0.1", port).connect(factory)
+        yield (endpoint or TCP4ClientEndpoint(reactor, "127.0.0.1", port)).connect(factory)
         yield deadline(client.connected, WAIT, "the raw client to connect")
         test.addCleanup(lambda: client.proto.transport.abortConnection())
         client.send(type="hello", name=name, **hello)

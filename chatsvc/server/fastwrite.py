@@ -32,7 +32,12 @@ def supports(transport: Any) -> bool:
     the connection is made.
     """
     return (
-        isinstance(getattr(transport, "dataBuffer", None), bytes)
+        # The transport's own attribute, not one a wrapper forwards: a
+        # ProtocolWrapper (TLSMemoryBIOProtocol, for ssl: endpoints) hands
+        # every attribute it lacks to the socket's transport underneath,
+        # and sending there would skip the encryption.
+        "_tempDataLen" in getattr(transport, "__dict__", ())
+        and isinstance(getattr(transport, "dataBuffer", None), bytes)
         and isinstance(getattr(transport, "_tempDataLen", None), int)
         and hasattr(transport, "disconnecting")
         and hasattr(getattr(transport, "socket", None), "send")
