@@ -25,6 +25,11 @@ from __future__ import annotations
 from typing import Any
 
 
+def _own(transport: Any, name: str) -> bool:
+    """Whether C{transport} has C{name} itself (or its class has), not through C{__getattr__}."""
+    return hasattr(type(transport), name) or name in getattr(transport, "__dict__", ())
+
+
 def supports(transport: Any) -> bool:
     """
     Whether L{send_now} may be used on C{transport}: a plain (not TLS)
@@ -36,7 +41,7 @@ def supports(transport: Any) -> bool:
         # ProtocolWrapper (TLSMemoryBIOProtocol, for ssl: endpoints) hands
         # every attribute it lacks to the socket's transport underneath,
         # and sending there would skip the encryption.
-        "_tempDataLen" in getattr(transport, "__dict__", ())
+        _own(transport, "dataBuffer")
         and isinstance(getattr(transport, "dataBuffer", None), bytes)
         and isinstance(getattr(transport, "_tempDataLen", None), int)
         and hasattr(transport, "disconnecting")
