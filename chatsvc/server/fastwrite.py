@@ -24,10 +24,7 @@ from __future__ import annotations
 
 from typing import Any
 
-
-def _own(transport: Any, name: str) -> bool:
-    """Whether C{transport} has C{name} itself (or its class has), not through C{__getattr__}."""
-    return hasattr(type(transport), name) or name in getattr(transport, "__dict__", ())
+from twisted.protocols.policies import ProtocolWrapper
 
 
 def supports(transport: Any) -> bool:
@@ -37,11 +34,10 @@ def supports(transport: Any) -> bool:
     the connection is made.
     """
     return (
-        # The transport's own attribute, not one a wrapper forwards: a
-        # ProtocolWrapper (TLSMemoryBIOProtocol, for ssl: endpoints) hands
-        # every attribute it lacks to the socket's transport underneath,
-        # and sending there would skip the encryption.
-        _own(transport, "dataBuffer")
+        # A protocol wrapper (TLS over TCP) hands missing attributes on to
+        # the socket transport under it, whose send() would skip the
+        # wrapper: cleartext on a TLS connection.
+        not isinstance(transport, ProtocolWrapper)
         and isinstance(getattr(transport, "dataBuffer", None), bytes)
         and isinstance(getattr(transport, "_tempDataLen", None), int)
         and hasattr(transport, "disconnecting")
