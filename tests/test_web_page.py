@@ -20,7 +20,8 @@ from chatsvc.keys import load_key
 from .procs import DEMO_KEY
 from .web_support import Browser, RawClient, start_web_server
 
-DEMO_KEY_LINE = open(DEMO_KEY).read().strip().splitlines()[-1].strip()
+with open(DEMO_KEY) as _f:
+    DEMO_KEY_LINE = [line.strip() for line in _f if line.strip() and not line.startswith("#")][0]
 
 
 class PageTests(unittest.TestCase):
