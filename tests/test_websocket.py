@@ -111,6 +111,18 @@ class HttpChannelProducer:
         pass
 
 
+class RecordingFactory:
+    """The server's wrapping factory, remembering the protocols it built."""
+
+    def __init__(self, factory: Any) -> None:
+        self.factory = factory
+        self.built: List[Any] = []
+
+    def buildProtocol(self, addr: Any) -> Any:
+        self.built.append(self.factory.buildProtocol(addr))
+        return self.built[-1]
+
+
 class Connection:
     """One WebSocket client of C{wrapper}, up to just after the upgrade."""
 
@@ -119,12 +131,18 @@ class Connection:
         self.tcp.registerProducer(HttpChannelProducer(), True)
         self.ws = FakeWebSocket(self.tcp)
         self.channel = FakeChannel(self.tcp)
-        self.protocol = WebSocketChatFactory(wrapper).buildProtocol(FakeRequest(self.channel))
+        factory = WebSocketChatFactory(RecordingFactory(wrapper))
+        self.protocol = factory.buildProtocol(FakeRequest(self.channel))
+        self.inner = factory.factory.built[-1]
         self.protocol.negotiationStarted(self.ws)
         self.protocol.negotiationFinished()
 
     def send(self, message: Any) -> None:
         self.protocol.bytesMessageReceived(json.dumps(message).encode())
+
+    def protocol_transport(self) -> Any:
+        """The transport the chat's protocol was given (what makeConnection received)."""
+        return self.inner.transport
 
     def messages(self) -> List[dict]:
         sent = self.ws.sent
@@ -149,6 +167,14 @@ class WebSocketChatTests(SynchronousTestCase):
             connection.send({"type": "hello", "name": name})
             self.turn()
         return connection
+
+    def test_metrics_label(self) -> None:
+        """The metrics count WebSocket connections under their own transport label."""
+        from chatsvc.metrics import ITransportLabel, transport_label
+
+        web = self.connect("web")
+        self.assertEqual(transport_label(web.inner), "websocket")  # walks down as the metrics do
+        self.assertTrue(verifyObject(ITransportLabel, web.protocol_transport()))
 
     def test_one_frame_per_message(self) -> None:
         """Each binary message is one frame body, with no length prefix, both ways."""

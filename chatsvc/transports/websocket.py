@@ -40,6 +40,7 @@ from zope.interface import implementer
 
 from wsproto.utilities import LocalProtocolError
 
+from ..metrics import ITransportLabel
 from ..server.fastwrite import send_now, supports
 from ..wire.framing import HEADER, HEADER_SIZE, MAX_FRAME
 
@@ -140,7 +141,7 @@ class Reframer:
         return len(self._buffer)
 
 
-@implementer(ITransport, IConsumer, IPushProducer)
+@implementer(ITransport, IConsumer, IPushProducer, ITransportLabel)
 class FrameTransport:
     """
     The byte-stream transport the chat's protocol is given on a WebSocket.
@@ -152,6 +153,7 @@ class FrameTransport:
 
     disconnecting = False
     encrypted = False  # the wrapper's attribute, for a chat protocol that asks
+    transport_label = "websocket"  # the metrics count WebSocket connections apart
 
     def __init__(self, ws: Any, tcp: Any, peer: IAddress, host: IAddress) -> None:
         self._ws = ws
