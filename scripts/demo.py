@@ -22,11 +22,11 @@ sys.path.insert(0, REPO)
 
 from twisted.internet import defer, task  # noqa: E402
 
-from tests.procs import DEMO_KEY, ChatClientProcess, ChatServer, LineProcess, _spawn  # noqa: E402
+from tests.support.processes import DEMO_KEY, ChatClientProcess, ChatServer, LineProcess, spawn  # noqa: E402
 
 
 class Cleanups:
-    """What tests.procs needs of a test case: somewhere to put cleanups."""
+    """What tests.support.processes needs of a test case: somewhere to put cleanups."""
 
     def __init__(self) -> None:
         self._calls: List[Callable[[], Any]] = []
@@ -46,7 +46,7 @@ def conversation(server_options: List[str], client_options: List[str]):
     try:
         server = yield ChatServer.start(cleanups, *server_options)
         relay = LineProcess("relay")
-        _spawn(cleanups, relay, ["-m", "chatsvc.relay", "--listen", "tcp:0:interface=127.0.0.1",
+        spawn(cleanups, relay, ["-m", "chatsvc.relay", "--listen", "tcp:0:interface=127.0.0.1",
                                  "--connect", f"tcp:host=127.0.0.1:port={server.port}"], stdin=False)
         line = yield relay.wait_for("listening on port")
         port = int(re.search(r"port (\d+)", line).group(1))
@@ -85,7 +85,7 @@ def conversation(server_options: List[str], client_options: List[str]):
 @defer.inlineCallbacks
 def browser_conversation():
     """dana in Chromium (through the relay, --websocket) and alice in chat-client, encrypted."""
-    from tests.web_support import Browser, start_web_server
+    from tests.support.web import Browser, start_web_server
 
     cleanups = Cleanups()
     try:
@@ -93,7 +93,7 @@ def browser_conversation():
         line = yield server.wait_for(re.compile(r"ChatSite starting on (\d+)"))
         web_port = int(re.search(r"on (\d+)", line).group(1))
         relay = LineProcess("relay")
-        _spawn(cleanups, relay, ["-m", "chatsvc.relay", "--websocket", "--listen",
+        spawn(cleanups, relay, ["-m", "chatsvc.relay", "--websocket", "--listen",
                                  "tcp:0:interface=127.0.0.1",
                                  "--connect", f"tcp:host=127.0.0.1:port={web_port}"], stdin=False)
         line = yield relay.wait_for("listening on port")

@@ -8,7 +8,7 @@ import sys
 from twisted.internet import defer
 from twisted.trial.unittest import TestCase
 
-from .procs import REPO, LineProcess, _spawn
+from .support.processes import REPO, LineProcess, spawn
 
 
 class DemoTests(TestCase):
@@ -18,7 +18,7 @@ class DemoTests(TestCase):
     def test_demo_runs(self):
         output = os.path.abspath(self.mktemp())
         proto = LineProcess("demo")
-        _spawn(self, proto, [os.path.join(REPO, "scripts", "demo.py"), output], stdin=False)
+        spawn(self, proto, [os.path.join(REPO, "scripts", "demo.py"), output], stdin=False)
         code = yield proto.wait_exit(timeout=140)
         self.assertEqual(code, 0, proto.output())
         with open(output, encoding="utf-8") as f:

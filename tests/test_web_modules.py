@@ -8,7 +8,7 @@ from __future__ import annotations
 from twisted.internet import defer
 from twisted.trial import unittest
 
-from .web_support import Browser, start_web_server
+from .support.web import Browser, start_web_server
 
 PARSE = r"""
 const [lines, done] = [arguments[0], arguments[arguments.length - 1]];

@@ -16,7 +16,7 @@ from chatsvc.wire.errors import RemoteProtocolError
 from chatsvc.wire.framing import HEADER_SIZE, encode_frame
 from chatsvc.wire.records import DataReceived, HandshakeComplete, RecordSession
 
-from .web_support import Browser, start_web_server
+from .support.web import Browser, start_web_server
 
 VECTORS = os.path.join(os.path.dirname(__file__), "vectors",
                        "vectors_NNpsk0_25519_AESGCM_SHA256.json")

@@ -17,11 +17,9 @@ from twisted.web.static import Data
 
 from chatsvc.keys import load_key
 
-from .procs import DEMO_KEY
-from .web_support import Browser, RawClient, start_web_server
-
-with open(DEMO_KEY) as _f:
-    DEMO_KEY_LINE = [line.strip() for line in _f if line.strip() and not line.startswith("#")][0]
+from .support.frameclient import registered
+from .support.processes import DEMO_KEY
+from .support.web import DEMO_KEY_LINE, Browser, start_web_server
 
 
 class PageTests(unittest.TestCase):
@@ -35,12 +33,12 @@ class PageTests(unittest.TestCase):
         yield browser.call(browser.login, "webby", key_line)
         yield browser.call(browser.wait_open)
         psk = load_key(DEMO_KEY) if key_line else None
-        bob = yield RawClient.connect(self, server.port, "bob", psk)
+        bob = yield registered(self, server.port, "bob", psk)
         yield browser.call(browser.wait_text, "member-list", "bob")
         yield browser.call(browser.type, "hello from the browser")
         said = yield bob.wait_text("hello from the browser")
         self.assertEqual(said["from"], "webby")
-        bob.send(type="say", text="hello from bob")
+        bob.send({"type": "say", "text": "hello from bob"})
         lines = yield browser.call(browser.wait_text, "lines", "bob\\s*hello from bob")
         self.assertIn("hello from the browser", lines)
         return server, browser, bob
@@ -99,13 +97,13 @@ class PageTests(unittest.TestCase):
         yield browser.call(browser.type, "/msg bob psst, bob")
         said = yield bob.wait_text("psst, bob")
         self.assertEqual((said["type"], said["from"]), ("private", "webby"))
-        bob.send(type="msg", to="webby", text="psst yourself")
+        bob.send({"type": "msg", "to": "webby", "text": "psst yourself"})
         lines = yield browser.call(browser.wait_text, "lines", "psst yourself")
         self.assertIn("private to bob", lines)
         title = yield browser.call(browser.text_of, "title")
         self.assertEqual(title, "@bob")
         yield browser.call(browser.type, "/nick webster")
-        renamed = yield bob.wait_for(lambda m: m["type"] == "renamed", "renamed")
+        renamed = yield bob.wait_for(lambda m: m["type"] == "renamed", what="renamed")
         self.assertEqual((renamed["old"], renamed["new"]), ("webby", "webster"))
         yield browser.call(browser.click_view, "#lobby")
         yield browser.call(browser.wait_text, "lines", "webby is now webster")
@@ -145,8 +143,8 @@ class PageTests(unittest.TestCase):
         """A message in a view not shown counts as unread in the side list."""
         server, browser, bob = yield self._chat_both_ways("")
         yield browser.call(browser.type, "/switch @bob")
-        bob.send(type="say", text="one")
-        bob.send(type="say", text="two")
+        bob.send({"type": "say", "text": "one"})
+        bob.send({"type": "say", "text": "two"})
         views = yield browser.call(browser.wait_text, "view-list", r"#lobby\s*2")
         self.assertIn("@bob", views)
 
@@ -170,20 +168,20 @@ class ReconnectTests(unittest.TestCase):
         yield browser.call(browser.open, url)
         yield browser.call(browser.login, "webby")
         yield browser.call(browser.wait_open)
-        bob = yield RawClient.connect(self, server.port, "bob")
-        bob.send(type="say", text="before the crash")
+        bob = yield registered(self, server.port, "bob")
+        bob.send({"type": "say", "text": "before the crash"})
         yield browser.call(browser.wait_text, "lines", "before the crash")
 
         server.signal("KILL")
         yield server.wait_exit()
         yield browser.call(browser.wait_text, "status", "reconnecting")
         server, _ = yield start_web_server(self, *options, port=server.port, web_port=web_port)
-        carol = yield RawClient.connect(self, server.port, "carol")
-        carol.send(type="say", text="while you were away")
+        carol = yield registered(self, server.port, "carol")
+        carol.send({"type": "say", "text": "while you were away"})
         lines = yield browser.call(browser.wait_text, "lines", "while you were away")
         self.assertIn("reconnected as webby", lines)
         self.assertEqual(lines.count("before the crash"), 1)
-        yield carol.wait_for(lambda m: m["type"] == "joined" and m["name"] == "webby", "webby joined")
+        yield carol.wait_for(lambda m: m["type"] == "joined" and m["name"] == "webby", what="webby joined")
         yield browser.call(browser.type, "still me")
         said = yield carol.wait_text("still me")
         self.assertEqual(said["from"], "webby")

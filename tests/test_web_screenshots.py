@@ -13,9 +13,9 @@ from twisted.trial import unittest
 
 from chatsvc.keys import load_key
 
-from .procs import DEMO_KEY
-from .test_web_page import DEMO_KEY_LINE
-from .web_support import Browser, RawClient, start_web_server
+from .support.frameclient import registered
+from .support.processes import DEMO_KEY
+from .support.web import DEMO_KEY_LINE, Browser, start_web_server
 
 DESKTOP = (1200, 720)
 PHONE = (390, 760)
@@ -37,14 +37,14 @@ class ScreenshotTests(unittest.TestCase):
             self, "--encrypted", "--allow-plaintext", "--psk", DEMO_KEY,
             "--motd", "Welcome to the chatsvc demo. Type /help for commands.")
         psk = load_key(DEMO_KEY)
-        bob = yield RawClient.connect(self, server.port, "bob", psk, rooms=["#lobby", "#tea"])
-        carol = yield RawClient.connect(self, server.port, "carol", rooms=["#lobby"])
-        bob.send(type="topic", room="#lobby", text="Be nice · chatsvc demo · /help lists the commands")
-        bob.send(type="topic", room="#tea", text="☕ only")
-        bob.send(type="say", text="morning all")
-        carol.send(type="say", text="hi bob — I'm on the plain TCP port, so I'm marked")
-        bob.send(type="say", room="#tea", text="kettle's on")
-        bob.send(type="say", room="#tea", text="who wants one?")
+        bob = yield registered(self, server.port, "bob", psk, rooms=["#lobby", "#tea"])
+        carol = yield registered(self, server.port, "carol", rooms=["#lobby"])
+        bob.send({"type": "topic", "room": "#lobby", "text": "Be nice · chatsvc demo · /help lists the commands"})
+        bob.send({"type": "topic", "room": "#tea", "text": "☕ only"})
+        bob.send({"type": "say", "text": "morning all"})
+        carol.send({"type": "say", "text": "hi bob — I'm on the plain TCP port, so I'm marked"})
+        bob.send({"type": "say", "room": "#tea", "text": "kettle's on"})
+        bob.send({"type": "say", "room": "#tea", "text": "who wants one?"})
         browser = yield Browser.start(self, *DESKTOP)
         yield browser.call(browser.open, url)
         yield browser.call(browser.login, "ana", DEMO_KEY_LINE)
@@ -54,8 +54,8 @@ class ScreenshotTests(unittest.TestCase):
         yield browser.call(browser.wait_text, "lines", "who wants one")
         yield browser.call(browser.type, "/switch #lobby")
         yield browser.call(browser.type, "/me waves")
-        bob.send(type="msg", to="ana", text="psst: tea in #tea")
-        bob.send(type="say", text="hello ana!")
+        bob.send({"type": "msg", "to": "ana", "text": "psst: tea in #tea"})
+        bob.send({"type": "say", "text": "hello ana!"})
         yield browser.call(browser.wait_text, "lines", "hello ana!")
         yield browser.call(browser.wait_text, "topic", "Be nice")
         yield browser.call(browser.wait_text, "view-list", "@bob")

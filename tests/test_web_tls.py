@@ -13,9 +13,9 @@ from twisted.trial import unittest
 
 from chatsvc.keys import load_key
 
-from .procs import DEMO_KEY
-from .test_web_page import DEMO_KEY_LINE
-from .web_support import Browser, RawClient, non_loopback_address, self_signed, start_web_server
+from .support.frameclient import registered
+from .support.processes import DEMO_KEY
+from .support.web import DEMO_KEY_LINE, Browser, non_loopback_address, self_signed, start_web_server
 
 
 class AnotherAddressTests(unittest.TestCase):
@@ -40,7 +40,7 @@ class AnotherAddressTests(unittest.TestCase):
         self.assertTrue(secure)
         yield browser.call(browser.login, "tls", DEMO_KEY_LINE)
         yield browser.call(browser.wait_open)
-        bob = yield RawClient.connect(self, server.port, "bob", load_key(DEMO_KEY))
+        bob = yield registered(self, server.port, "bob", load_key(DEMO_KEY))
         yield browser.call(browser.type, "over TLS and Noise")
         said = yield bob.wait_text("over TLS and Noise")
         self.assertEqual(said["from"], "tls")
@@ -73,7 +73,7 @@ class AnotherAddressTests(unittest.TestCase):
         from twisted.internet.endpoints import SSL4ClientEndpoint
         from twisted.internet.ssl import CertificateOptions
 
-        from .procs import ChatServer
+        from .support.processes import ChatServer
 
         directory = os.path.abspath(self.mktemp())
         os.makedirs(directory)
@@ -85,10 +85,10 @@ class AnotherAddressTests(unittest.TestCase):
         port = int(re.search(r"starting on (\d+)", line).group(1))
         endpoint = SSL4ClientEndpoint(reactor, "127.0.0.1", port, CertificateOptions())
         psk = load_key(DEMO_KEY)
-        alice = yield RawClient.connect(self, port, "alice", psk, endpoint=endpoint)
-        bob = yield RawClient.connect(self, server.port, "bob", psk)
-        alice.send(type="say", text="over TLS")
+        alice = yield registered(self, port, "alice", psk, endpoint=endpoint)
+        bob = yield registered(self, server.port, "bob", psk)
+        alice.send({"type": "say", "text": "over TLS"})
         said = yield bob.wait_text("over TLS")
         self.assertEqual(said["from"], "alice")
-        bob.send(type="say", text="back over TLS")
+        bob.send({"type": "say", "text": "back over TLS"})
         yield alice.wait_text("back over TLS")

@@ -29,7 +29,8 @@ from chatsvc.transports.websocket import (
 from chatsvc.wire.framing import HEADER_SIZE, MAX_FRAME, encode_frame
 from chatsvc.wire.records import DataReceived, HandshakeComplete, RecordSession
 
-from .helpers import RecordingTransport, make_factory
+from .support.fakes import RecordingTransport
+from .support.protocol import make_factory
 
 PSK = bytes(range(32))
 

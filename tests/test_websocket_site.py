@@ -18,7 +18,7 @@ from chatsvc.chat.memory import Room
 from chatsvc.server.factory import ChatFactory, ServerConfig
 from chatsvc.transports.site import WEB_DIR, normalise_origin, origin_allowed, web_site
 
-from .procs import deadline
+from .support.waiting import deadline
 
 
 class OriginTests(unittest.SynchronousTestCase):

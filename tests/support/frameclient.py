@@ -260,10 +260,15 @@ class FrameClient(Protocol):
 
 @defer.inlineCallbacks
 def connect(test: Any, port: int, psk: Optional[bytes] = None, label: str = "client",
-            handshake: bool = True, timeout: float = WAIT, host: str = LOOPBACK):
-    """Connect a L{FrameClient} (aborted in cleanup); wait for the handshake."""
+            handshake: bool = True, timeout: float = WAIT, host: str = LOOPBACK,
+            endpoint: Any = None):
+    """
+    Connect a L{FrameClient} (aborted in cleanup) to C{port} on C{host}, or
+    through C{endpoint} (a TLS one, say); wait for the handshake.
+    """
     client = FrameClient(psk, label)
-    endpoint = TCP4ClientEndpoint(reactor, host, port, timeout=timeout)
+    if endpoint is None:
+        endpoint = TCP4ClientEndpoint(reactor, host, port, timeout=timeout)
     yield deadline(connectProtocol(endpoint, client), timeout, f"{label} to connect")
     test.addCleanup(client.abort)
     if handshake:
@@ -272,9 +277,11 @@ def connect(test: Any, port: int, psk: Optional[bytes] = None, label: str = "cli
 
 
 @defer.inlineCallbacks
-def registered(test: Any, port: int, name: str, psk: Optional[bytes] = None, **members: Any):
-    """A connected client, registered as C{name} (its history read)."""
-    client = yield connect(test, port, psk, label=name)
+def registered(test: Any, port: int, name: str, psk: Optional[bytes] = None,
+               endpoint: Any = None, **members: Any):
+    """A connected client, registered as C{name} (its history read); C{members}
+    go in its C{hello}."""
+    client = yield connect(test, port, psk, label=name, endpoint=endpoint)
     yield client.hello(name, **members)
     return client
 

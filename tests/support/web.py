@@ -1,7 +1,9 @@
+# -*- test-case-name: tests.test_web_page -*-
 """
 Real-browser test support: Debian's Chromium driven by Selenium (in a
 thread, so the reactor keeps serving the child processes meanwhile), a
-C{twistd chat --web} server, and a raw frame client in this process.
+C{twistd chat --web} server (L{tests.support.processes.ChatServer}); the
+frame client of these tests is L{tests.support.frameclient.FrameClient}.
 
     server, web = yield start_web_server(self, "--psk", DEMO_KEY, "--encrypted")
     browser = yield Browser.start(self)
@@ -18,22 +20,20 @@ import os
 import re
 import shutil
 import tempfile
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, List, Optional, Tuple
 
-from twisted.internet import defer, reactor, threads
-from twisted.internet.endpoints import TCP4ClientEndpoint
-from twisted.internet.protocol import Factory
-from twisted.protocols.basic import Int32StringReceiver
+from twisted.internet import defer, threads
 
-from chatsvc.server.encryption import EncryptingFactory
-from chatsvc.wire.messages import encode
-
-from .procs import ChatServer, deadline
+from .processes import DEMO_KEY, REPO, ChatServer
 
 CHROMIUM = os.environ.get("CHATSVC_CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("CHATSVC_CHROMEDRIVER", "/usr/bin/chromedriver")
-DOCS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs")
+DOCS = os.path.join(REPO, "docs")
 WAIT = 20.0
+
+# The demo key as its file writes it: what a user pastes in the page.
+with open(DEMO_KEY) as _f:
+    DEMO_KEY_LINE = [line.strip() for line in _f if line.strip() and not line.startswith("#")][0]
 
 CHROME_FLAGS = [
     "--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
@@ -237,63 +237,3 @@ def self_signed(directory: str, address: str) -> Tuple[str, str]:
     with open(cert_path, "wb") as f:
         f.write(cert.public_bytes(serialization.Encoding.PEM))
     return key_path, cert_path
-
-
-class _Receiver(Int32StringReceiver):
-    MAX_LENGTH = 1 << 17
-
-    def connectionMade(self) -> None:
-        self.factory.client.proto = self
-        self.factory.client.connected.callback(self)
-
-    def stringReceived(self, body: bytes) -> None:
-        import json
-
-        self.factory.client.received(json.loads(body))
-
-
-class RawClient:
-    """A frame client in this process (plaintext, or encrypted with C{psk})."""
-
-    def __init__(self) -> None:
-        self.messages: List[Dict[str, Any]] = []
-        self.proto: Any = None
-        self.connected: defer.Deferred = defer.Deferred()
-        self._waiters: List[Any] = []
-
-    @classmethod
-    @defer.inlineCallbacks
-    def connect(cls, test: Any, port: int, name: str, psk: Optional[bytes] = None,
-                endpoint: Any = None, **hello: Any):
-        client = cls()
-        factory = Factory.forProtocol(_Receiver)
-        factory.client = client
-        if psk is not None:
-            factory = EncryptingFactory(factory, psk, initiator=True, clock=reactor)
-        yield (endpoint or TCP4ClientEndpoint(reactor, "127.0.0.1", port)).connect(factory)
-        yield deadline(client.connected, WAIT, "the raw client to connect")
-        test.addCleanup(lambda: client.proto.transport.abortConnection())
-        client.send(type="hello", name=name, **hello)
-        yield client.wait_for(lambda m: m["type"] == "welcome", "welcome")
-        return client
-
-    def send(self, **message: Any) -> None:
-        self.proto.sendString(encode(message))
-
-    def received(self, message: Dict[str, Any]) -> None:
-        self.messages.append(message)
-        for waiter in list(self._waiters):
-            if waiter[0](message):
-                self._waiters.remove(waiter)
-                waiter[1].callback(message)
-
-    def wait_for(self, match: Callable[[Dict[str, Any]], bool], what: str) -> defer.Deferred:
-        for message in self.messages:
-            if match(message):
-                return defer.succeed(message)
-        d: defer.Deferred = defer.Deferred()
-        self._waiters.append((match, d))
-        return deadline(d, WAIT, f"the raw client to receive {what}; it has: {self.messages[-5:]}")
-
-    def wait_text(self, text: str) -> defer.Deferred:
-        return self.wait_for(lambda m: m.get("text") == text, repr(text))
