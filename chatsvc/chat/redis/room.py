@@ -259,9 +259,10 @@ class RedisChat(RoomRequests):
                                     self.left_body(member.name, reason, text),
                                     member.name, info.plaintext))
 
-    def release_info(self, info: Any, rooms: List[str], reason: str) -> None:
+    def release_info(self, info: Any, rooms: List[str], reason: str,
+                     name: Optional[str] = None) -> None:
         """Release a session this server got but will not keep (its client went)."""
-        name = info.member.name or ""
+        name = name or info.member.name or ""
         self.upkeep.release(Release(info.key, info.session, info.token, rooms,
                                     self.left_body(name, reason), name, info.plaintext))
 

@@ -30,8 +30,8 @@ ROOM_EVENTS_KEPT = 10_000
 reader falls further behind in a room catches up from its history."""
 
 _PRELUDE = r"""
-local meta, names, tokens, servers, events, sessions, gone, rooms, roomsev =
-  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
+local meta, names, tokens, servers, events, sessions, gone, rooms, roomsev, alike =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
 
 local function now_ms()
   local t = redis.call('TIME')
@@ -91,9 +91,35 @@ local function choose(old, add, per, most)
   return final, refused, why
 end
 
+-- whether a name (its name key and look-alike key) is free for the holder
+-- of the name key own ('': a newcomer): neither key held by someone else
+local function name_free(key, a, own)
+  if key ~= own and redis.call('HEXISTS', names, key) == 1 then return false end
+  local h = redis.call('HGET', alike, a)
+  return (not h) or h == own
+end
+
+-- the look-alike key the name key `key` holds, by one pass over the
+-- look-alike hash (built once per script: only reaping needs it)
+local alike_rev
+local function alike_of(key)
+  if not alike_rev then
+    alike_rev = {}
+    local all = redis.call('HGETALL', alike)
+    for i = 1, #all, 2 do alike_rev[all[i + 1]] = all[i] end
+  end
+  return alike_rev[key]
+end
+
+-- the look-alike key a goes, if the name key `key` holds it
+local function release_alike(a, key)
+  if a and redis.call('HGET', alike, a) == key then redis.call('HDEL', alike, a) end
+end
+
 -- a reaped session: its name goes now, its rooms are told later (gone)
 local function bury(key, hsrv, hsid, htoken, hname, evmax)
   redis.call('HDEL', names, key)
+  release_alike(alike_of(key), key)
   redis.call('HDEL', tokens, htoken)
   local list = redis.call('HGET', sessions, hsid) or ''
   redis.call('HDEL', sessions, hsid)
@@ -126,8 +152,9 @@ end
 _REGISTER = r"""
 -- ARGV: 1 server, 2 session, 3 token, 4 resume token or '', 5 p, 6 evmax,
 --       7 '1' for a guest name, 8 rooms per client, 9 rooms per chat,
---       10 '1' if the hello named its rooms, 11 a new epoch, 12 G, then G
---       room keys, then candidate name, key, name, key, ...
+--       10 '1' if the hello named its rooms, 11 a new epoch, 12 G, 13 the
+--       look-alike key of each digit 0-9 (one character each), then G room
+--       keys, then candidates: name, name key, look-alike key, name, ...
 -- returns {'j' or 'r', name, key, n, session, epoch, rooms, {}},
 --         {'more'} if every candidate is taken, or {'too-many-rooms', room
 --         key, 'client' or 'chat'} if the rooms would pass a limit (nothing
@@ -138,7 +165,7 @@ redis.call('HSETNX', meta, 'epoch', ARGV[11])
 local epoch = redis.call('HGET', meta, 'epoch')
 local g = tonumber(ARGV[12])
 local given = {}
-for i = 13, 12 + g do table.insert(given, ARGV[i]) end
+for i = 14, 13 + g do table.insert(given, ARGV[i]) end
 if ARGV[4] ~= '' then
   local key = redis.call('HGET', tokens, ARGV[4])
   local h = key and redis.call('HGET', names, key)
@@ -161,22 +188,30 @@ if ARGV[4] ~= '' then
 end
 local final, refused, why = choose({}, given, per, most)
 if #refused > 0 then return {'too-many-rooms', refused[1], why} end
-local name, key
+local name, key, a
 if ARGV[7] == '1' then
+  local digits = ARGV[13]
+  local function alike_digit(d)
+    local i = tonumber(d) + 1
+    return string.sub(digits, i, i)
+  end
   repeat
-    name = 'guest_' .. redis.call('HINCRBY', meta, 'guest', 1)
+    local number = tostring(redis.call('HINCRBY', meta, 'guest', 1))
+    name = 'guest_' .. number
     key = name
-  until redis.call('HEXISTS', names, key) == 0
+    a = 'guest_' .. string.gsub(number, '%d', alike_digit)
+  until name_free(key, a, '')
 else
-  for i = 13 + g, #ARGV - 1, 2 do
-    if redis.call('HEXISTS', names, ARGV[i + 1]) == 0 then
-      name, key = ARGV[i], ARGV[i + 1]
+  for i = 14 + g, #ARGV - 2, 3 do
+    if name_free(ARGV[i + 1], ARGV[i + 2], '') then
+      name, key, a = ARGV[i], ARGV[i + 1], ARGV[i + 2]
       break
     end
   end
   if not name then return {'more'} end
 end
 redis.call('HSET', names, key, srv .. '|' .. sid .. '|' .. token .. '|' .. p .. '|' .. name)
+redis.call('HSET', alike, a, key)
 redis.call('HSET', tokens, token, key)
 redis.call('HSET', sessions, sid, table.concat(final, ','))
 local n = add_event(ARGV[6], 'k', 'j', 'v', srv, 'i', sid, 'key', key, 'name', name, 'p', p)
@@ -254,17 +289,19 @@ return {seq, n}
 
 _RENAME = r"""
 -- ARGV: 1 server, 2 session, 3 old key, 4 new key, 5 new name, 6 evmax,
---       7 token, 8 renamed body, 9 dedup id
+--       7 token, 8 renamed body, 9 dedup id, 10 new look-alike key, 11 old
+--       look-alike key
+-- a look-alike of one's own name is allowed, as a change of case is
 -- returns {'ok', rooms}, {'same', ''}, {'taken', ''} or {'gone', ''}
 local h = redis.call('HGET', names, ARGV[3])
 if not h then return {'gone', ''} end
 local osrv, osid, otoken, op, oname = parse_holder(h)
 if osrv ~= ARGV[1] or osid ~= ARGV[2] or otoken ~= ARGV[7] then return {'gone', ''} end
-if ARGV[4] ~= ARGV[3] then
-  if redis.call('HEXISTS', names, ARGV[4]) == 1 then return {'taken', ''} end
-  redis.call('HDEL', names, ARGV[3])
-end
 if oname == ARGV[5] then return {'same', ''} end
+if not name_free(ARGV[4], ARGV[10], ARGV[3]) then return {'taken', ''} end
+redis.call('HDEL', names, ARGV[3])
+release_alike(ARGV[11], ARGV[3])
+redis.call('HSET', alike, ARGV[10], ARGV[4])
 redis.call('HSET', names, ARGV[4], osrv .. '|' .. osid .. '|' .. otoken .. '|' .. op .. '|' .. ARGV[5])
 redis.call('HSET', tokens, otoken, ARGV[4])
 add_event(ARGV[6], 'k', 'n', 'ok', ARGV[3], 'key', ARGV[4], 'name', ARGV[5],
@@ -273,13 +310,14 @@ return {'ok', redis.call('HGET', sessions, osid) or ''}
 """
 
 _LEAVE = r"""
--- ARGV: server, session, key, evmax, token
+-- ARGV: server, session, key, evmax, token, look-alike key
 -- (the token tells a session from the one that resumed it on this server)
 local h = redis.call('HGET', names, ARGV[3])
 if not h then return 0 end
 local osrv, osid, otoken = parse_holder(h)
 if osrv ~= ARGV[1] or osid ~= ARGV[2] or otoken ~= ARGV[5] then return 0 end
 redis.call('HDEL', names, ARGV[3])
+release_alike(ARGV[6], ARGV[3])
 redis.call('HDEL', tokens, otoken)
 redis.call('HDEL', sessions, osid)
 add_event(ARGV[4], 'k', 'l', 'key', ARGV[3])
@@ -302,8 +340,8 @@ return {0, reaped, buried}
 
 _RECONCILE = r"""
 -- ARGV: 1 server, 2 lease ms, 3 evmax, 4 a new epoch, 5 last event seen,
---       6 last private seq seen, 7... key, session, token, p, name, rooms
---       of each local member
+--       6 last private seq seen, 7... key, session, token, p, name, rooms,
+--       look-alike key of each local member
 -- After a (re)connection: makes Redis hold exactly this server's members.
 -- Returns {epoch, sessions whose name someone else holds now}.
 redis.call('HSETNX', meta, 'epoch', ARGV[4])
@@ -318,21 +356,24 @@ local now = now_ms()
 redis.call('ZADD', servers, now + tonumber(ARGV[2]), srv)
 reap(evmax, now)
 local mine = {}
-for i = 7, #ARGV - 5, 6 do mine[ARGV[i + 1]] = true end
+for i = 7, #ARGV - 6, 7 do mine[ARGV[i + 1]] = true end
 local all = redis.call('HGETALL', names)
 for i = 1, #all, 2 do
   local hsrv, hsid, htoken, _, hname = parse_holder(all[i + 1])
   if hsrv == srv and not mine[hsid] then bury(all[i], hsrv, hsid, htoken, hname, evmax) end
 end
 local conflicts = {}
-for i = 7, #ARGV - 5, 6 do
+for i = 7, #ARGV - 6, 7 do
   local key, sid, token, p, name = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
+  local a = ARGV[i + 6]
   local want = srv .. '|' .. sid .. '|' .. token .. '|' .. p .. '|' .. name
   local h = redis.call('HGET', names, key)
   local hsrv, hsid
   if h then hsrv, hsid = parse_holder(h) end
-  if not h or (hsrv == srv and hsid == sid) then
+  local ah = redis.call('HGET', alike, a)
+  if (not h or (hsrv == srv and hsid == sid)) and (not ah or ah == key) then
     redis.call('HSET', names, key, want)
+    redis.call('HSET', alike, a, key)
     redis.call('HSET', tokens, token, key)
     redis.call('HSET', sessions, sid, ARGV[i + 5])
     if not h then
