@@ -110,6 +110,15 @@ class Entry:
         return int(self.fields.get(b"s", b"0"))
 
     @property
+    def time(self) -> Optional[float]:
+        """When Redis wrote it (seconds, by Redis's clock), or C{None} if it does not say."""
+        value = self.fields.get(b"t")
+        try:
+            return int(value) / 1000 if value is not None else None
+        except ValueError:
+            return None
+
+    @property
     def presence(self) -> bool:
         return self.fields.get(b"pr", b"1") == b"1"
 

@@ -329,7 +329,9 @@ class RedisChat(RoomRequests):
         go on from where the reader was, unless Redis lost its data or
         trimmed past this server: then take a new snapshot of the names.
         """
+        sent = self._clock.seconds()
         reply = await self.events.call("sync", self.keys.all, [])
+        self.reader.measure_offset(sent, reply[4], self._clock.seconds())
         ev, epoch = int(reply[0]), reply[1]
         if epoch is None and self.synced:
             # Redis came back empty and no server has restored it yet

@@ -21,9 +21,15 @@ from __future__ import annotations
 ROOM_PRELUDE = r"""
 local meta, members, events, history = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 
+-- the time (ms, Redis's clock) in every event: a reader's lag is measured from it
+local event_ms
 local function add_event(evmax, ...)
+  if not event_ms then
+    local t = redis.call('TIME')
+    event_ms = t[1] .. string.format('%03d', math.floor(tonumber(t[2]) / 1000))
+  end
   local n = redis.call('HINCRBY', meta, 'ev', 1)
-  redis.call('XADD', events, 'MAXLEN', '~', evmax, n .. '-0', ...)
+  redis.call('XADD', events, 'MAXLEN', '~', evmax, n .. '-0', 't', event_ms, ...)
   return n
 end
 

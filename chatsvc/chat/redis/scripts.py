@@ -43,9 +43,15 @@ local function parse_holder(v)
   return string.match(v, '^([^|]*)|([^|]*)|([^|]*)|([^|]*)|(.*)$')
 end
 
+-- the time (ms, Redis's clock) in every event: a reader's lag is measured from it
+local event_ms
 local function add_event(evmax, ...)
+  if not event_ms then
+    local t = redis.call('TIME')
+    event_ms = t[1] .. string.format('%03d', math.floor(tonumber(t[2]) / 1000))
+  end
   local n = redis.call('HINCRBY', meta, 'ev', 1)
-  redis.call('XADD', events, 'MAXLEN', '~', evmax, n .. '-0', ...)
+  redis.call('XADD', events, 'MAXLEN', '~', evmax, n .. '-0', 't', event_ms, ...)
   return n
 end
 
@@ -387,9 +393,10 @@ return {redis.call('HGET', meta, 'epoch'), conflicts}
 """
 
 _SYNC = r"""
--- returns {ev, epoch or false, names (flat hash), private seq}
+-- returns {ev, epoch or false, names (flat hash), private seq, Redis's TIME}
 return {tonumber(redis.call('HGET', meta, 'ev') or '0'), redis.call('HGET', meta, 'epoch'),
-        redis.call('HGETALL', names), tonumber(redis.call('HGET', meta, 'pseq') or '0')}
+        redis.call('HGETALL', names), tonumber(redis.call('HGET', meta, 'pseq') or '0'),
+        redis.call('TIME')}
 """
 
 _ROOMS = r"""
