@@ -34,6 +34,7 @@ from ...wire.names import InvalidName, normalize
 from ..common import SILENT_REASONS
 from ...metrics import IRedisBacked
 from ..interfaces import IChat
+from .admin import RedisRoomAdmin
 from .entries import _str, history_items, names_from_hash
 from .events import EventApplier
 from .hello import HelloFlow
@@ -58,7 +59,7 @@ def _error(code: str, text: str) -> RemoteProtocolError:
 
 
 @implementer(IChat, IRedisBacked)
-class RedisChat(RoomRequests):
+class RedisChat(RoomRequests, RedisRoomAdmin):
     """
     One chat shared through Redis by every server started with the same
     Redis and chat name.
