@@ -16,6 +16,7 @@ from typing import Any, Dict, List
 
 from twisted.trial.unittest import TestCase
 
+from chatsvc.chat.redis.admin import topic_parts
 from chatsvc.chat.redis.entries import GUEST_DIGITS, message_head, private_parts
 from chatsvc.chat.redis.keys import ChatKeys, RoomKeys, hash_slot
 from chatsvc.chat.redis.scripts import SCRIPTS, script_sha
@@ -127,6 +128,11 @@ class ClusterTests(TestCase):
                                   "s1-1", "0", "Alicia")[1], 1)
         caught = call("catch_up", rooms["#a"], 1)
         self.assertEqual((caught[1], len(caught[2])), (1, 1))
+        head, tail = topic_parts("by the operator", TS)
+        self.assertEqual(call("operator_topic", rooms["#b"], "by the operator", head, tail,
+                              ROOM_EV)[1:], [1, b"#b"])
+        self.assertEqual(call("clear", rooms["#a"]), 1)
+        self.assertEqual(call("clear", rooms["#d"]), -1)  # no members
         self.assertEqual(call("sync", chat)[1], b"epoch1")
         for key in ("#a", "#b", "#c"):
             self.assertEqual(call("part", rooms[key], "s1", "s1-1", b"{}", ROOM_EV, 1000, "l",

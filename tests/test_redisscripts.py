@@ -93,9 +93,10 @@ class KeyTests(SynchronousTestCase):
 
 class ScriptTests(SynchronousTestCase):
     def test_scopes_and_keys(self) -> None:
-        """Chat scripts take the chat's 9 keys, room scripts the room's 4: never both."""
+        """Chat scripts take the chat's 10 keys, room scripts the room's 4: never both."""
         self.assertEqual({n for n, (scope, _) in SCRIPTS.items() if scope == "room"},
-                         {"join", "say", "part", "topic", "rename_in", "who", "rejoin", "catch_up"})
+                         {"join", "say", "part", "topic", "rename_in", "who", "rejoin", "catch_up",
+                          "operator_topic", "clear"})
         for name, (scope, text) in SCRIPTS.items():
             used = {int(k) for k in re.findall(r"KEYS\[(\d+)\]", text)}
             self.assertEqual(used, set(range(1, 11 if scope == "chat" else 5)), name)
