@@ -25,6 +25,7 @@ from chatsvc.chat.redis.admin import topic_parts
 
 from .helpers import make_factory
 from .redischat import RedisChatTestsMixin
+from .scaleout import wait_until
 
 
 class TopicBodyTests(TestCase):
@@ -126,3 +127,20 @@ class RedisRoomAdminTests(RedisChatTestsMixin, TestCase):
             self.assertIn("no room called '#none'", reply["error"])
         line = await requests.handle_line(b'{"action": "rooms"}')
         self.assertEqual(json.loads(line)["rooms"][0]["topic"], "hello")
+
+    async def test_redis_unreachable(self) -> None:
+        """While Redis is away, the room controls are refused with a clear error, no traceback."""
+        a = await self.server()
+        await self.join(a, "alice", rooms=["#dev"])
+        clock = Clock()
+        requests = AdminRequests(LocalOperator(make_factory(clock), a, BanList(clock), clock))
+        self.redis.stop()
+        await wait_until(lambda: not a.available, 10, "the loss to be noticed")
+        for request in (b'{"action": "rooms"}', b'{"action": "clear", "room": "#dev"}',
+                        b'{"action": "topic", "room": "#dev", "text": "x"}'):
+            reply = requests.handle(request)
+            if isinstance(reply, Deferred):
+                reply = await reply
+            self.assertEqual(reply, {"ok": False, "error":
+                                     "the chat store (Redis) is unreachable; try again shortly"})
+        self.assertEqual(self.flushLoggedErrors(), [])

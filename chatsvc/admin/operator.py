@@ -272,7 +272,7 @@ class LocalOperator:
 
     def _room(self, room: object) -> Any:
         """The C{room_list} entry of C{room} (compared as 4.3 compares names), or a Deferred of it."""
-        return then(self._room_admin().room_list(), lambda rows: self._row(rows, room))
+        return then(self.rooms(), lambda rows: self._row(rows, room))
 
     def _row(self, rows: List[Dict[str, Any]], room: object) -> Dict[str, Any]:
         if isinstance(room, str):
@@ -307,7 +307,7 @@ class LocalOperator:
                     lambda row: self._room_action(room, rooms.operator_topic, room, checked))
 
     def rooms(self) -> Any:
-        return self._room_admin().room_list()
+        return self._room_action(None, self._room_admin().room_list)
 
     def clear_room(self, room: object) -> Any:
         rooms = self._room_admin()

@@ -10,6 +10,8 @@ Each answer comes from Redis, so each method returns a Deferred (L{IChatAdmin}
 allows it): C{room_list} reads the index (one script) and then the length
 of each room's history (one C{XLEN} per room, pipelined: every room in its
 own slot); C{operator_topic} and C{clear_room} are one room script each.
+While Redis is unreachable they raise (or fail with) L{StoreUnreachable}, a
+C{ValueError} whose text the operator is shown.
 """
 
 from __future__ import annotations
@@ -25,8 +27,20 @@ from ..interfaces import IChatAdmin
 from ..operators import OPERATOR
 from .entries import _str
 from .keys import RoomKeys, parse_room
-from .ledger import unavailable
+from .link import connection_errors
 from .scripts import ROOM_EVENTS_KEPT
+
+
+class StoreUnreachable(ValueError):
+    """Redis cannot be asked right now (the operator is told so and may try again)."""
+
+    def __init__(self) -> None:
+        ValueError.__init__(self, "the chat store (Redis) is unreachable; try again shortly")
+
+
+def _unreachable(failure: Any) -> None:
+    failure.trap(*connection_errors())
+    raise StoreUnreachable()
 
 
 def _room_key(room: object) -> str:
@@ -57,7 +71,7 @@ class RedisRoomAdmin:
 
     def _asked(self) -> None:
         if not self.commands.ready:
-            raise unavailable("the chat store is unreachable; try again shortly")
+            raise StoreUnreachable()
 
     def room_list(self) -> Deferred:
         """
@@ -66,7 +80,7 @@ class RedisRoomAdmin:
         a newcomer would get (at most the history size).
         """
         self._asked()
-        return Deferred.fromCoroutine(self._room_list())
+        return Deferred.fromCoroutine(self._room_list()).addErrback(_unreachable)
 
     async def _room_list(self) -> List[Dict[str, Any]]:
         flat = await self.call("rooms", self.keys.all, [])  # type: ignore[attr-defined]
@@ -101,7 +115,7 @@ class RedisRoomAdmin:
             self.update_index(key, int(reply[0]), int(reply[1]), text,  # type: ignore
                               name=_str(reply[2]))
 
-        return d.addCallback(done)
+        return d.addCallback(done).addErrback(_unreachable)
 
     def clear_room(self, room: str) -> Deferred:
         """
@@ -120,4 +134,4 @@ class RedisRoomAdmin:
                 raise KeyError(room)
             return min(int(held), self.history_size)
 
-        return d.addCallback(done)
+        return d.addCallback(done).addErrback(_unreachable)
