@@ -140,6 +140,7 @@ class AdminRequests:
         room = request.get("room")
         if room is not None and not isinstance(room, str):
             raise OperatorError("a room is a string such as #lobby")
+
         def sent(count: int) -> Reply:
             _log.info("operator: notice to {to} ({sent} users)", to=room or "everyone",
                       sent=count)
