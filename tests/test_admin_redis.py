@@ -155,6 +155,11 @@ class RedisAdminTests(TestCase):
         self.assertIn(["#Dev", "2", "3"], rows, out)
         self.assertIn(["#lobby", "1", "0"], rows, out)
 
+        code, out = yield chat_admin(self, a.socket, "list")  # rooms per connection too
+        self.assertEqual(code, 0, out)
+        [row] = [line.split() for line in out.splitlines() if line.startswith("alice")]
+        self.assertEqual(row[4], "#lobby,#Dev", out)
+
         code, out = yield chat_admin(self, a.socket, "topic", "#DEV", "release", "day")
         self.assertEqual(code, 0, out)
         for who in (alice, bob):
