@@ -134,3 +134,14 @@ class RedisLookAlikeTests(RedisChatTestsMixin, TestCase):
         b = await self.server()
         other = await self.join(b, CYRILLIC_ALICE)
         self.assertEqual(other.name, CYRILLIC_ALICE + "_2")
+
+    async def test_stale_look_alike_key_is_free(self) -> None:
+        """
+        A look-alike key left pointing at a name nobody holds (a server of
+        an older version released the name without it) does not block it.
+        """
+        a = await self.server()
+        await a.commands.command("HSET", a.keys.all[9], "alice", "ghost")
+        alice = await self.join(a, CYRILLIC_ALICE)
+        self.assertEqual(alice.name, CYRILLIC_ALICE)
+        self.assertEqual(await self.alike(a), {"alice": CYRILLIC_ALICE})

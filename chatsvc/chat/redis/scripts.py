@@ -101,10 +101,11 @@ end
 
 -- whether a name (its name key and look-alike key) is free for the holder
 -- of the name key own ('': a newcomer): neither key held by someone else
+-- (a look-alike key that points at a name nobody holds is stale: free)
 local function name_free(key, a, own)
   if key ~= own and redis.call('HEXISTS', names, key) == 1 then return false end
   local h = redis.call('HGET', alike, a)
-  return (not h) or h == own
+  return (not h) or h == own or redis.call('HEXISTS', names, h) == 0
 end
 
 -- the look-alike key the name key `key` holds, by one pass over the
@@ -273,7 +274,8 @@ for i = 7, #ARGV - 6, 7 do
   local hsrv, hsid
   if h then hsrv, hsid = parse_holder(h) end
   local ah = redis.call('HGET', alike, a)
-  if (not h or (hsrv == srv and hsid == sid)) and (not ah or ah == key) then
+  if (not h or (hsrv == srv and hsid == sid))
+     and (not ah or ah == key or redis.call('HEXISTS', names, ah) == 0) then
     redis.call('HSET', names, key, want)
     redis.call('HSET', alike, a, key)
     redis.call('HSET', tokens, token, key)
