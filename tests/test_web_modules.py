@@ -125,6 +125,8 @@ class ModuleTests(unittest.TestCase):
             {"type": "joined", "room": "#lobby", "name": "mallory", "ts": ts, "plaintext": True},
             {"type": "left", "name": "eve", "reason": "quit", "ts": ts},
             {"type": "topic", "room": "#lobby", "text": "new topic", "by": "bobby", "ts": ts},
+            {"type": "notice", "room": "#tea", "text": "tea is out", "ts": ts},
+            {"type": "notice", "text": "restart at 5", "ts": ts},
         ]
         got = yield self.run_js(STATE, messages)
         self.assertEqual(got["me"], "ana")
@@ -139,5 +141,7 @@ class ModuleTests(unittest.TestCase):
         self.assertIn("bob is now bobby", texts)
         self.assertTrue(any("mallory joined (not encrypted" in t for t in texts))
         self.assertEqual(lobby["topic"], "new topic")
+        self.assertIn("notice from the operator: restart at 5", texts)
+        self.assertIn(["system", None, "notice from the operator: tea is out"], tea["lines"])
         self.assertEqual((tea["unread"], bob["unread"], lobby["unread"]), (2, 1, 0))
         self.assertEqual(tea["lines"][1], ["action", "bob", "waves"])

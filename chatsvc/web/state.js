@@ -190,6 +190,10 @@ const HANDLERS = {
     const marked = (m.users || []).map((u) => ((m.plaintext || []).includes(u) ? u + " (not encrypted)" : u));
     s.system(`${m.room ? m.room + ": " : "online: "}${marked.join(", ")}`);
   },
+  notice(s, m) {  // an operator's notice (docs/protocol.md section 8), to a room or everyone
+    const key = typeof m.room === "string" && s.views.has(m.room) ? m.room : (s.active || s.defaultRoom);
+    s.add(key, {kind: "system", ts: m.ts, text: `notice from the operator: ${m.text}`});
+  },
   error(s, m) {
     const key = m.room && s.views.has(m.room) ? m.room : (s.active || s.defaultRoom);
     s.add(key, {kind: "error", text: `${m.code}: ${m.text}`});
