@@ -18,8 +18,10 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from chatsvc.admin.redisbus import parse_events
 
-from .hardening_procs import connect
-from .scaleout import ChatServerProcess, FrameClient, RedisServer, wait_until
+from .support.frameclient import connect
+from .support.processes import ChatServer
+from .support.redis import RedisServer
+from .support.waiting import wait_until
 from .test_admin_endpoint import chat_admin
 
 _chats = itertools.count(1)
@@ -48,14 +50,13 @@ class RedisAdminTests(TestCase):
         self.chat = f"adm{next(_chats)}"
         self.dir = tempfile.mkdtemp(prefix="chatadm")
         self.addCleanup(shutil.rmtree, self.dir, True)
-        self.servers: List[ChatServerProcess] = []
+        self.servers: List[ChatServer] = []
 
     @defer.inlineCallbacks
     def server(self, name: str):
         socket = os.path.join(self.dir, f"{name}.sock")
-        server = yield ChatServerProcess.start(self.redis.port, "--chat", self.chat,
-                                               "--admin", f"unix:{socket}")
-        self.addCleanup(server.kill)
+        server = yield ChatServer.start(self, "--rate", "0", "--chat", self.chat,
+                                        "--admin", f"unix:{socket}", redis=self.redis.port)
         self.servers.append(server)
         yield wait_until(lambda: server.logged("Redis (admin events): connected"), 20,
                          f"server {name} to read the admin stream")
@@ -64,15 +65,13 @@ class RedisAdminTests(TestCase):
 
     @defer.inlineCallbacks
     def client(self, server: Any, name: str):
-        client = yield FrameClient.connect(server.port)
-        self.addCleanup(client.close)
+        client = yield connect(self, server.port, label=name)
         yield client.hello(name)
         return client
 
     def no_tracebacks(self) -> None:
         for server in self.servers:
-            bad = [line for line in server.output.lines if "Traceback" in line or "Unhandled" in line]
-            self.assertEqual(bad, [], "\n".join(server.output.lines[-60:]))
+            self.assertEqual(server.tracebacks(), [], server.output()[-6000:])
 
     @defer.inlineCallbacks
     def test_kick_and_ban_reach_every_server(self):
@@ -84,9 +83,9 @@ class RedisAdminTests(TestCase):
         code, out = yield chat_admin(self, a.socket, "kick", "bob", "enough")
         self.assertEqual(code, 0, out)
         yield bob.wait_for(lambda m: m["type"] == "error" and m["code"] == "kicked",
-                           start=0, what="bob kicked on the other server")
+                           what="bob kicked on the other server")
         yield alice.wait_for(lambda m: m["type"] == "left" and m["name"] == "bob"
-                             and m["reason"] == "kicked", start=0, what="bob left, kicked")
+                             and m["reason"] == "kicked", what="bob left, kicked")
 
         dan = yield self.client(b, "dan")
         code, out = yield chat_admin(self, a.socket, "mute", "dan")
@@ -95,20 +94,20 @@ class RedisAdminTests(TestCase):
                          "the mute to reach server b")
         dan.send({"type": "say", "text": "can anyone hear me"})
         yield dan.wait_for(lambda m: m["type"] == "error" and m["code"] == "muted",
-                           start=0, what="dan muted on the other server")
+                           what="dan muted on the other server")
         code, out = yield chat_admin(self, a.socket, "unmute", "dan")
         self.assertEqual(code, 0, out)
         yield wait_until(lambda: b.logged("operator: unmuted dan (through Redis)"), 20,
                          "the unmute to reach server b")
         dan.send({"type": "say", "text": "back"})
-        yield alice.wait_for(lambda m: m.get("text") == "back", start=0, what="dan heard again")
+        yield alice.wait_for(lambda m: m.get("text") == "back", what="dan heard again")
 
         carol = yield self.client(b, "carol")
         code, out = yield chat_admin(self, a.socket, "ban", "--for", "10m", "127.0.0.0/8")
         self.assertEqual(code, 0, out)
         for who in (alice, carol):
             yield who.wait_for(lambda m: m["type"] == "error" and m["code"] == "banned",
-                               start=0, what="banned on both servers")
+                               what="banned on both servers")
         refused = yield connect(self, b.port, handshake=False)
         refused.send({"type": "hello", "name": "dave"})
         yield refused.wait_for(lambda m: m["type"] == "error" and m["code"] == "banned",
@@ -126,7 +125,7 @@ class RedisAdminTests(TestCase):
                          "the unban to reach server a")
         again = yield self.client(a, "back")
         self.assertIn("welcome", [m["type"] for m in again.messages])
-        self.assertNotIn("enough", "\n".join(a.output.lines + b.output.lines))
+        self.assertNotIn("enough", a.output() + b.output())
         self.no_tracebacks()
 
     @defer.inlineCallbacks
@@ -141,13 +140,12 @@ class RedisAdminTests(TestCase):
         b = yield self.server("b")
         alice = yield self.client(a, "alice")
         alice.send({"type": "join", "room": "#Dev"})
-        yield alice.wait_for(lambda m: m["type"] == "history" and m["room"] == "#Dev", start=0)
-        bob = yield FrameClient.connect(b.port)
-        self.addCleanup(bob.close)
+        yield alice.wait_for(lambda m: m["type"] == "history" and m["room"] == "#Dev")
+        bob = yield connect(self, b.port, label="bob")
         yield bob.hello("bob", rooms=["#dev"])
         for n in range(3):
             alice.send({"type": "say", "room": "#dev", "text": f"spam {n}"})
-        yield bob.wait_for(lambda m: m.get("text") == "spam 2", start=0, what="the spam")
+        yield bob.wait_for(lambda m: m.get("text") == "spam 2", what="the spam")
 
         code, out = yield chat_admin(self, b.socket, "rooms")
         self.assertEqual(code, 0, out)
@@ -163,17 +161,16 @@ class RedisAdminTests(TestCase):
         code, out = yield chat_admin(self, a.socket, "topic", "#DEV", "release", "day")
         self.assertEqual(code, 0, out)
         for who in (alice, bob):
-            topic = yield who.wait_for(lambda m: m["type"] == "topic", start=0, what="topic")
+            topic = yield who.wait_for(lambda m: m["type"] == "topic", what="topic")
             self.assertEqual((topic["room"], topic["text"], topic["by"]),
                              ("#Dev", "release day", "(operator)"))
 
         code, out = yield chat_admin(self, b.socket, "clear", "#dev")
         self.assertEqual((code, out.strip()), (0, 'clear: done {"forgotten": 3}'))
         bob.send({"type": "say", "room": "#dev", "text": "after"})
-        after = yield alice.wait_for(lambda m: m.get("text") == "after", start=0, what="after")
+        after = yield alice.wait_for(lambda m: m.get("text") == "after", what="after")
         self.assertEqual(after["seq"], 4)
-        late = yield FrameClient.connect(a.port)
-        self.addCleanup(late.close)
+        late = yield connect(self, a.port, label="late")
         yield late.hello("late", rooms=["#dev"])
         history = late.history("#Dev")
         self.assertEqual(([m["text"] for m in history["messages"]], history["complete"]),
@@ -184,5 +181,5 @@ class RedisAdminTests(TestCase):
         code, out = yield chat_admin(self, a.socket, "clear", "#nowhere")
         self.assertEqual(code, 1, out)
         self.assertIn("no room called", out)
-        self.assertNotIn("release day", "\n".join(a.output.lines + b.output.lines))
+        self.assertNotIn("release day", a.output() + b.output())
         self.no_tracebacks()

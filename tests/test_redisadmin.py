@@ -23,9 +23,9 @@ from chatsvc.admin.requests import AdminRequests
 from chatsvc.chat.interfaces import IChatAdmin
 from chatsvc.chat.redis.admin import topic_parts
 
-from .helpers import make_factory
-from .redischat import RedisChatTestsMixin
-from .scaleout import wait_until
+from .support.protocol import make_factory
+from .support.redischat import RedisChatTestsMixin
+from .support.waiting import wait_until
 
 
 class TopicBodyTests(TestCase):

@@ -21,8 +21,8 @@ from chatsvc.chat.redis.entries import GUEST_DIGITS, message_head, private_parts
 from chatsvc.chat.redis.keys import ChatKeys, RoomKeys, hash_slot
 from chatsvc.chat.redis.scripts import SCRIPTS, script_sha
 
-from .rediscluster import RedisCluster, RespConnection, RespError
-from .scaleout import wait_until
+from .support.rediscluster import RedisCluster, RespConnection, RespError
+from .support.waiting import wait_until
 
 TS = "2026-12-06T04:30:00.000Z"
 EV, ROOM_EV = 100_000, 10_000

@@ -23,9 +23,9 @@ from chatsvc.metrics import IRedisBacked
 from chatsvc.metrics.prometheus import PrometheusMetrics
 from chatsvc.metrics.service import instrument
 
-from .helpers import make_factory
-from .redischat import RedisChatTestsMixin
-from .scaleout import wait_until
+from .support.protocol import make_factory
+from .support.redischat import RedisChatTestsMixin
+from .support.waiting import wait_until
 
 
 class FakeLink:

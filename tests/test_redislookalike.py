@@ -18,8 +18,8 @@ from twisted.trial.unittest import TestCase
 from chatsvc.chat.redis.room import RedisChat
 from chatsvc.wire.errors import RemoteProtocolError
 
-from .redischat import RedisChatTestsMixin
-from .scaleout import wait_until
+from .support.redischat import RedisChatTestsMixin
+from .support.waiting import wait_until
 
 CYRILLIC_ALICE = "\u0430lice"  # the first letter is U+0430, CYRILLIC SMALL LETTER A
 

@@ -16,8 +16,8 @@ from chatsvc.chat.redis.keys import RoomKeys
 from chatsvc.chat.redis.room import RedisChat
 from chatsvc.wire.errors import RemoteProtocolError
 
-from .redischat import Member, RedisChatTestsMixin
-from .scaleout import wait_until
+from .support.redischat import Member, RedisChatTestsMixin
+from .support.waiting import wait_until
 
 
 class QuietMember(Member):

@@ -2,7 +2,7 @@
 L{chatsvc.chat.redis.room.RedisChat} against a real C{redis-server} (one per
 test, on a free loopback port): rooms, messages, presence, limits, resume
 and catch-up per room, with several chats in this process standing for
-several servers. Members are fakes (L{tests.redischat.Member}).
+several servers. Members are fakes (L{tests.support.redischat.Member}).
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from chatsvc.chat.interfaces import IChat, IChatMember
 from chatsvc.chat.redis.room import RedisChat
 from chatsvc.wire.errors import RemoteProtocolError
 
-from .redischat import Member, RedisChatTestsMixin
-from .scaleout import wait_until
+from .support.redischat import Member, RedisChatTestsMixin
+from .support.waiting import wait_until
 
 
 class RedisChatTests(RedisChatTestsMixin, TestCase):

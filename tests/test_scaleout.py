@@ -9,13 +9,15 @@ every wait is a Deferred with a deadline.
 from __future__ import annotations
 
 import itertools
-import signal
 from typing import Any, Dict, List, Tuple
 
 from twisted.internet import defer, reactor, task
 from twisted.trial.unittest import TestCase
 
-from .scaleout import ChatServerProcess, FrameClient, RedisServer, wait_until
+from .support.frameclient import FrameClient, connect
+from .support.processes import ChatClientProcess, ChatServer
+from .support.redis import RedisServer
+from .support.waiting import wait_until
 
 _chats = itertools.count(1)
 
@@ -39,24 +41,24 @@ class ScaleOutTests(TestCase):
         self.addCleanup(self.redis.stop)
         self.chat = f"e{next(_chats)}"
 
-    async def servers(self, count: int, *options: str) -> List[ChatServerProcess]:
+    async def servers(self, count: int, *options: str) -> List[ChatServer]:
         started = await defer.gatherResults([
-            ChatServerProcess.start(self.redis.port, "--chat", self.chat, *options)
+            ChatServer.start(self, "--rate", "0", "--chat", self.chat, *options,
+                             redis=self.redis.port)
             for _ in range(count)])
         self.addCleanup(self.no_tracebacks, started)  # runs after the kills
         for server in started:
             self.addCleanup(server.kill)
         return started
 
-    def no_tracebacks(self, servers: List[ChatServerProcess]) -> None:
+    def no_tracebacks(self, servers: List[ChatServer]) -> None:
         for server in servers:
-            bad = [line for line in server.output.lines
+            bad = [line for line in server.lines + server.err_lines
                    if "Traceback" in line or "Unhandled" in line or "CRITICAL" in line]
-            self.assertEqual(bad, [], "\n".join(server.output.lines[-60:]))
+            self.assertEqual(bad, [], "\n".join((server.lines + server.err_lines)[-60:]))
 
-    async def client(self, server: ChatServerProcess, name: Any = None, **hello: Any) -> FrameClient:
-        client = await FrameClient.connect(server.port)
-        self.addCleanup(client.close)
+    async def client(self, server: ChatServer, name: Any = None, **hello: Any) -> FrameClient:
+        client = await connect(self, server.port, label=str(name))
         await client.hello(name, **hello)
         return client
 
@@ -69,7 +71,7 @@ class ScaleOutTests(TestCase):
         client.send(message)
         return await client.wait_for(
             lambda m: (m["type"] == "message" and m["text"] == text) or m["type"] == "error",
-            what=f"the echo of {text!r}", start=start)
+            what=f"the echo of {text!r}", since=start)
 
     async def test_every_client_sees_every_message_once_in_one_order(self) -> None:
         """
@@ -98,23 +100,22 @@ class ScaleOutTests(TestCase):
 
         sender, recipient, bystander = clients[0], clients[5], clients[2]
         sender.send({"type": "msg", "to": recipient.name.upper(), "text": "psst"})
-        got = await recipient.wait_for(lambda m: m["type"] == "private", what="the private message")
-        echo = await sender.wait_for(lambda m: m["type"] == "private", what="the echo", start=0)
+        got = await recipient.wait_next(lambda m: m["type"] == "private",
+                                        what="the private message")
+        echo = await sender.wait_for(lambda m: m["type"] == "private", what="the echo")
         self.assertEqual(got, echo)
         # private messages are numbered apart from the room's messages
         self.assertEqual((got["from"], got["to"], got["seq"]), (sender.name, recipient.name, 1))
         bystander.send({"type": "who"})
-        users = await bystander.wait_for(lambda m: m["type"] == "users", what="users")
+        users = await bystander.wait_next(lambda m: m["type"] == "users", what="users")
         self.assertEqual(sorted(users["users"]), sorted(c.name for c in clients))
         self.assertEqual(bystander.of_type("private"), [])
 
     async def test_names_unique_under_hello_races(self) -> None:
         """Fifteen clients on three servers say C{hello} as C{race} at once."""
         servers = await self.servers(3)
-        clients = await defer.gatherResults([FrameClient.connect(servers[n % 3].port)
+        clients = await defer.gatherResults([connect(self, servers[n % 3].port, label=f"c{n}")
                                              for n in range(15)])
-        for client in clients:
-            self.addCleanup(client.close)
         welcomes = await defer.gatherResults([c.hello("race") for c in clients])
         names = [w["name"] for w in welcomes]
         self.assertEqual(sorted(names), sorted(["race"] + [f"race_{n}" for n in range(2, 16)]))
@@ -145,23 +146,23 @@ class ScaleOutTests(TestCase):
         error = await self.say(in_a, "not mine", "#b")
         self.assertEqual((error["type"], error.get("code")), ("error", "not-in-room"))
         in_a.send({"type": "topic", "room": "#a", "text": "tea"})
-        topic = await both.wait_for(lambda m: m["type"] == "topic", what="the topic", start=0)
+        topic = await both.wait_for(lambda m: m["type"] == "topic", what="the topic")
         self.assertEqual((topic["room"], topic["text"], topic["by"]), ("#a", "tea", "ina"))
         start = len(in_b.messages)
         in_b.send({"type": "join", "room": "#A"})
         history = await in_b.wait_for(lambda m: m["type"] == "history" and m["room"] == "#a",
-                                      what="the history of #a", start=start)
+                                      what="the history of #a", since=start)
         room = [m for m in in_b.messages[start:] if m["type"] == "room"][0]
         self.assertEqual((room["room"], room["count"], room["topic"]), ("#a", 3, "tea"))
         self.assertEqual(len(history["messages"]), 10)
         joined = await in_a.wait_for(lambda m: m["type"] == "joined" and m["name"] == "inb",
-                                     what="joined", start=0)
+                                     what="joined")
         self.assertEqual(joined["room"], "#a")
         both.send({"type": "part", "room": "#b", "reason": "busy"})
-        parted = await in_b.wait_for(lambda m: m["type"] == "parted", what="parted")
+        parted = await in_b.wait_next(lambda m: m["type"] == "parted", what="parted")
         self.assertEqual((parted["room"], parted["name"], parted["text"]), ("#b", "both", "busy"))
         both.send({"type": "rooms"})
-        rooms = await both.wait_for(lambda m: m["type"] == "rooms", what="rooms")
+        rooms = await both.wait_next(lambda m: m["type"] == "rooms", what="rooms")
         self.assertEqual([(r["room"], r["count"]) for r in rooms["rooms"]], [("#a", 3), ("#b", 1)])
 
     async def test_killed_server_clients_move_and_catch_up(self) -> None:
@@ -214,8 +215,7 @@ class ScaleOutTests(TestCase):
                 self.assertEqual(joined, public(talker, room)[: len(joined)])
                 self.assertEqual([seq for seq, _, _ in joined], list(range(1, len(joined) + 1)))
         left = await talker.wait_for(lambda m: m["type"] == "left" and m["name"] == "stayer",
-                                     seconds=10, what="left for the client that stayed away",
-                                     start=0)
+                                     timeout=10, what="left for the client that stayed away")
         self.assertEqual(left["reason"], "disconnected")
         self.assertEqual([m for m in talker.of_type("left", "joined", "parted")
                           if m["name"].startswith("mover")], [])
@@ -259,12 +259,12 @@ class ScaleOutTests(TestCase):
         a, b = await self.servers(2, "--redis-lease", "2")
         watcher = await self.client(b, "watcher")
         mover = await self.client(a, "mover")
-        await watcher.wait_for(lambda m: m["type"] == "joined", what="joined", start=0)
+        await watcher.wait_for(lambda m: m["type"] == "joined", what="joined")
         before = len(watcher.messages)
-        ended = a.kill(signal.SIGTERM)
-        error = await mover.wait_for(lambda m: m["type"] == "error", what="shutdown")
+        ended = a.terminate()
+        error = await mover.wait_next(lambda m: m["type"] == "error", what="shutdown")
         self.assertEqual((error["code"], error["fatal"]), ("shutdown", True))
-        self.assertEqual((await ended).exitCode, 0)
+        self.assertEqual(await ended, 0)  # the exit code
         token = mover.of_type("welcome")[0]["resume"]
         again = await self.client(b, "other", resume=token, since=0)
         self.assertEqual(again.name, "mover")
@@ -319,8 +319,6 @@ class ScaleOutTests(TestCase):
         its server is killed it moves to the other, keeps its name (with
         C{resume}), catches up completely, and chats on; nobody sees it leave.
         """
-        from .procs import ChatClientProcess
-
         a, b = await self.servers(2, "--history", "100")
         watcher = await self.client(b, "watcher")
         alice = ChatClientProcess.start(
@@ -335,8 +333,9 @@ class ScaleOutTests(TestCase):
         await self.say(watcher, "after the crash")
         await alice.wait_for("watcher: after the crash")
         alice.send("still alice")
-        echo = await watcher.wait_for(lambda m: m["type"] == "message" and m["text"] == "still alice",
-                                      what="alice's message after the move")
+        echo = await watcher.wait_next(lambda m: m["type"] == "message"
+                                       and m["text"] == "still alice",
+                                       what="alice's message after the move")
         self.assertEqual(echo["from"], "alice")
         self.assertEqual([m for m in watcher.of_type("left", "joined") if m["name"] == "alice"][1:], [])
         # (the watcher is a plaintext member: its name carries the client's ~ mark)
@@ -355,13 +354,13 @@ class ScaleOutTests(TestCase):
         bob = await self.client(b, "bob")
         start = len(bob.messages)
         bob.send({"type": "nick", "name": "\u0430lice"})
-        taken = await bob.wait_for(lambda m: m["type"] == "error", start=start, what="name-taken")
+        taken = await bob.wait_for(lambda m: m["type"] == "error", since=start, what="name-taken")
         self.assertEqual(taken["code"], "name-taken")
         start = len(bob.messages)
         bob.send({"type": "msg", "to": "\u0430lice", "text": "psst"})
-        nobody = await bob.wait_for(lambda m: m["type"] == "error", start=start,
+        nobody = await bob.wait_for(lambda m: m["type"] == "error", since=start,
                                     what="no-such-user")
         self.assertEqual(nobody["code"], "no-such-user")
         alice.send({"type": "nick", "name": "\u0430lice"})  # a look-alike of her own name
-        renamed = await other.wait_for(lambda m: m["type"] == "renamed", start=0, what="renamed")
+        renamed = await other.wait_for(lambda m: m["type"] == "renamed", what="renamed")
         self.assertEqual((renamed["old"], renamed["new"]), ("alice", "\u0430lice"))

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_rediscluster -*-
 """
 A Redis Cluster for tests: C{count} masters on 127.0.0.1 made with
 C{redis-server --cluster-enabled yes} and C{redis-cli --cluster create},
@@ -18,7 +19,7 @@ import socket
 import subprocess
 from typing import Any, List
 
-from .scaleout import INSTALL_HINT, LOOPBACK, RedisServer, find_redis_server
+from .redis import INSTALL_HINT, LOOPBACK, RedisServer, find_redis_server
 
 
 class RespError(Exception):

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_redisroom -*-
 """
 What the tests of the Redis backend share: a fake member that decodes what
 it is sent (the v2 messages of PROTOCOL.md 4.2), and a mixin that starts a
@@ -19,7 +20,8 @@ from chatsvc.chat.interfaces import IChatMember
 from chatsvc.chat.redis.room import RedisChat
 from chatsvc.wire.framing import FrameDecoder
 
-from .scaleout import LOOPBACK, RedisServer, wait_until
+from .redis import LOOPBACK, RedisServer
+from .waiting import wait_until
 
 _chats = itertools.count(1)
 
