@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import io
 import os
-import socket
 import stat
 import subprocess
 import sys
@@ -26,9 +25,10 @@ from chatsvc.keys import (
     main,
 )
 
+from .support.processes import REPO, free_port
+
 KEY = bytes(range(200, 232))
 ENCODED = base64.urlsafe_b64encode(KEY)  # 44 bytes, with a "-" and a "_"
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 class LoadKeyTests(SynchronousTestCase):
@@ -264,9 +264,7 @@ class DemoKeyTests(SynchronousTestCase):
         stderr first (a real process, to a port nobody listens on).
         """
         path = os.path.abspath(self.demo_copy())
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
+        port = free_port()
         command = [sys.executable, "-c", "import sys; from chatsvc.client import main; sys.exit(main())",
                    "--name", "x", "--encrypted", "--psk", path, "--no-reconnect", "127.0.0.1", str(port)]
         env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))

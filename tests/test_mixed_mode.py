@@ -8,7 +8,6 @@ server given a key serves no plaintext client unless told to
 
 from __future__ import annotations
 
-import os
 from typing import Any, Dict, List
 
 from twisted.internet.address import IPv4Address
@@ -18,10 +17,8 @@ from twisted.trial.unittest import SynchronousTestCase
 from chatsvc import tap
 
 from .support.fakes import LogCapture
+from .support.processes import DEMO_KEY
 from .support.wire import decode_frames, frame
-
-DEMO_KEY = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                        "keys", "demo.key")
 
 
 class MixedModeTests(SynchronousTestCase):

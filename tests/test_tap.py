@@ -15,8 +15,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from chatsvc import tap
 from chatsvc.keys import generate_key_file
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DEMO_KEY = os.path.join(REPO, "keys", "demo.key")
+from .support.processes import DEMO_KEY, REPO
 
 
 def parse(*argv: str) -> tap.Options:
