@@ -10,7 +10,7 @@ from hypothesis import given, settings, strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from .support.protocol import FakeClient, only
-from .irc_helpers import RawIRC, make_gateway
+from .support.irc import RawIRC, make_gateway
 
 COMMANDS = ["PRIVMSG", "NOTICE", "JOIN", "PART", "TOPIC", "NAMES", "WHO", "WHOIS", "LIST", "MODE",
             "NICK", "USER", "PASS", "CAP", "PING", "PONG", "AWAY", "ISON", "USERHOST", "MOTD",

@@ -20,7 +20,7 @@ from chatsvc.transports.irc.session import ISessionHost
 
 from .support.fakes import PausingTransport
 from .support.protocol import FakeClient, only
-from .irc_helpers import IRCPeer, RawIRC, make_gateway
+from .support.irc import IRCPeer, RawIRC, make_gateway
 from .support.processes import DEMO_KEY
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from twisted.trial.unittest import TestCase
 
-from .irc_helpers import LineClient
+from .support.irc import LineClient
 from .support.frameclient import connect
 from .support.processes import ChatServer
 from .support.redis import RedisServer, free_port

@@ -18,4 +18,9 @@ In memory (no network, no real reactor: a Clock and StringTransports):
     support.encrypted      the encrypting wrapper in front of a chat (EncryptionHarness)
     support.client         the terminal client on a fake endpoint (Harness, ServerEnd)
     support.screen         the full-screen client rendered by pyte (ScreenHarness)
+    support.irc            the IRC gateway in memory (make_gateway, IRCPeer, RawIRC) and an
+                           IRC line client for real processes (LineClient)
+    support.redischat      the Redis chat in this process on a real redis-server (a mixin)
+    support.rediscluster   a Redis Cluster of real redis-servers
+    support.web            a real Chromium (Browser) and a chat server with --web
 """

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_irc_gateway -*-
 """
 Helpers for the IRC gateway's tests: a chat with its gateway on a Clock,
 and twisted.words' own IRC client connected to it in memory (iosim).
@@ -27,8 +28,8 @@ from zope.interface import directlyProvides
 from chatsvc.server.factory import ChatFactory
 from chatsvc.transports.irc.gateway import GatewayConfig, IRCGatewayFactory
 
-from .support.protocol import make_factory
-from .support.waiting import deadline
+from .protocol import make_factory
+from .waiting import deadline
 
 _port = [50000]
 
