@@ -20,8 +20,8 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from chatsvc.admin.cli import Options, format_reply, parse_duration, request_of
 from chatsvc.admin.server import AdminProtocol, checked_description, socket_mode_problem
 
-from .support.frameclient import WAIT, connect, registered
-from .support.processes import LineProcess, shows_server_log, spawn, start_server
+from .support.frameclient import connect, registered
+from .support.processes import chat_admin, shows_server_log, start_server
 
 
 class AdapterTests(SynchronousTestCase):
@@ -108,18 +108,6 @@ class CommandTests(SynchronousTestCase):
         self.assertEqual(format_reply("bans", {"ok": True, "bans": []}), "no bans")
         self.assertIn("never", format_reply("bans", {"ok": True, "bans": [
             {"network": "192.0.2.0/24", "expires": None}]}))
-
-
-ADMIN = "import sys; from chatsvc.admin.cli import main; sys.argv[0] = 'chat-admin'; main()"
-
-
-@defer.inlineCallbacks
-def chat_admin(test: TestCase, socket: str, *argv: str):
-    """Run the real C{chat-admin}; fire with C{(exit code, output)}."""
-    proc = LineProcess("chat-admin")
-    spawn(test, proc, ["-c", ADMIN, "--admin", f"unix:{socket}"] + list(argv), stdin=True)
-    code = yield proc.wait_exit(WAIT)
-    return code, proc.output()
 
 
 class AdminProcessTests(TestCase):

@@ -19,10 +19,9 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from chatsvc.admin.redisbus import parse_events
 
 from .support.frameclient import connect
-from .support.processes import ChatServer
+from .support.processes import ChatServer, chat_admin
 from .support.redis import RedisServer
 from .support.waiting import wait_until
-from .test_admin_endpoint import chat_admin
 
 _chats = itertools.count(1)
 

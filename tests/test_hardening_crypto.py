@@ -32,7 +32,7 @@ from .support.waiting import gather
 from .support.fakes import LogCapture
 from .support.wire import decode_frames, raw_frame
 from .support.encrypted import EncryptionHarness
-from .test_noise import LOW_ORDER_POINTS, forged_message1
+from .support.noise import LOW_ORDER_POINTS, forged_message1
 
 DEMO_PSK = PSK
 """The key of keys/demo.key, which the process tests' server uses."""

@@ -13,8 +13,8 @@ from chatsvc.chat.common import NameTable
 from chatsvc.wire.errors import RemoteProtocolError
 from chatsvc.wire.names import look_alike_key, name_key, name_keys
 
+from .support.fakes import RoomTestCase
 from .support.protocol import ProtocolTestCase
-from .test_room import RoomTestCase
 
 CYRILLIC_ALICE = "\u0430lice"  # a Cyrillic a, then "lice"
 

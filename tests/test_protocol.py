@@ -23,10 +23,9 @@ from chatsvc.server.protocol import ChatProtocol
 from chatsvc.server.sendq import SendQueue
 from chatsvc.wire.framing import MAX_FRAME
 
-from . import test_requests
 from .support.fakes import RecordingTransport
 from .support.protocol import ProtocolTestCase, make_factory, only
-from .support.wire import frame, raw_frame
+from .support.wire import BAD_JSON_BODIES, frame, raw_frame
 
 
 class ConnectionTests(ProtocolTestCase):
@@ -247,7 +246,7 @@ class TimeoutTests(ProtocolTestCase):
 class LogTests(ProtocolTestCase):
     def test_bad_input_battery(self) -> None:
         """Nothing a client sends puts a traceback in the server log."""
-        bodies = test_requests.BadJsonTests.BODIES + [
+        bodies = BAD_JSON_BODIES + [
             json.dumps(m).encode() for m in (
                 {"type": "hello", "name": ["x"]}, {"type": "hello", "since": "x", "resume": {}},
                 {"type": "say", "text": {"a": 1}}, {"type": "msg", "to": [1], "text": "x"},

@@ -28,7 +28,7 @@ from chatsvc.wire.records import (
     SessionState,
 )
 
-from tests.test_noise import LOW_ORDER_POINTS, forged_message1, forged_message2
+from .support.noise import LOW_ORDER_POINTS, forged_message1, forged_message2
 
 PSK = bytes(range(32))
 OTHER_PSK = bytes(range(1, 33))

@@ -16,18 +16,8 @@ from chatsvc.chat.redis.keys import RoomKeys
 from chatsvc.chat.redis.room import RedisChat
 from chatsvc.wire.errors import RemoteProtocolError
 
-from .support.redischat import Member, RedisChatTestsMixin
+from .support.redischat import Member, QuietMember, RedisChatTestsMixin
 from .support.waiting import wait_until
-
-
-class QuietMember(Member):
-    """A member that keeps nothing (hundreds of them cost little)."""
-
-    def send(self, message: object) -> None:
-        pass
-
-    def send_frame(self, frame: bytes) -> None:
-        pass
 
 
 class ServerTroubleTests(RedisChatTestsMixin, TestCase):

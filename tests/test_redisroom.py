@@ -317,7 +317,7 @@ class RedisChatTests(RedisChatTestsMixin, TestCase):
         from chatsvc.wire.framing import MAX_FRAME
         from chatsvc.wire.messages import encode
 
-        from .test_redisoutage import QuietMember
+        from .support.redischat import QuietMember
 
         a = await self.server(max_rooms_per_client=0)
         long = "\U0001d538" * 31  # 4 bytes each in UTF-8

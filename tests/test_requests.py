@@ -21,7 +21,7 @@ from chatsvc.wire.framing import MAX_FRAME
 
 from .support.fakes import FakeMember, RecordingTransport
 from .support.protocol import FakeClient, ProtocolTestCase, make_factory
-from .support.wire import decode_frames, frame, raw_frame, v1_view
+from .support.wire import BAD_JSON_BODIES, decode_frames, frame, raw_frame, v1_view
 
 
 class WelcomeTests(ProtocolTestCase):
@@ -317,22 +317,7 @@ class MessageTests(ProtocolTestCase):
 
 
 class BadJsonTests(ProtocolTestCase):
-    BODIES = [
-        b'{"type":"say","text":"\xff"}',  # invalid UTF-8
-        b"\xc3(",
-        b"{not json}",
-        b"[1,2]",  # not an object
-        b'"hello"',
-        b"{}",  # no type
-        b'{"type":5}',  # no string type
-        b'{"type":null}',
-        b'{"type":"ping","token":NaN}',
-        b'{"type":"ping","token":Infinity}',
-        b'{"type":"say","text":"\\ud800"}',  # lone surrogate
-        b'{"type":"ping","token":' + b"[" * 5000 + b"]" * 5000 + b"}",  # deep nesting
-        b'{"type":"ping","token":' + b"[" * 150 + b'"\\u00e9"' + b"]" * 150 + b"}",
-        b'{"type":"ping","token":' + b"9" * 5000 + b"}",  # 5000-digit int
-    ]
+    BODIES = BAD_JSON_BODIES
 
     def test_each(self) -> None:
         alice, bob = self.clients("alice", "bob")

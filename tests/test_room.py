@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 from typing import Any, Dict, List, Optional
 
-from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
@@ -21,10 +20,9 @@ from chatsvc.wire.messages import encode
 
 from chatsvc.server.msglog import Restored, RestoredRoom
 
-from .support.fakes import FakeMember
+from .support.fakes import FakeMember, RoomTestCase
 from .support.wire import decode_frames, v1_view
 
-T0 = 1795315800.123  # 2026-11-22T02:50:00.123Z
 
 
 class NullLog:
@@ -46,26 +44,6 @@ class NullLog:
         if self.fail:
             raise OSError(28, "No space left on device")
         self.lines.append(body)
-
-
-class RoomTestCase(SynchronousTestCase):
-    def setUp(self) -> None:
-        self.clock = Clock()
-        self.clock.advance(T0)
-        self.room = Room(self.clock, history_size=50)
-
-    def join(self, name: Any = None, room: Optional[Room] = None, **kwargs: Any) -> FakeMember:
-        room = self.room if room is None else room
-        member = FakeMember(room, version=kwargs.pop("version", 1))
-        member.encrypted = kwargs.pop("encrypted", False)
-        room.register(member, name=name, **kwargs)
-        return member
-
-    def joined(self, *names: str) -> List[FakeMember]:
-        members = [self.join(name) for name in names]
-        for m in members:
-            m.messages()
-        return members
 
 
 class InterfaceTests(SynchronousTestCase):

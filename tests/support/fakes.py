@@ -11,16 +11,21 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Optional
 
+from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.logger import ILogObserver, LogEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 
 from chatsvc.chat.interfaces import IChatMember
+from chatsvc.chat.memory import Room
 from chatsvc.wire.framing import encode_frame
 from chatsvc.wire.messages import encode
 
 from .wire import decode_frames, v1_view
+
+T0 = 1795315800.123  # 2026-11-22T02:50:00.123Z
+"""Where the chat's clock starts in L{RoomTestCase}."""
 
 
 @implementer(IChatMember)
@@ -72,6 +77,28 @@ class FakeMember:
         self.frames = []
         messages = decode_frames(data)
         return v1_view(messages) if self.version == 1 else messages
+
+
+class RoomTestCase(SynchronousTestCase):
+    """A L{Room} (the memory chat) on a L{Clock} at L{T0}, and its L{FakeMember}s."""
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.clock.advance(T0)
+        self.room = Room(self.clock, history_size=50)
+
+    def join(self, name: Any = None, room: Optional[Room] = None, **kwargs: Any) -> FakeMember:
+        room = self.room if room is None else room
+        member = FakeMember(room, version=kwargs.pop("version", 1))
+        member.encrypted = kwargs.pop("encrypted", False)
+        room.register(member, name=name, **kwargs)
+        return member
+
+    def joined(self, *names: str) -> List[FakeMember]:
+        members = [self.join(name) for name in names]
+        for m in members:
+            m.messages()
+        return members
 
 
 class RecordingTransport(StringTransport):

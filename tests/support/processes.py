@@ -274,6 +274,18 @@ class ChatClientProcess(LineProcess):
         self.transport.closeStdin()
 
 
+ADMIN = "import sys; from chatsvc.admin.cli import main; sys.argv[0] = 'chat-admin'; main()"
+
+
+@defer.inlineCallbacks
+def chat_admin(test: Any, socket: str, *argv: str, timeout: float = DEFAULT_TIMEOUT):
+    """Run the real C{chat-admin --admin unix:SOCKET ARGV}; fire with C{(exit code, output)}."""
+    proc = LineProcess("chat-admin")
+    spawn(test, proc, ["-c", ADMIN, "--admin", f"unix:{socket}"] + list(argv), stdin=True)
+    code = yield proc.wait_exit(timeout)
+    return code, proc.output()
+
+
 def shows_server_log(method: Callable[..., Any]) -> Callable[..., Any]:
     """
     Run an inlineCallbacks-style test method; if it fails, add the tail of

@@ -78,6 +78,16 @@ class Member:
         return h
 
 
+class QuietMember(Member):
+    """A member that keeps nothing (hundreds of them cost little)."""
+
+    def send(self, message: object) -> None:
+        pass
+
+    def send_frame(self, frame: bytes) -> None:
+        pass
+
+
 class RedisChatTestsMixin:
     redis: RedisServer
 

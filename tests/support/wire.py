@@ -86,6 +86,25 @@ def v1_view(messages: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
     return seen
 
 
+BAD_JSON_BODIES = [
+    b'{"type":"say","text":"\xff"}',  # invalid UTF-8
+    b"\xc3(",
+    b"{not json}",
+    b"[1,2]",  # not an object
+    b'"hello"',
+    b"{}",  # no type
+    b'{"type":5}',  # no string type
+    b'{"type":null}',
+    b'{"type":"ping","token":NaN}',
+    b'{"type":"ping","token":Infinity}',
+    b'{"type":"say","text":"\\ud800"}',  # lone surrogate
+    b'{"type":"ping","token":' + b"[" * 5000 + b"]" * 5000 + b"}",  # deep nesting
+    b'{"type":"ping","token":' + b"[" * 150 + b'"\\u00e9"' + b"]" * 150 + b"}",
+    b'{"type":"ping","token":' + b"9" * 5000 + b"}",  # 5000-digit int
+]
+"""Frame bodies a server must answer with a non-fatal C{bad-json}."""
+
+
 # -- the client's end, sans I/O -------------------------------------------------
 
 
