@@ -60,6 +60,18 @@ class WireTests(SynchronousTestCase):
         self.assertEqual(wire.receive(data[3:]), [{"type": "pong"}])
         self.assertEqual(wire.bad_frames, [b"not json"])
 
+    def test_long_server_lists_decode(self) -> None:
+        """
+        A C{welcome} listing 2,000 names is a message, though the server's
+        guard on client input refuses over 1,024 items; NaN is not JSON.
+        """
+        names = [f"c{i}" for i in range(2000)]
+        wire = ClientWire()
+        welcome = {"type": "welcome", "users": names, "plaintext": names}
+        self.assertEqual(wire.receive(frame(welcome)), [welcome])
+        self.assertEqual(wire.receive(raw_frame(b'{"type":"ping","token":NaN}')), [])
+        self.assertEqual(len(wire.bad_frames), 1)
+
     def test_encrypted_wire(self) -> None:
         """Frames sealed before the handshake wait, then go in order."""
         wire = ClientWire(PSK)
