@@ -20,21 +20,10 @@ from typing import Any, Dict, List
 
 from chatsvc.chat.redis.entries import message_head
 from chatsvc.chat.redis.keys import RoomKeys
-from chatsvc.chat.redis.room_scripts import ROOM_PRELUDE, ROOM_SCRIPTS
+from chatsvc.chat.redis.room_scripts import ADD_EVENT, ROOM_PRELUDE, ROOM_SCRIPTS
 from chatsvc.chat.redis.scripts import script_sha
 
 from .scaleout import HOST, Redis
-
-_TIMED = """local event_ms
-local function add_event(evmax, ...)
-  if not event_ms then
-    local t = redis.call('TIME')
-    event_ms = t[1] .. string.format('%03d', math.floor(tonumber(t[2]) / 1000))
-  end
-  local n = redis.call('HINCRBY', meta, 'ev', 1)
-  redis.call('XADD', events, 'MAXLEN', '~', evmax, n .. '-0', 't', event_ms, ...)
-  return n
-end"""
 
 _UNTIMED = """local function add_event(evmax, ...)
   local n = redis.call('HINCRBY', meta, 'ev', 1)
@@ -45,9 +34,9 @@ end"""
 
 def variants() -> Dict[str, str]:
     timed = ROOM_PRELUDE + ROOM_SCRIPTS["say"]
-    if _TIMED not in timed:
-        raise SystemExit("bench.event_time: the room prelude's add_event changed; update this bench")
-    return {"with t": timed, "without t": timed.replace(_TIMED, _UNTIMED)}
+    if ADD_EVENT not in timed:
+        raise SystemExit("bench.event_time: the room prelude no longer includes ADD_EVENT; update this bench")
+    return {"with t": timed, "without t": timed.replace(ADD_EVENT, "\n" + _UNTIMED + "\n")}
 
 
 def _resp(*args: Any) -> bytes:

@@ -29,7 +29,7 @@ from twisted.python.failure import Failure
 
 from ..wire.errors import RemoteProtocolError
 from ..wire.framing import MAX_FRAME
-from ..wire.messages import Message, decode, encode
+from ..wire.messages import Message, decode_from_server, encode
 from .session import PRE_HANDSHAKE_ERRORS, ConnectionState
 
 # The namespace the single chatsvc.client module logged under.
@@ -108,7 +108,7 @@ class ChatClientProtocol(Int32StringReceiver):
     def stringReceived(self, body: bytes) -> None:
         self._heard()
         try:
-            message = decode(body)
+            message = decode_from_server(body)
         except RemoteProtocolError as e:
             _log.warn("ignoring a bad message from the server: {error}", error=e)
             return

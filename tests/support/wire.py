@@ -17,8 +17,9 @@ import json
 import struct
 from typing import Any, Dict, List, Optional
 
+from chatsvc.wire.errors import RemoteProtocolError
 from chatsvc.wire.framing import MAX_FRAME, FrameDecoder, encode_frame
-from chatsvc.wire.messages import encode
+from chatsvc.wire.messages import decode_from_server, encode
 from chatsvc.wire.records import DataReceived, HandshakeComplete, PlaintextFrame, RecordSession
 
 # -- frames ------------------------------------------------------------------
@@ -104,25 +105,6 @@ BAD_JSON_BODIES = [
 """Frame bodies a server must answer with a non-fatal C{bad-json}."""
 
 
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-def decode_server_message(body: bytes) -> Dict[str, Any]:
-    """
-    A frame body from the server as a message: strict JSON (UTF-8, no
-    C{NaN}) holding an object with a string C{type}, else C{ValueError}.
-
-    Not L{chatsvc.wire.messages.decode}: that is the server's guard on what
-    I{clients} send, with limits (1,024 items) that a server's C{welcome} or
-    C{room} listing hundreds of names goes past.
-    """
-    message = json.loads(body.decode("utf-8"), parse_constant=_no_constant)
-    if not isinstance(message, dict) or not isinstance(message.get("type"), str):
-        raise ValueError(f"not a message: {body[:200]!r}")
-    return message
-
-
 # -- the client's end, sans I/O -------------------------------------------------
 
 
@@ -176,8 +158,8 @@ class ClientWire:
         messages = []
         for body in self.decoder.frames():
             try:
-                messages.append(decode_server_message(body))
-            except ValueError:
+                messages.append(decode_from_server(body))
+            except RemoteProtocolError:
                 self.bad_frames.append(body)
         return messages
 

@@ -18,9 +18,7 @@ put them between double quotes to build JSON without escaping anything.
 
 from __future__ import annotations
 
-ROOM_PRELUDE = r"""
-local meta, members, events, history = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-
+ADD_EVENT = r"""
 -- the time (ms, Redis's clock) in every event: a reader's lag is measured from it
 local event_ms
 local function add_event(evmax, ...)
@@ -32,7 +30,15 @@ local function add_event(evmax, ...)
   redis.call('XADD', events, 'MAXLEN', '~', evmax, n .. '-0', 't', event_ms, ...)
   return n
 end
+"""
+"""The Lua every script that writes an event shares (the chat's and a
+room's alike): C{add_event(evmax, field, value, ...)} appends the next
+numbered entry to C{events}, with Redis's time, and bumps C{meta}'s C{ev}.
+It expects C{meta} and C{events} as locals."""
 
+ROOM_PRELUDE = r"""
+local meta, members, events, history = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+""" + ADD_EVENT + r"""
 local function parse_member(v)
   return string.match(v, '^([^|]*)|([^|]*)|(.*)$')
 end

@@ -22,7 +22,7 @@ import hashlib
 from typing import Dict, Tuple
 
 from .name_scripts import NAME_SCRIPTS
-from .room_scripts import ROOM_PRELUDE, ROOM_SCRIPTS
+from .room_scripts import ADD_EVENT, ROOM_PRELUDE, ROOM_SCRIPTS
 
 EVENTS_KEPT = 100_000
 """About how many events the chat's event stream keeps."""
@@ -44,19 +44,7 @@ end
 local function parse_holder(v)
   return string.match(v, '^([^|]*)|([^|]*)|([^|]*)|([^|]*)|(.*)$')
 end
-
--- the time (ms, Redis's clock) in every event: a reader's lag is measured from it
-local event_ms
-local function add_event(evmax, ...)
-  if not event_ms then
-    local t = redis.call('TIME')
-    event_ms = t[1] .. string.format('%03d', math.floor(tonumber(t[2]) / 1000))
-  end
-  local n = redis.call('HINCRBY', meta, 'ev', 1)
-  redis.call('XADD', events, 'MAXLEN', '~', evmax, n .. '-0', 't', event_ms, ...)
-  return n
-end
-
+""" + ADD_EVENT + r"""
 local function split(s)
   local t = {}
   for k in string.gmatch(s or '', '[^,]+') do table.insert(t, k) end
