@@ -270,6 +270,10 @@ class ChatClient:
             message["type"] == "error" and message.get("code") == "replaced"
         ):
             return  # expected: the switch link resumed our session
+        if link.conn.unauthenticated:
+            # The handshake completed after all: an error sent before it was
+            # someone else's, and must not end this connection later.
+            link.conn.fatal, link.conn.unauthenticated = None, False
         reaction = self.session.receive(link.conn, message)
         self._view.show(reaction.lines)
         if reaction.confirmed:
@@ -291,6 +295,7 @@ class ChatClient:
             link.conn.fatal = RemoteProtocolError(
                 code, f"{text} [unauthenticated: sent before the handshake]"
             )
+            link.conn.unauthenticated = True
 
     def _registered(self, link: Link) -> None:
         if link is self._switch:

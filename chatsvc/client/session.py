@@ -78,6 +78,7 @@ class ConnectionState:
     @ivar registered: C{True} once C{welcome} arrived.
     @ivar fatal: the fatal C{error} the server sent, if any.
     @ivar fatal_shown: whether that error was printed already.
+    @ivar unauthenticated: whether C{fatal} came before the handshake.
     @ivar parts: lists split over several messages, being gathered.
     """
 
@@ -91,6 +92,7 @@ class ConnectionState:
         self.registered = False
         self.fatal: Optional[RemoteProtocolError] = None
         self.fatal_shown = False
+        self.unauthenticated = False
         self.parts = Parts()
 
 
