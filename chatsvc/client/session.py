@@ -34,22 +34,6 @@ from .lines import Line, rows
 from .parts import Parts
 from .rooms import DEFAULT_ROOM, Rooms, room_key
 
-PRE_HANDSHAKE_ERRORS = frozenset(
-    {
-        "encryption-required",
-        "encryption-not-enabled",
-        "handshake-failed",
-        "timeout",
-        "server-full",
-        "too-many-connections",
-        "shutdown",
-        "banned",
-    }
-)
-"""The only errors an encrypted connection takes before its handshake has
-completed (issue 12, finding 7): anyone on the path could have sent them,
-so they are shown as unauthenticated and nothing else is acted on."""
-
 
 def _is_seq(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
