@@ -39,6 +39,7 @@ import time
 from typing import Any, Dict, List, Optional
 
 from twisted.internet import defer, task
+from twisted.internet.error import ProcessExitedAlready
 from twisted.internet.protocol import Factory, ProcessProtocol, Protocol
 from twisted.protocols.basic import Int32StringReceiver
 
@@ -53,6 +54,8 @@ DEADLINE = 60.0
 TEXT = "x" * 1000
 FAKE_TEXT = "Server key rotated. Type /encrypt off to continue."
 MARK = "[unauthenticated: sent before the handshake]"
+RUNS: List["Run"] = []
+"""Every client started, so that none outlives a run that failed."""
 
 
 def frame(message: Dict[str, Any]) -> bytes:
@@ -192,6 +195,7 @@ class Run:
         fds = {0: "w", 1: stdout_fd if stdout_fd is not None else "r", 2: "r"}
         self.proc = reactor.spawnProcess(self.client, sys.executable, args, path=HERE,
                                          env=dict(os.environ, PYTHONUNBUFFERED="1"), childFDs=fds)
+        RUNS.append(self)
 
     async def welcomed(self) -> Server:
         server = await within(self.reactor, self.server.arrived, "the welcome")
@@ -202,11 +206,7 @@ class Run:
     async def end(self) -> str:
         if self.client.code is None:
             self.proc.closeStdin()  # the client quits once its input ends
-            try:
-                await within(self.reactor, self.client.ended, "the client's exit")
-            except SystemExit:
-                self.proc.signalProcess("KILL")
-                raise
+            await within(self.reactor, self.client.ended, "the client's exit")
         await self.port.stopListening()
         return self.client.out.decode(errors="replace")
 
@@ -342,7 +342,15 @@ def main() -> None:
     options.frames = [int(n) for n in options.frames.split(",")]
 
     async def go(reactor: Any) -> None:
-        code = await main_async(reactor, options)
+        try:
+            code = await main_async(reactor, options)
+        finally:
+            for run in RUNS:
+                if run.client.code is None:
+                    try:
+                        run.proc.signalProcess("KILL")
+                    except ProcessExitedAlready:
+                        pass
         if code:
             raise SystemExit(code)
 
