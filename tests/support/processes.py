@@ -201,6 +201,7 @@ class ChatServer(LineProcess):
     port: int = 0
     options: Tuple[str, ...] = ()
     redis: Optional[int] = None
+    interface: str = LOOPBACK
 
     @classmethod
     @defer.inlineCallbacks
@@ -212,7 +213,7 @@ class ChatServer(LineProcess):
         listens (and, with Redis, both its Redis links are connected).
         """
         server = cls("server")
-        server.test, server.options, server.redis = test, options, redis
+        server.test, server.options, server.redis, server.interface = test, options, redis, interface
         args = ["-c", TWISTD, "-n", "--pidfile=", "chat",
                 "--listen", f"tcp:{port}:interface={interface}"]
         if redis is not None:
@@ -238,7 +239,7 @@ class ChatServer(LineProcess):
         if self.running:
             yield self.kill() if kill else self.terminate()
         server = yield ChatServer.start(self.test, *(options or self.options), port=self.port,
-                                        redis=self.redis)
+                                        interface=self.interface, redis=self.redis)
         return server
 
 
