@@ -36,13 +36,7 @@ room's alike): C{add_event(evmax, field, value, ...)} appends the next
 numbered entry to C{events}, with Redis's time, and bumps C{meta}'s C{ev}.
 It expects C{meta} and C{events} as locals."""
 
-ROOM_PRELUDE = r"""
-local meta, members, events, history = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-""" + ADD_EVENT + r"""
-local function parse_member(v)
-  return string.match(v, '^([^|]*)|([^|]*)|(.*)$')
-end
-
+SEEN = r"""
 -- true if this request of this server was applied already; else records it
 local function seen(srv, req)
   req = tonumber(req)
@@ -52,6 +46,18 @@ local function seen(srv, req)
   redis.call('HSET', meta, field, req)
   return false
 end
+"""
+"""The Lua of the request ledger's at-most-once rule, shared like
+L{ADD_EVENT}: C{seen(server, request)} records the request in C{meta}'s
+C{applied:SERVER} and says whether it was applied already."""
+
+ROOM_PRELUDE = r"""
+local meta, members, events, history = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+""" + ADD_EVENT + SEEN + r"""
+local function parse_member(v)
+  return string.match(v, '^([^|]*)|([^|]*)|(.*)$')
+end
+
 
 local function joined_body(room, name, p, ts)
   local extra = ''

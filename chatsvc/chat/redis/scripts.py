@@ -22,7 +22,7 @@ import hashlib
 from typing import Dict, Tuple
 
 from .name_scripts import NAME_SCRIPTS
-from .room_scripts import ADD_EVENT, ROOM_PRELUDE, ROOM_SCRIPTS
+from .room_scripts import ADD_EVENT, ROOM_PRELUDE, ROOM_SCRIPTS, SEEN
 
 EVENTS_KEPT = 100_000
 """About how many events the chat's event stream keeps."""
@@ -51,16 +51,7 @@ local function split(s)
   return t
 end
 
--- true if this request of this server was applied already; else records it
-local function seen(srv, req)
-  req = tonumber(req)
-  if req <= 0 then return false end
-  local field = 'applied:' .. srv
-  if req <= tonumber(redis.call('HGET', meta, field) or '0') then return true end
-  redis.call('HSET', meta, field, req)
-  return false
-end
-
+""" + SEEN + r"""
 -- rooms: old ones kept, new ones added within the limits; returns final,
 -- refused, and which limit refused the first ('client' or 'chat')
 local function choose(old, add, per, most)
