@@ -281,6 +281,10 @@ def write_report(outdir: str, env: Dict[str, Any], runs: List[Dict[str, Any]]) -
                 f"{_pct(_median(_col(res, 'loadgen_cpu')))} | {_other(res)} | {len(res)} |")
         add("")
 
+    from .rooms_report import sections as rooms_sections
+
+    lines.extend(rooms_sections(runs, env))  # issue 9: register, rooms
+
     profiles = [r for r in runs if r.get("profile") and os.path.exists(r["profile"])]
     if profiles:
         from .profile import summarize

@@ -57,7 +57,17 @@ class BenchSmokeTests(SynchronousTestCase):
                 self.assertEqual(result["clients_short"], 0, server)
                 self.assertEqual(result["clients_over"], 0, f"{server}: counted too many")
         scenarios = {r["scenario"] for r in runs}
-        self.assertEqual(scenarios, {"fanout", "overload", "latency", "memory", "setup"})
+        self.assertEqual(scenarios, {"fanout", "overload", "latency", "memory", "setup",
+                                     "register"})
+        self.assertIn("## Registration into the default room", report)
+        for server in ("chatsvc", "chatsvc-enc"):
+            register = [r["result"] for r in runs
+                        if r["scenario"] == "register" and r["server"] == server]
+            self.assertEqual(sorted(r["clients"] for r in register), [40, 80], server)
+            for result in register:
+                self.assertEqual(result["clients_closed"], 0, server)
+                self.assertGreater(result["server_cpu_s"], 0, server)
+                self.assertGreater(result["rss_after_kib"], 0, server)
 
     def test_send_limit_probe(self) -> None:
         """C{python -m bench.sendlimit}: the machine's own send() rate."""

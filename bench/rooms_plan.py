@@ -1,0 +1,137 @@
+# -*- test-case-name: tests.test_bench_smoke -*-
+"""
+The runner's part for the scenarios of protocol version 2 (issue 9): their
+options, their runs, and the I{baseline}: the same chatsvc scenarios served
+by another version of chatsvc (a git revision or a directory), in the same
+run, so that "today's" figures are measured beside the new ones.
+
+  - C{register}: register 2,500 / 5,000 / 10,000 clients into the default
+    room (L{bench.rooms}, mode C{register}); chatsvc plaintext and encrypted,
+    and the baseline's two when C{--baseline} is given.
+  - C{rooms}: 1,000 clients in 100 rooms of 10 (each also in the default
+    room), one sender per room at saturation; and in the same repetition the
+    single-room fan-out (1,000 clients, C{--senders} senders) it is compared
+    with.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import tempfile
+from typing import Any, Callable, Dict, List, Optional
+
+from .servers import REPO, ServerSpec
+
+ROOMS_LOADGEN = "bench.rooms"
+
+SCENARIO_SERVERS = {
+    "register": ["chatsvc", "chatsvc-enc", "chatsvc-base", "chatsvc-base-enc"],
+    "rooms": ["chatsvc", "chatsvc-enc"],
+}
+SMOKE_SERVERS = {
+    "register": ["chatsvc", "chatsvc-enc"],
+    "rooms": ["chatsvc", "chatsvc-enc"],
+}
+BASELINE_SERVERS = ["chatsvc-base", "chatsvc-base-enc"]
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--register-clients", default="2500,5000,10000",
+                   help="register: clients registered into the default room, comma-separated")
+    p.add_argument("--register-concurrency", type=int, default=64,
+                   help="register: clients connecting and registering at once")
+    p.add_argument("--rooms-clients", type=int, default=1000,
+                   help="rooms: clients in all (also the single-room comparison's size)")
+    p.add_argument("--rooms", type=int, default=100,
+                   help="rooms: rooms of --rooms-clients/--rooms members, one sender each (<= 100)")
+    p.add_argument("--baseline", metavar="REV_OR_DIR",
+                   help="also run chatsvc from this git revision (exported with git archive) or "
+                        "directory, as the servers chatsvc-base and chatsvc-base-enc (added to "
+                        "--servers; they take part in the register scenario)")
+
+
+def shrink_for_smoke(args: argparse.Namespace) -> None:
+    args.register_clients = "40,80"
+    args.rooms_clients = 40
+    args.rooms = 4
+
+
+def plan(scenario: str, args: argparse.Namespace, names: List[str], rep: int,
+         add: Callable[..., None]) -> None:
+    """Add the runs of one repetition of C{scenario} (C{add} as in L{runner.build_plan})."""
+    common = {"loadgen": ROOMS_LOADGEN}
+    if scenario == "register":
+        for n in [int(x) for x in args.register_clients.split(",") if x.strip()]:
+            for name in names:
+                add("register", name, rep, clients=n, concurrency=args.register_concurrency,
+                    deadline=120 + n / 10, **common)
+        return
+    n = args.rooms_clients
+    traffic = dict(window=args.window, duration=args.duration, warmup=args.warmup,
+                   drain=20.0, deadline=120 + n / 50, concurrency=32, **common)
+    for name in names:
+        add("rooms", name, rep, layout=f"{args.rooms}x{n // max(1, args.rooms)}",
+            clients=n, rooms=args.rooms, **traffic)
+        add("rooms", name, rep, layout=f"1x{n}", clients=n, senders=args.senders,
+            submode="fanout", **traffic)
+
+
+def job_mode(opts: Dict[str, Any]) -> str:
+    """The load generator's mode of a run of these scenarios."""
+    return opts.get("submode") or opts["mode"]
+
+
+def baseline_tree(rev_or_dir: str, workdir: str) -> str:
+    """A directory holding chatsvc as of C{rev_or_dir} (exported there if a revision)."""
+    if os.path.isdir(rev_or_dir):
+        return os.path.abspath(rev_or_dir)
+    sha = subprocess.run(["git", "rev-parse", "--verify", rev_or_dir + "^{commit}"], cwd=REPO,
+                         capture_output=True, text=True, check=True).stdout.strip()
+    tree = tempfile.mkdtemp(prefix=f"chatsvc-base-{sha[:7]}-", dir=workdir)
+    archive = subprocess.Popen(["git", "archive", sha, "chatsvc", "twisted", "keys"],
+                               cwd=REPO, stdout=subprocess.PIPE)
+    subprocess.run(["tar", "-x", "-C", tree], stdin=archive.stdout, check=True)
+    archive.stdout.close()
+    if archive.wait() != 0:
+        raise RuntimeError(f"git archive {sha} failed")
+    return tree
+
+
+def baseline_label(rev_or_dir: str) -> str:
+    if os.path.isdir(rev_or_dir):
+        return os.path.basename(os.path.abspath(rev_or_dir))
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", rev_or_dir], cwd=REPO,
+                              capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return rev_or_dir
+
+
+def baseline_specs(rev_or_dir: Optional[str], tree: Optional[str]) -> Dict[str, ServerSpec]:
+    """chatsvc-base and chatsvc-base-enc: available when a baseline was given."""
+    label = baseline_label(rev_or_dir) if rev_or_dir else "?"
+    given = rev_or_dir is not None  # the tree is exported once the run starts
+    note = "" if given else "no --baseline given; skipped"
+    return {
+        "chatsvc-base": ServerSpec("chatsvc-base", "chat", f"chatsvc {label} (plaintext)",
+                                   available=given, note=note, tree=tree),
+        "chatsvc-base-enc": ServerSpec("chatsvc-base-enc", "chat-enc",
+                                       f"chatsvc {label} (encrypted)", encrypted=True,
+                                       available=given, note=note, tree=tree),
+    }
+
+
+def one_line(run: Any, cpus: str) -> str:
+    r = run.result
+    if run.scenario == "register":
+        return (f"v{r['protocol']}: registered in {r['registration_seconds']:.1f} s, server "
+                f"{r['server_cpu_s']:.1f} CPU-s to idle ({r['server_ms_per_client']:.2f} ms/client), "
+                f"loadgen {r['loadgen_cpu_s']:.1f} CPU-s, {r['kib_per_client']:.2f} KiB/client"
+                f" ({run.wall_seconds:.0f} s)")
+    layout = run.opts.get("layout", "?")
+    per = r.get("deliveries_per_cpu_s")
+    per_text = f"{per:,.0f}" if per is not None else "–"
+    return (f"{layout}: {r['deliveries_per_s']:,.0f} deliveries/s, {per_text} per server CPU-s"
+            f"{cpus} short={r['clients_short']} slow={r['slow_drops']} ({run.wall_seconds:.0f} s)")
