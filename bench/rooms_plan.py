@@ -8,10 +8,11 @@ run, so that "today's" figures are measured beside the new ones.
   - C{register}: register 2,500 / 5,000 / 10,000 clients into the default
     room (L{bench.rooms}, mode C{register}); chatsvc plaintext and encrypted,
     and the baseline's two when C{--baseline} is given.
-  - C{rooms}: 1,000 clients in 100 rooms of 10 (each also in the default
-    room), one sender per room at saturation; and in the same repetition the
-    single-room fan-out (1,000 clients, C{--senders} senders) it is compared
-    with.
+  - C{rooms}: for each layout of C{--rooms-layouts}, I{R}xI{M}: 100x10 is
+    1,000 clients in 100 rooms of 10 (each also in the default room), one
+    sender per room at saturation; 1x1000 the single-room fan-out (1,000
+    clients, C{--senders} senders) it is compared with, in the same
+    repetition.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import argparse
 import os
 import subprocess
 import tempfile
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from .servers import REPO, ServerSpec
 
@@ -42,10 +43,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="register: clients registered into the default room, comma-separated")
     p.add_argument("--register-concurrency", type=int, default=64,
                    help="register: clients connecting and registering at once")
-    p.add_argument("--rooms-clients", type=int, default=1000,
-                   help="rooms: clients in all (also the single-room comparison's size)")
-    p.add_argument("--rooms", type=int, default=100,
-                   help="rooms: rooms of --rooms-clients/--rooms members, one sender each (<= 100)")
+    p.add_argument("--rooms-layouts", default="100x10,1x1000",
+                   help="rooms: RxM is R rooms of M members, one sender per room (R <= 100); "
+                        "1xN is the single-room fan-out of N clients with --senders senders")
     p.add_argument("--baseline", metavar="REV_OR_DIR",
                    help="also run chatsvc from this git revision (exported with git archive) or "
                         "directory, as the servers chatsvc-base and chatsvc-base-enc (added to "
@@ -54,8 +54,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def shrink_for_smoke(args: argparse.Namespace) -> None:
     args.register_clients = "40,80"
-    args.rooms_clients = 40
-    args.rooms = 4
+    args.rooms_layouts = "4x10,1x40"
 
 
 def plan(scenario: str, args: argparse.Namespace, names: List[str], rep: int,
@@ -68,14 +67,27 @@ def plan(scenario: str, args: argparse.Namespace, names: List[str], rep: int,
                 add("register", name, rep, clients=n, concurrency=args.register_concurrency,
                     deadline=120 + n / 10, **common)
         return
-    n = args.rooms_clients
-    traffic = dict(window=args.window, duration=args.duration, warmup=args.warmup,
-                   drain=20.0, deadline=120 + n / 50, concurrency=32, **common)
-    for name in names:
-        add("rooms", name, rep, layout=f"{args.rooms}x{n // max(1, args.rooms)}",
-            clients=n, rooms=args.rooms, **traffic)
-        add("rooms", name, rep, layout=f"1x{n}", clients=n, senders=args.senders,
-            submode="fanout", **traffic)
+    for layout in parse_layouts(args.rooms_layouts):
+        rooms, size = layout
+        n = rooms * size
+        traffic = dict(window=args.window, duration=args.duration, warmup=args.warmup,
+                       drain=20.0, deadline=120 + n / 50, concurrency=32,
+                       layout=f"{rooms}x{size}", clients=n, **common)
+        for name in names:
+            if rooms == 1:
+                add("rooms", name, rep, senders=args.senders, submode="fanout", **traffic)
+            else:
+                add("rooms", name, rep, rooms=rooms, **traffic)
+
+
+def parse_layouts(text: str) -> List[Tuple[int, int]]:
+    """C{"100x10,1x1000"}: [(100, 10), (1, 1000)]."""
+    out = []
+    for part in text.split(","):
+        if part.strip():
+            rooms, _, size = part.strip().partition("x")
+            out.append((int(rooms), int(size)))
+    return out
 
 
 def job_mode(opts: Dict[str, Any]) -> str:
