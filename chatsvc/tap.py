@@ -9,8 +9,7 @@ C{chat.tac} builds the same service from the same options.
 
 from __future__ import annotations
 
-import sys
-from typing import Any, List, Optional
+from typing import Any, Optional
 
 from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import MultiService
@@ -20,14 +19,16 @@ from twisted.internet.interfaces import _ISupportsExitSignalCapturing
 from twisted.logger import Logger
 from twisted.python import usage
 
-from .chat.memory import Room
+from .chat.memory import MemoryChat
 from .keys import KeyFileError, key_file_warning, load_key
 from .server.encryption import EncryptingFactory
 from .server.factory import ChatFactory, ServerConfig
 from .server.msglog import MessageLog
 from .server.ratelimit import parse_rate
+from .wire.errors import RemoteProtocolError
 from .wire.messages import text_error
 from .wire.noise import CipherCache
+from .wire.rooms import room_name
 
 _log = Logger()
 
@@ -52,13 +53,13 @@ def _non_negative(kind: type, name: str):
 class Options(usage.Options):
     synopsis = "[options]"
     longdesc = (
-        "A multi-client chat server (protocol: docs/protocol.md). Plaintext and "
-        "Noise-encrypted clients share one port; --encrypted refuses plaintext ones."
+        "A multi-client chat server with rooms (protocol: docs/protocol.md). Given a "
+        "key (--psk), it serves Noise-encrypted clients only, unless --allow-plaintext."
     )
 
     optFlags = [
-        ["encrypted", None, "Require encryption: refuse plaintext clients (needs --psk)."],
-        ["allow-plaintext", None, "With --encrypted: serve plaintext clients too."],
+        ["encrypted", None, "Require encryption (needs --psk; a key alone already requires it)."],
+        ["allow-plaintext", None, "With --psk: serve plaintext clients too (everyone sees who they are)."],
     ]
 
     optParameters = [
@@ -67,7 +68,11 @@ class Options(usage.Options):
         ["log-fsync", None, 1.0, "Seconds between fsyncs of the message log.", _non_negative(float, "log-fsync")],
         ["log-rotate-bytes", None, 0, "Rotate the message log once it holds this many bytes: FILE becomes FILE.1 (older ones shift up) and a new FILE starts; 0 never rotates.", _non_negative(int, "log-rotate-bytes")],
         ["log-keep", None, 5, "Rotated message log files kept (FILE.1 ... FILE.N).", _non_negative(int, "log-keep")],
-        ["history", None, 50, "Public messages kept for clients that (re)connect; 0 turns history off.", _non_negative(int, "history")],
+        ["history", None, 50, "Public messages kept per room for clients that (re)connect; 0 turns history off.", _non_negative(int, "history")],
+        ["default-room", None, "#lobby", "The room of clients that name none (version 1 clients)."],
+        ["presence-limit", None, 1000, "Rooms with more members send no joined/parted/left; 0 for no limit.", _non_negative(int, "presence-limit")],
+        ["max-rooms", None, 10000, "Rooms the server holds at most (the history of empty ones is forgotten, oldest first); 0 for no limit.", _non_negative(int, "max-rooms")],
+        ["rooms-per-client", None, 20, "Rooms a client may be in at once; 0 for no limit.", _non_negative(int, "rooms-per-client")],
         ["max-message", None, 4096, "Longest message text, in UTF-8 bytes.", _non_negative(int, "max-message")],
         ["rate", None, "20/2", "Frames per client: BURST/PER_SECOND, or 0 for no limit."],
         ["flood", None, 3, "A client refused this many bursts' worth of frames within --flood-window seconds is dropped.", _non_negative(int, "flood")],
@@ -102,8 +107,10 @@ class Options(usage.Options):
             self["rate"] = parse_rate(self["rate"])
         except ValueError as e:
             raise usage.UsageError(str(e))
-        if self["allow-plaintext"] and not self["encrypted"]:
-            raise usage.UsageError("--allow-plaintext only makes sense with --encrypted")
+        try:
+            self["default-room"] = room_name(self["default-room"])
+        except RemoteProtocolError as e:
+            raise usage.UsageError(f"--default-room: {e.text}")
         if self["ping-interval"] <= 0 or self["ping-timeout"] <= 0:
             raise usage.UsageError("--ping-interval and --ping-timeout must be positive")
         if self["handshake-timeout"] <= 0:
@@ -180,10 +187,13 @@ class ChatService(MultiService):
             self._reactor._exitSignal = None
 
 
-def _load_psk(path: Optional[str], encrypted: bool) -> Optional[bytes]:
+def _load_psk(path: Optional[str], encrypted: bool, allow_plaintext: bool = False) -> Optional[bytes]:
     if path is None:
         if encrypted:
             raise SystemExit("chat: --encrypted needs a key: --psk FILE (make one with chat-keygen FILE)")
+        if allow_plaintext:
+            raise SystemExit("chat: --allow-plaintext is for a server with a key (--psk FILE); "
+                             "without one, every client is plaintext already")
         return None
     try:
         psk = load_key(path)
@@ -217,11 +227,12 @@ def makeService(options: Options, reactor: Any = None) -> ChatService:
     """Build the chat service from parsed L{Options}."""
     if reactor is None:
         from twisted.internet import reactor
-    psk = _load_psk(options["psk"], options["encrypted"])
-    require = bool(options["encrypted"]) and not options["allow-plaintext"]
-    if psk is not None and not options["encrypted"]:
-        _log.warn("a key was given without --encrypted: plaintext clients are served too "
-                  "(encryption is not required)")
+    psk = _load_psk(options["psk"], options["encrypted"], options["allow-plaintext"])
+    require = psk is not None and not options["allow-plaintext"]
+    if psk is not None and options["allow-plaintext"]:
+        _log.warn("PLAINTEXT CLIENTS ARE SERVED BESIDE ENCRYPTED ONES (--allow-plaintext): "
+                  "anyone on the network can read what they send and receive, and what is "
+                  "said to them; every client is shown who they are")
     message_log = None
     if options["log-messages"]:
         try:
@@ -234,8 +245,11 @@ def makeService(options: Options, reactor: Any = None) -> ChatService:
     if options["redis"] is not None:
         room = _redis_room(options, reactor)
     else:
-        room = Room(reactor, history_size=options["history"], message_log=message_log,
-                    motd=options["motd"])
+        room = MemoryChat(reactor, history_size=options["history"], message_log=message_log,
+                          motd=options["motd"], default_room=options["default-room"],
+                          presence_limit=options["presence-limit"],
+                          max_rooms=options["max-rooms"],
+                          max_rooms_per_client=options["rooms-per-client"])
     config = options.config()
     factory = ChatFactory(room, config, reactor)
     wrapper = EncryptingFactory(factory, psk, require_encryption=require, clock=reactor,
@@ -250,7 +264,7 @@ def makeService(options: Options, reactor: Any = None) -> ChatService:
         StreamServerEndpointService(endpoint, wrapper).setServiceParent(service)
     mode = ("encrypted only" if require else
             "plaintext and encrypted" if psk is not None else "plaintext only")
-    _log.info("chatsvc on {listen} ({mode}); history {history}, seq {seq}",
-              listen=", ".join(options["listen"]), mode=mode,
-              history=options["history"], seq=room.seq)
+    _log.info("chatsvc on {listen} ({mode}); default room {room}, history {history} per room",
+              listen=", ".join(options["listen"]), mode=mode, room=options["default-room"],
+              history=options["history"])
     return service

@@ -5,7 +5,7 @@ L{tests.procs.ChatServer} (a child process, killed in cleanup), the clients
 are L{RawClient}s in the test's own reactor, speaking the wire protocol
 byte for byte, plaintext or encrypted, so a test can send anything at all.
 
-    server = yield start_server(self, "--psk", DEMO_KEY)
+    server = yield start_server(self, "--psk", DEMO_KEY, "--allow-plaintext")
     alice = yield connect(server.port, psk=PSK)        # handshake done
     yield alice.hello("alice")                          # welcome + history
     alice.say("hi")

@@ -27,7 +27,7 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 
-from chatsvc.chat.memory import Room
+from chatsvc.chat.memory import MemoryChat
 from chatsvc.server.factory import ChatFactory, ServerConfig
 from chatsvc.wire.framing import MAX_FRAME, FrameDecoder
 
@@ -44,6 +44,36 @@ def frame(message: Any) -> bytes:
     if isinstance(message, bytes):
         return raw_frame(message)
     return raw_frame(json.dumps(message).encode("utf-8"))
+
+
+V2_TYPES = frozenset({"room", "topic", "rooms", "parted"})
+"""Server message types that protocol version 2 added."""
+
+_V2_MEMBERS = {
+    "welcome": ("plaintext", "epoch", "rooms"),
+    "history": ("room",),
+    "message": ("room",),
+    "joined": ("room", "plaintext"),
+    "users": ("plaintext",),
+    "error": ("room",),
+}
+
+
+def v1_view(messages: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """
+    What a version 1 client makes of C{messages}: it ignores the message
+    types and the members it does not know (PROTOCOL.md section 4).
+    """
+    seen = []
+    for message in messages:
+        kind = message.get("type")
+        if kind in V2_TYPES:
+            continue
+        extra = _V2_MEMBERS.get(kind, ())
+        if kind == "history":
+            message = dict(message, messages=v1_view(message["messages"]))
+        seen.append({k: v for k, v in message.items() if k not in extra})
+    return seen
 
 
 def decode_frames(data: bytes) -> List[Dict[str, Any]]:
@@ -114,6 +144,8 @@ class FakeClient:
 
     @ivar transport: the server protocol's transport.
     @ivar protocol: the server's L{ChatProtocol} for this connection.
+    @ivar version: 1 (the default) to see what a version 1 client sees
+        (L{v1_view}), 2 to see everything.
     """
 
     _port = 40000
@@ -124,7 +156,9 @@ class FakeClient:
         host: str = LOOPBACK,
         transport: Optional[StringTransport] = None,
         peer: Any = None,
+        version: int = 1,
     ) -> None:
+        self.version = version
         FakeClient._port += 1
         if peer is None:
             peer = IPv4Address("TCP", host, FakeClient._port)
@@ -164,16 +198,15 @@ class FakeClient:
         Everything written since the last call (and forget it), once the
         room has handed out what it batches until the end of a reactor turn.
         """
-        flush = getattr(getattr(self.protocol, "room", None), "flush", None)
-        if flush is not None:
-            flush()
+        self.protocol.room.flush()
         data = self.transport.value()
         self.transport.clear()
         return data
 
     def received(self) -> List[Dict[str, Any]]:
         """The messages written since the last call, decoded, in order."""
-        return decode_frames(self.received_bytes())
+        messages = decode_frames(self.received_bytes())
+        return v1_view(messages) if self.version == 1 else messages
 
     def received_types(self) -> List[str]:
         return [m["type"] for m in self.received()]
@@ -194,6 +227,9 @@ class FakeClient:
         self.protocol.connectionLost(reason or Failure(ConnectionDone()))
 
 
+_CHAT_OPTIONS = ("default_room", "presence_limit", "max_rooms", "max_rooms_per_client")
+
+
 def make_factory(
     clock: Optional[Clock] = None,
     history_size: int = 50,
@@ -204,11 +240,12 @@ def make_factory(
     """
     A started L{ChatFactory} with its own L{Room}, on C{clock} (a new
     L{Clock} if not given; it is C{factory.clock}). C{config} overrides
-    L{ServerConfig} fields.
+    L{ServerConfig} fields, and the chat's options (C{presence_limit}, ...).
     """
     if clock is None:
         clock = Clock()
-    room = Room(clock, history_size=history_size, message_log=message_log, motd=motd)
+    room = MemoryChat(clock, history_size=history_size, message_log=message_log, motd=motd,
+                      **{k: config.pop(k) for k in _CHAT_OPTIONS if k in config})
     factory = ChatFactory(room, ServerConfig(**config), clock)
     factory.startFactory()
     return factory
@@ -263,3 +300,57 @@ class LogCapture:
             failures, [], "a traceback was logged: " +
             "; ".join(str(e["log_failure"].getErrorMessage()) for e in failures)
         )
+
+
+class ProtocolTestCase(SynchronousTestCase):
+    """
+    A fresh factory for every test (C{factory_args} overrides), and a check
+    that no test logged a traceback.
+    """
+
+    factory_args: Dict[str, Any] = {}
+
+    def setUp(self) -> None:
+        self.logs = LogCapture.install(self)
+        self.factory = make_factory(**self.factory_args)
+        self.clock = self.factory.clock
+        self.room = self.factory.room
+
+    def tearDown(self) -> None:
+        self.logs.assert_no_failures(self)
+
+    def connect(self, **kwargs: Any) -> FakeClient:
+        return FakeClient(self.factory, **kwargs)
+
+    def client(self, name: str) -> FakeClient:
+        """A registered client, its welcome and history already read."""
+        c = self.connect()
+        [welcome, _] = c.hello(name)
+        self.assertEqual(welcome["type"], "welcome")
+        return c
+
+    def clients(self, *names: str) -> List[FakeClient]:
+        clients = [self.client(name) for name in names]
+        for c in clients:
+            c.received()
+        return clients
+
+    def assertError(self, messages: List[Dict[str, Any]], code: str, fatal: bool) -> None:
+        """C{messages} is exactly one error C{code}."""
+        self.assertEqual(len(messages), 1, messages)
+        [m] = messages
+        self.assertEqual((m["type"], m["code"], m["fatal"]), ("error", code, fatal), m)
+        self.assertIsInstance(m["text"], str)
+        self.assertTrue(m["text"])
+        self.assertEqual(set(m), {"type", "code", "text", "fatal"})
+
+    def assertFatal(self, client: FakeClient, code: str) -> None:
+        """The client got exactly the fatal error C{code} and is being closed."""
+        self.assertError(client.received(), code, True)
+        self.assertTrue(client.closed)
+        self.assertTrue(client.protocol.closing)
+
+    def assertLeft(self, client: FakeClient, name: str, reason: str) -> Dict[str, Any]:
+        [left] = client.received()
+        self.assertEqual((left["type"], left["name"], left["reason"]), ("left", name, reason))
+        return left

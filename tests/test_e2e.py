@@ -75,7 +75,7 @@ class ChatTests(TestCase):
 
     @defer.inlineCallbacks
     def test_mixed_modes_share_one_chat(self):
-        server = yield ChatServer.start(self, "--psk", DEMO_KEY)
+        server = yield ChatServer.start(self, "--psk", DEMO_KEY, "--allow-plaintext")
         enc = ChatClientProcess.start(self, server.port, "--name", "enc", "--encrypted", "--psk", DEMO_KEY)
         yield enc.wait_for("* connected as enc (encrypted)")
         plain = ChatClientProcess.start(self, server.port, "--name", "plain")
@@ -84,7 +84,7 @@ class ChatTests(TestCase):
         yield enc.wait_for("plain: from the clear side")
         enc.send("from the dark side")
         yield plain.wait_for("enc: from the dark side")
-        yield server.wait_for("encryption is not required")
+        yield server.wait_for("PLAINTEXT CLIENTS ARE SERVED BESIDE ENCRYPTED ONES")
 
     @defer.inlineCallbacks
     def test_refusals_are_one_line(self):

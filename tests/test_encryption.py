@@ -25,6 +25,8 @@ from chatsvc.wire.errors import RemoteProtocolError
 from chatsvc.wire.framing import FrameDecoder, encode_frame
 from chatsvc.wire.records import DataReceived, HandshakeComplete, RecordSession
 
+from .helpers import v1_view
+
 PSK = bytes(range(32))
 OTHER_PSK = bytes(range(1, 33))
 
@@ -34,9 +36,10 @@ def frame(message: dict) -> bytes:
 
 
 def decode_all(data: bytes) -> List[dict]:
+    """The messages in C{data}, as a version 1 client sees them."""
     decoder = FrameDecoder()
     decoder.receive_data(data)
-    return [json.loads(body) for body in decoder.frames()]
+    return v1_view([json.loads(body) for body in decoder.frames()])
 
 
 class Client(Int32StringReceiver):
@@ -63,7 +66,7 @@ class Client(Int32StringReceiver):
         self.lost = reason
 
     def types(self) -> List[str]:
-        return [m["type"] for m in self.messages]
+        return [m["type"] for m in v1_view(self.messages)]
 
 
 class ServerTransport(StringTransport):
@@ -452,3 +455,65 @@ class EncryptedSessionTests(SynchronousTestCase):
         self.assertNotIn(PSK.hex(), text)
         self.assertNotIn(repr(PSK), text)
         self.assertFalse([e for e in events if "log_failure" in e])
+
+
+class GenericWrapperTests(SynchronousTestCase):
+    """The wrapper knows nothing of the chat: its refusal and end of turn come from outside."""
+
+    def test_imports_nothing_of_the_chat(self) -> None:
+        import ast
+        import inspect
+
+        from chatsvc.server import encryption, recordlayer
+
+        imported = [node.module for module in (encryption, recordlayer)
+                    for node in ast.walk(ast.parse(inspect.getsource(module)))
+                    if isinstance(node, ast.ImportFrom)]
+        for module in imported:
+            self.assertFalse(module and ("chat" in module.split(".") or module.endswith("messages")
+                                         or module.endswith("protocol") or module.endswith("factory")),
+                             module)
+
+    def test_provides_ichattransport(self) -> None:
+        from zope.interface.verify import verifyObject
+
+        from chatsvc.server.interfaces import IChatTransport
+
+        factory = EncryptingFactory(Factory.forProtocol(Int32StringReceiver), PSK,
+                                    clock=Clock(), refusal=lambda code, text: b"")
+        proto = factory.buildProtocol(None)
+        self.assertTrue(verifyObject(IChatTransport, proto))
+
+    def test_refusal_from_the_caller(self) -> None:
+        refused = []
+
+        def refusal(code: str, text: str) -> bytes:
+            refused.append(code)
+            return b"REFUSED:" + code.encode()
+
+        factory = EncryptingFactory(Factory.forProtocol(Int32StringReceiver), PSK,
+                                    require_encryption=True, clock=Clock(), refusal=refusal)
+        proto = factory.buildProtocol(None)
+        transport = ServerTransport()
+        proto.makeConnection(transport)
+        proto.dataReceived(frame({"type": "hello"}))
+        self.assertEqual(refused, ["encryption-required"])
+        self.assertEqual(transport.value(), b"REFUSED:encryption-required")
+
+    def test_no_refusal_closes_without_a_word(self) -> None:
+        factory = EncryptingFactory(Factory.forProtocol(Int32StringReceiver), PSK,
+                                    require_encryption=True, clock=Clock())
+        proto = factory.buildProtocol(None)
+        transport = ServerTransport()
+        proto.makeConnection(transport)
+        proto.dataReceived(frame({"type": "hello"}))
+        self.assertEqual(transport.value(), b"")
+        self.assertTrue(transport.disconnecting)
+
+    def test_cipher_cache_passed_in(self) -> None:
+        from chatsvc.wire.noise import CipherCache
+
+        cache = CipherCache(3)
+        factory = EncryptingFactory(Factory.forProtocol(Int32StringReceiver), PSK,
+                                    initiator=True, clock=Clock(), cipher_cache=cache)
+        self.assertIs(factory.cipher_cache, cache)

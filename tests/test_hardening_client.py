@@ -130,7 +130,7 @@ class ClientFaultTests(TestCase):
     @shows_server_log
     def test_server_killed_and_restarted(self):
         log = os.path.abspath(self.mktemp())
-        options = ("--psk", DEMO_KEY, "--log-messages", log)
+        options = ("--psk", DEMO_KEY, "--allow-plaintext", "--log-messages", log)
         server = yield start_server(self, *options)
         port = server.port
         alice = ChatClientProcess.start(self, port, "--name", "alice", "--encrypted", "--psk",
@@ -203,7 +203,7 @@ class ClientFaultTests(TestCase):
 
     @shows_server_log
     def test_half_open_connection(self):
-        server = yield start_server(self, "--psk", DEMO_KEY)
+        server = yield start_server(self, "--psk", DEMO_KEY, "--allow-plaintext")
         factory = Factory.forProtocol(Proxy)
         factory.port = server.port
         factory.blackhole = False

@@ -59,7 +59,7 @@ class CryptoAbuseTests(TestCase):
 
     @defer.inlineCallbacks
     def setup_server(self):
-        self.server = yield start_server(self, "--psk", DEMO_KEY)
+        self.server = yield start_server(self, "--psk", DEMO_KEY, "--allow-plaintext")
         self.port = self.server.port
         self.observer = yield registered(self, self.port, "observer")
         yield sanity_check(self, self.port, "before", PSK)

@@ -5,11 +5,14 @@ encrypted) against the real server stack (L{EncryptingFactory} around
 L{ChatFactory}, a real L{MessageLog}) over L{twisted.test.iosim}
 transports with flow control, and after every step checks:
 
-  - the message log holds every accepted message exactly once, in C{seq}
-    order;
-  - every registered client that reads got every public message accepted
-    while it was registered exactly once, in C{seq} order (one that stalls
-    or was dropped got a prefix of it), and none it also had in history;
+  - the message log holds every accepted message exactly once, each room's
+    (and the private messages') C{seq} counting from 1 in order;
+  - for every room (clients join, part, set topics, say in rooms and in
+    the default room, and say hello with rooms, since and epochs), every
+    registered client that reads got every public message of the room
+    accepted while it was in it exactly once, in C{seq} order, and none
+    of a room it was not in (one that stalls or was dropped got a prefix);
+    no history holds a message from after its membership;
   - private messages reach their recipient and sender exactly once;
   - no client sees a traceback, nothing is logged as a failure, and every
     close the server starts is explained by a fatal error (unless the
@@ -46,58 +49,84 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from chatsvc.server.encryption import EncryptingFactory
 from chatsvc.server.msglog import MessageLog
-from chatsvc.chat.memory import Room
+from chatsvc.chat.memory import MemoryChat
 from chatsvc.server.factory import ChatFactory, ServerConfig
 from chatsvc.wire.errors import RemoteProtocolError
 from chatsvc.wire.framing import FrameDecoder, encode_frame
 from chatsvc.wire.messages import decode, encode
 from chatsvc.wire.names import name_key
+from chatsvc.wire.rooms import room_key
 from chatsvc.wire.records import DataReceived, HandshakeComplete, PlaintextFrame, RecordSession
 
 from . import hypothesis_profile  # noqa: F401
 
 PSK = bytes(range(32))
 IDX = st.integers(0, 1000)
+ROOMS = st.sampled_from(["#lobby", "#a", "#A", "#b", "#c", "bad", 5])
 TRANSPORT_BUFFER = 1024
 """Bytes a server transport holds before it pauses its producer (the
 send queue); small, so that stalls reach the queue limits quickly."""
 
 
-class RecordingRoom(Room):
-    """The real room, noting when members come and go and what it accepted."""
+class RecordingRoom(MemoryChat):
+    """
+    The real chat, noting what it accepted and, for every member and room,
+    the spans of the room's C{seq} while the member was in it.
+    """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        Room.__init__(self, *args, **kwargs)
-        self.accepted: List[Tuple[int, str, str, Optional[str], str]] = []
-        self.registered_at: Dict[Any, int] = {}
-        self.left_at: Dict[Any, int] = {}
+        MemoryChat.__init__(self, *args, **kwargs)
+        self.accepted: List[Tuple[str, Optional[str], int, str, Optional[str], str]] = []
+        self.registered: set = set()
+        self.spans: Dict[Tuple[Any, str], List[List[Optional[int]]]] = {}
         self.private_ends: Dict[int, Tuple[Any, Any]] = {}
 
     def register(self, member: Any, *args: Any, **kwargs: Any) -> str:
-        name = Room.register(self, member, *args, **kwargs)
-        self.registered_at[member] = self.seq
+        name = MemoryChat.register(self, member, *args, **kwargs)
+        self.registered.add(member)
         return name
 
+    def _enter(self, member: Any, room: Any, announce: bool) -> None:
+        spans = self.spans.setdefault((member, room.key), [])
+        if not spans or spans[-1][1] is not None:
+            spans.append([room.seq, None])
+        MemoryChat._enter(self, member, room, announce)
+
+    def _end(self, member: Any, rooms: Any) -> None:
+        for room in rooms:
+            spans = self.spans.get((member, room.key))
+            if spans and spans[-1][1] is None:
+                spans[-1][1] = room.seq
+
+    def _replace(self, old: Any, new: Any) -> None:
+        self._end(old, list(self._rooms_of.get(old, ())))
+        MemoryChat._replace(self, old, new)
+
     def leave(self, member: Any, reason: str, text: Optional[str] = None) -> None:
-        if member in self and member not in self.left_at:
-            self.left_at[member] = self.seq
-        Room.leave(self, member, reason, text)
+        self._end(member, list(self._rooms_of.get(member, ())))
+        MemoryChat.leave(self, member, reason, text)
 
-    def _remove(self, member: Any) -> None:
-        self.left_at.setdefault(member, self.seq)
-        Room._remove(self, member)
+    def part(self, member: Any, room: object, reason: Optional[str] = None) -> None:
+        before = list(self._rooms_of.get(member, ()))
+        MemoryChat.part(self, member, room, reason)
+        self._end(member, [r for r in before if r not in self._rooms_of.get(member, ())])
 
-    def say(self, member: Any, text: str) -> int:
-        seq = Room.say(self, member, text)
-        self.accepted.append((seq, "message", member.name, None, text))
+    def say(self, member: Any, room: object, text: str, action: bool = False) -> int:
+        seq = MemoryChat.say(self, member, room, text, action)
+        target = self.room(room or self.default_room)
+        self.accepted.append(("message", target.key, seq, member.name, None, text))
         return seq
 
-    def private(self, member: Any, to: object, text: str) -> int:
-        seq = Room.private(self, member, to, text)
+    def private(self, member: Any, to: object, text: str, action: bool = False) -> int:
+        seq = MemoryChat.private(self, member, to, text, action)
         target = self.find(to)
-        self.accepted.append((seq, "private", member.name, target.name, text))
+        self.accepted.append(("private", None, seq, member.name, target.name, text))
         self.private_ends[seq] = (member, target)
         return seq
+
+    def seq_of(self, key: str) -> int:
+        room = self.rooms.get(key)
+        return room.seq if room is not None else 0
 
 
 class FlowTransport(FakeTransport):
@@ -324,26 +353,73 @@ class ChatMachine(RuleBasedStateMachine):
 
     @rule(conn=IDX, name=st.sampled_from(["alice", "Alice", "bob", "ß", "SS", "", "a b", None,
                                             "x" * 33]),
-          since=st.sampled_from([None, 0, 2, 1000, -1, "x"]))
-    def hello(self, conn: int, name: Optional[str], since: Any) -> None:
+          since=st.sampled_from([None, 0, 2, 1000, -1, "x", {"#a": 1, "#lobby": 0}, {"#B": 99}]),
+          rooms=st.sampled_from([None, None, [], ["#a"], ["#lobby", "#b"], ["#A", "#a", "#c"],
+                                 ["bad"], "#a"]),
+          epoch=st.sampled_from([None, "other", "current"]))
+    def hello(self, conn: int, name: Optional[str], since: Any, rooms: Any, epoch: Any) -> None:
         conn = self.live(conn)
         if conn is None:
             return
         message: Dict[str, Any] = {"type": "hello"}
-        if name is not None:
-            message["name"] = name
-        if since is not None:
-            message["since"] = since
+        for key, value in (("name", name), ("since", since), ("rooms", rooms)):
+            if value is not None:
+                message[key] = value
+        if epoch is not None:
+            message["epoch"] = self.room.epoch if epoch == "current" else epoch
         conn.send(message)
         self.pump()
 
-    @rule(conn=IDX, base=st.sampled_from(["hi", "hello there", "é" * 10, "x" * 3000]),
-          bad=st.sampled_from([None, None, None, "", "\x1b[2J", "\u202e", "x" * 5000, 7]))
-    def say(self, conn: int, base: str, bad: Any) -> None:
+    @rule(conn=IDX, room=ROOMS)
+    def join(self, conn: int, room: Any) -> None:
         conn = self.live(conn)
         if conn is None:
             return
-        conn.send({"type": "say", "text": self.text(base) if bad is None else bad})
+        conn.send({"type": "join", "room": room})
+        self.pump()
+
+    @rule(conn=IDX, room=ROOMS, reason=st.sampled_from([None, "bye", "\x1b[2J", 5]))
+    def part(self, conn: int, room: Any, reason: Any) -> None:
+        conn = self.live(conn)
+        if conn is None:
+            return
+        message: Dict[str, Any] = {"type": "part", "room": room}
+        if reason is not None:
+            message["reason"] = reason
+        conn.send(message)
+        self.pump()
+
+    @rule(conn=IDX, room=ROOMS, text=st.sampled_from(["plans", "", "x" * 391, "a\nb", None]))
+    def topic(self, conn: int, room: Any, text: Any) -> None:
+        conn = self.live(conn)
+        if conn is None:
+            return
+        conn.send({"type": "topic", "room": room, "text": text})
+        self.pump()
+
+    @rule(conn=IDX, room=st.sampled_from([None, "#a", "#lobby", "#nowhere", 5]))
+    def lists(self, conn: int, room: Any) -> None:
+        conn = self.live(conn)
+        if conn is None:
+            return
+        conn.send({"type": "rooms"})
+        conn.send({"type": "who"} if room is None else {"type": "who", "room": room})
+        self.pump()
+
+    @rule(conn=IDX, base=st.sampled_from(["hi", "hello there", "é" * 10, "x" * 3000]),
+          bad=st.sampled_from([None, None, None, "", "\x1b[2J", "\u202e", "x" * 5000, 7]),
+          room=st.sampled_from([None, None, "#a", "#b", "#LOBBY", "#c"]),
+          action=st.sampled_from([None, None, True, False, 1]))
+    def say(self, conn: int, base: str, bad: Any, room: Any, action: Any) -> None:
+        conn = self.live(conn)
+        if conn is None:
+            return
+        message: Dict[str, Any] = {"type": "say", "text": self.text(base) if bad is None else bad}
+        if room is not None:
+            message["room"] = room
+        if action is not None:
+            message["action"] = action
+        conn.send(message)
         self.pump()
 
     @rule(conn=IDX, to=IDX, base=st.sampled_from(["psst", "ü"]),
@@ -410,13 +486,17 @@ class ChatMachine(RuleBasedStateMachine):
             conn.send_frame(len(data).to_bytes(4, "big") + data)
         self.pump()
 
-    @rule(a=IDX, b=IDX, base=st.sampled_from(["one", "two", "y" * 2000]))
-    def chatter(self, a: int, b: int, base: str) -> None:
+    @rule(a=IDX, b=IDX, base=st.sampled_from(["one", "two", "y" * 2000]),
+          room=st.sampled_from([None, "#a", "#b"]))
+    def chatter(self, a: int, b: int, base: str, room: Optional[str]) -> None:
         """Two clients say something (the common case, made more common)."""
         for i in (a, b):
             conn = self.live(i)
             if conn is not None:
-                conn.send({"type": "say", "text": self.text(base)})
+                message = {"type": "say", "text": self.text(base)}
+                if room is not None:
+                    message["room"] = room
+                conn.send(message)
         self.pump()
 
     @rule(conn=IDX)
@@ -470,32 +550,48 @@ class ChatMachine(RuleBasedStateMachine):
     def log_holds_every_accepted_message_once(self) -> None:
         with open(self.log_path, "rb") as f:
             lines = [json.loads(line) for line in f if line.strip()]
-        got = [(r["seq"], r["type"], r["from"], r.get("to"), r["text"]) for r in lines]
+        got = [(r["type"], room_key(r["room"]) if "room" in r else None, r["seq"], r["from"],
+                r.get("to"), r["text"]) for r in lines]
         assert got == self.room.accepted, (got[-3:], self.room.accepted[-3:])
-        assert [s for s, *_ in got] == list(range(1, len(got) + 1))
+        numbering: Dict[Any, List[int]] = {}
+        for kind, key, seq, *_ in got:
+            numbering.setdefault(key, []).append(seq)
+        for key, seqs in numbering.items():
+            assert seqs == list(range(1, len(seqs) + 1)), (key, seqs)
 
     @invariant()
     def delivery(self) -> None:
-        public = [(seq, text) for seq, kind, _, _, text in self.room.accepted if kind == "message"]
+        """Per room: members only, exactly once, in seq order; history before joining."""
+        public: Dict[str, List[Tuple[int, str]]] = {}
+        for kind, key, seq, _, _, text in self.room.accepted:
+            if kind == "message":
+                public.setdefault(key, []).append((seq, text))
         for conn in self.all:
             member = conn.chat
-            if member not in self.room.registered_at:
-                assert not [m for m in conn.messages if m["type"] in ("message", "private")], conn.label
+            live = [(room_key(m["room"]), m["seq"], m["text"]) for m in conn.messages
+                    if m["type"] == "message"]
+            if member not in self.room.registered:
+                assert not live and not [m for m in conn.messages if m["type"] == "private"]
                 continue
-            start = self.room.registered_at[member]
-            end = self.room.left_at.get(member, self.room.seq)
-            expected = [(s, t) for s, t in public if start < s <= end]
-            live = [(m["seq"], m["text"]) for m in conn.messages if m["type"] == "message"]
-            history = [m["seq"] for h in conn.messages if h["type"] == "history"
-                       for m in h["messages"]]
-            assert not set(history) & {s for s, _ in live}, f"{conn.label}: history and live overlap"
-            assert all(s <= start for s in history), f"{conn.label}: history from the future"
             whole = conn.open and not conn.stalled and member in self.room
-            if whole:
-                assert live == expected, (conn.label, live[-3:], expected[-3:])
-            else:
-                assert live == expected[: len(live)], (conn.label, "not a prefix", live[-3:],
-                                                       expected[-3:])
+            for key in set(public) | {k for k, _, _ in live}:
+                spans = self.room.spans.get((member, key), [])
+                expected = [(s, t) for s, t in public.get(key, ())
+                            if any(a < s <= (self.room.seq_of(key) if b is None else b)
+                                   for a, b in spans)]
+                got = [(s, t) for k, s, t in live if k == key]
+                if whole:
+                    assert got == expected, (conn.label, key, got[-3:], expected[-3:])
+                else:
+                    assert got == expected[: len(got)], (conn.label, key, "not a prefix")
+                history = [m["seq"] for h in conn.messages
+                           if h["type"] == "history" and room_key(h["room"]) == key
+                           for m in h["messages"]]
+                # (A join of a room it is in answers its recent history again.)
+                newest = max((self.room.seq_of(key) if b is None else b for _, b in spans),
+                             default=0)
+                assert all(s <= newest for s in history), \
+                    f"{conn.label}: history from the future in {key}"
             privates = [m["seq"] for m in conn.messages if m["type"] == "private"]
             assert len(privates) == len(set(privates)), f"{conn.label}: a private message twice"
             assert privates == sorted(privates)

@@ -116,7 +116,7 @@ class SlowReaderTests(TestCase):
         sendq = MIB
         text = "x" * 1000
         senders_n, per_sender = 20, 100  # 2,000 messages of ~1.1 KB: 2.2 MB for each client
-        server = yield start_server(self, "--psk", DEMO_KEY, "--rate", "0", "--sendq", str(sendq),
+        server = yield start_server(self, "--psk", DEMO_KEY, "--allow-plaintext", "--rate", "0", "--sendq", str(sendq),
                                     *options)
         pid = pid_of(server)
         readers = yield fleet(self, server.port, [f"r{i}" for i in range(readers_n)], psk_every=8)
@@ -218,7 +218,7 @@ class FloodTests(TestCase):
     @shows_server_log
     def test_flooders_refused_normal_traffic_unaffected(self):
         normal_n, flooders_n = (95, 5)
-        server = yield start_server(self, "--psk", DEMO_KEY)  # the default limits: burst 20, 2/s, flood 3 x burst
+        server = yield start_server(self, "--psk", DEMO_KEY, "--allow-plaintext")  # the default limits: burst 20, 2/s, flood 3 x burst
         normal = yield fleet(self, server.port, [f"n{i}" for i in range(normal_n)], psk_every=5)
         # Only some of them talk, at 1 message a second each (the limit is 2).
         talkers = normal[:40]
@@ -286,7 +286,7 @@ class StormTests(TestCase):
     def test_connect_storm(self):
         """Connect/close cycles that stop at every stage; fds and memory come back."""
         cycles = 1000 if SLOW else 200
-        server = yield start_server(self, "--psk", DEMO_KEY)
+        server = yield start_server(self, "--psk", DEMO_KEY, "--allow-plaintext")
         pid = pid_of(server)
         port = server.port
         yield sanity_check(self, port, "warmup", PSK)  # import everything lazy first
@@ -351,7 +351,7 @@ class ManyClientsTests(TestCase):
     def test_many_registered_clients_chatting(self):
         n = 1000 if SLOW else 200
         talkers = 1000 if SLOW else 50  # every client says one message under SLOW
-        server = yield start_server(self, "--psk", DEMO_KEY, "--rate", "0")
+        server = yield start_server(self, "--psk", DEMO_KEY, "--allow-plaintext", "--rate", "0")
         pid = pid_of(server)
         started = time.monotonic()
         clients = yield fleet(self, server.port, [f"c{i}" for i in range(n)], psk_every=10)

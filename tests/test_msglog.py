@@ -236,7 +236,7 @@ class RestoreTests(MessageLogTestCase):
         for seq in range(1, 6):
             log.append(message(seq, kind="private" if seq == 5 else "message"))
         room = Room(clock, history_size=2, message_log=log)
-        self.assertEqual(room.seq, 5)
+        self.assertEqual((room.seq, room.private_seq), (4, 5))
         self.assertEqual(room.history.dropped_upto, 2)
         self.assertEqual(room.history.since(None, room.seq), ([message(3), message(4)], False))
 
@@ -345,11 +345,11 @@ class WriteFailureTests(MessageLogTestCase):
         logs = LogCapture.install(self)
         from chatsvc.wire.errors import RemoteProtocolError
 
-        e = self.assertRaises(RemoteProtocolError, room.say, alice, "lost")
+        e = self.assertRaises(RemoteProtocolError, room.say, alice, None, "lost")
         self.assertEqual(e.code, "unavailable")
         self.assertEqual(bob.messages(), [])
         logs.assert_no_failures(self)
-        self.assertEqual(room.say(alice, "kept"), 1)
+        self.assertEqual(room.say(alice, None, "kept"), 1)
         self.assertEqual([m["text"] for m in bob.messages()], ["kept"])
         self.assertEqual(log.restore(5)[0], 1)
 

@@ -109,3 +109,27 @@ class ParseRateTests(SynchronousTestCase):
         for text in ("", "abc", "20/x", "x/2", "-1/2", "20/0", "20/-1", "20/nan", "20/inf", "1.5/2"):
             e = self.assertRaises(ValueError, parse_rate, text)
             self.assertIn("--rate", str(e))
+
+
+class KeepaliveBucketTests(SynchronousTestCase):
+    """(v2) ping and pong: a bucket of their own, refusals toward the same flood."""
+
+    def test_own_bucket(self) -> None:
+        limiter = RateLimiter(burst=20, per_second=2, now=0)
+        for _ in range(20):
+            self.assertIs(limiter.check(0), ALLOW)
+        self.assertIs(limiter.check(0), REFUSE)
+        self.assertEqual([limiter.check_keepalive(0) for _ in range(11)], [ALLOW] * 10 + [REFUSE])
+        self.assertIs(limiter.check_keepalive(1.0), ALLOW, "refilled at 1 per second")
+        self.assertIs(limiter.check_keepalive(1.0), REFUSE)
+
+    def test_refusals_count_together(self) -> None:
+        limiter = RateLimiter(burst=2, per_second=1, now=0, flood_factor=2, keepalive_burst=1)
+        self.assertEqual([limiter.check(0) for _ in range(3)], [ALLOW, ALLOW, REFUSE])
+        self.assertEqual([limiter.check_keepalive(0) for _ in range(2)], [ALLOW, REFUSE])
+        self.assertIs(limiter.check_keepalive(0), REFUSE)
+        self.assertIs(limiter.check(0), FLOOD, "the fourth refusal of both buckets")
+
+    def test_off(self) -> None:
+        limiter = RateLimiter(burst=0, per_second=1, now=0)
+        self.assertEqual({limiter.check_keepalive(0) for _ in range(100)}, {ALLOW})

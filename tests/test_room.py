@@ -13,14 +13,16 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
-from chatsvc.chat.common import MAX_PUBLIC_BODY, MAX_WELCOME_USERS, History, split_list_frames
+from chatsvc.chat.common import MAX_PUBLIC_BODY, MAX_ROOM_JSON, MAX_WELCOME_USERS, History, split_list_frames
 from chatsvc.chat.interfaces import IChatMember
 from chatsvc.chat.memory import Room
 from chatsvc.wire.errors import RemoteProtocolError
 from chatsvc.wire.framing import MAX_FRAME, encode_frame
 from chatsvc.wire.messages import encode
 
-from .helpers import decode_frames
+from chatsvc.server.msglog import Restored, RestoredRoom
+
+from .helpers import decode_frames, v1_view
 
 T0 = 1795315800.123  # 2026-11-22T02:50:00.123Z
 
@@ -34,7 +36,8 @@ class FakeMember:
     encrypted = False
     closing = False
 
-    def __init__(self, room: Optional[Room] = None, keep: bool = True) -> None:
+    def __init__(self, room: Optional[Room] = None, keep: bool = True, version: int = 1) -> None:
+        self.version = version
         self.room = room
         self.keep = keep
         self.frames: List[bytes] = []
@@ -65,7 +68,8 @@ class FakeMember:
             self.room.flush()
         data = b"".join(self.frames)
         self.frames = []
-        return decode_frames(data)
+        messages = decode_frames(data)
+        return v1_view(messages) if self.version == 1 else messages
 
 
 class NullLog:
@@ -77,9 +81,11 @@ class NullLog:
         self._restore = (seq, list(restored), dropped)
         self.restored_with: Optional[int] = None
 
-    def restore(self, history_size: int):
+    def restore_rooms(self, history_size: int, default_room: str) -> Restored:
         self.restored_with = history_size
-        return self._restore
+        seq, recent, dropped = self._restore
+        rooms = {"#lobby": RestoredRoom("#lobby", seq, recent, dropped)} if seq else {}
+        return Restored("an-epoch", 0, rooms)
 
     def append(self, body: bytes) -> None:
         if self.fail:
@@ -95,7 +101,8 @@ class RoomTestCase(SynchronousTestCase):
 
     def join(self, name: Any = None, room: Optional[Room] = None, **kwargs: Any) -> FakeMember:
         room = self.room if room is None else room
-        member = FakeMember(room)
+        member = FakeMember(room, version=kwargs.pop("version", 1))
+        member.encrypted = kwargs.pop("encrypted", False)
         room.register(member, name=name, **kwargs)
         return member
 
@@ -214,7 +221,7 @@ class RegisterTests(RoomTestCase):
 class HistoryOnRegisterTests(RoomTestCase):
     def say_n(self, sender: FakeMember, n: int) -> None:
         for i in range(n):
-            self.room.say(sender, f"m{i + 1}")
+            self.room.say(sender, None, f"m{i + 1}")
 
     def history_of(self, member: FakeMember) -> List[Dict[str, Any]]:
         messages = member.messages()
@@ -268,7 +275,7 @@ class HistoryOnRegisterTests(RoomTestCase):
         room = Room(self.clock, history_size=3)
         sender = self.join("alice", room=room)
         for i in range(5):
-            room.say(sender, str(i))
+            room.say(sender, None, str(i))
         for since in (True, False, -1, "2", 2.0, None, [2], {"a": 2}):
             [history] = self.history_of(self.join(room=room, since=since))
             self.assertEqual([m["seq"] for m in history["messages"]], [3, 4, 5], since)
@@ -278,7 +285,7 @@ class HistoryOnRegisterTests(RoomTestCase):
         room = Room(self.clock, history_size=3)
         alice = self.join("alice", room=room)
         for i in range(5):
-            room.say(alice, str(i))
+            room.say(alice, None, str(i))
         [history] = self.history_of(self.join(room=room))
         self.assertEqual([m["seq"] for m in history["messages"]], [3, 4, 5])
         self.assertFalse(history["complete"])
@@ -290,7 +297,7 @@ class HistoryOnRegisterTests(RoomTestCase):
 
     def test_private_messages_not_in_history(self) -> None:
         alice, bob = self.joined("alice", "bob")
-        self.room.say(alice, "public")
+        self.room.say(alice, None, "public")
         self.room.private(alice, "bob", "secret")
         [history] = self.history_of(self.join("carol"))
         self.assertEqual([m["text"] for m in history["messages"]], ["public"])
@@ -303,7 +310,7 @@ class HistoryOnRegisterTests(RoomTestCase):
         member = self.join("alice", room=room)
         [history] = self.history_of(member)
         self.assertEqual(history, {"type": "history", "complete": True, "messages": []})
-        room.say(member, "hi")
+        room.say(member, None, "hi")
         [history] = self.history_of(self.join(room=room))
         self.assertEqual(history["messages"], [])
         self.assertFalse(history["complete"])
@@ -316,7 +323,7 @@ class HistoryOnRegisterTests(RoomTestCase):
         room = Room(self.clock, history_size=50)
         alice = self.join("alice", room=room)
         for i in range(50):
-            room.say(alice, f"{i:04d}" + "\u00e9" * 2046)  # 4096 bytes of text
+            room.say(alice, None, f"{i:04d}" + "\u00e9" * 2046)  # 4096 bytes of text
         bob = FakeMember()
         room.register(bob, name="bob", since=3)
         self.assertTrue(all(len(f) <= 4 + MAX_FRAME for f in bob.frames))
@@ -336,14 +343,15 @@ class HistoryOnRegisterTests(RoomTestCase):
         room = Room(self.clock)
         alice = self.join("alice", room=room)
         text = "x" * 10
-        overhead = len(encode({"type": "message", "from": "alice", "text": text,
+        overhead = len(encode({"type": "message", "room": "#lobby", "from": "alice", "text": text,
                                "ts": "2026-11-22T02:50:00.123Z", "seq": 1})) - len(text)
-        room.say(alice, "y" * (MAX_PUBLIC_BODY - overhead))
-        self.assertRaises(RemoteProtocolError, room.say, alice, "y" * (MAX_PUBLIC_BODY - overhead + 1))
+        room.say(alice, None, "y" * (MAX_PUBLIC_BODY - overhead))
+        self.assertRaises(RemoteProtocolError, room.say, alice, None, "y" * (MAX_PUBLIC_BODY - overhead + 1))
         bob = FakeMember()
         room.register(bob, name="bob", since=0)
         self.assertLessEqual(max(len(f) for f in bob.frames), 4 + MAX_FRAME)
-        self.assertGreater(max(len(f) for f in bob.frames), MAX_FRAME - 20)
+        # (v2) Less the room's name in the history head, at its longest.
+        self.assertGreater(max(len(f) for f in bob.frames), MAX_FRAME - 20 - MAX_ROOM_JSON)
         [history] = bob.messages()[1:]
         self.assertEqual(len(history["messages"]), 1)
         self.assertNotIn("more", history)
@@ -352,7 +360,7 @@ class HistoryOnRegisterTests(RoomTestCase):
 class SayTests(RoomTestCase):
     def test_everyone_gets_the_same_frame(self) -> None:
         alice, bob, carol = self.joined("alice", "bob", "carol")
-        self.assertEqual(self.room.say(bob, "hi \u00e9"), 1)
+        self.assertEqual(self.room.say(bob, None, "hi \u00e9"), 1)
         self.assertEqual(alice.frames, [], "broadcasts go out at the end of the turn")
         self.clock.advance(0)
         [frame] = alice.frames
@@ -365,14 +373,14 @@ class SayTests(RoomTestCase):
     def test_seq_order(self) -> None:
         alice, bob = self.joined("alice", "bob")
         for i in range(10):
-            self.room.say(alice if i % 2 else bob, str(i))
+            self.room.say(alice if i % 2 else bob, None, str(i))
         self.assertEqual([m["seq"] for m in alice.messages()], list(range(1, 11)))
         self.assertEqual(self.room.seq, 10)
 
     def test_too_big_after_escaping(self) -> None:
         """A text of quotes doubles when escaped: too-long, nothing sent."""
         alice, bob = self.joined("alice", "bob")
-        e = self.assertRaises(RemoteProtocolError, self.room.say, alice, '"' * 40000)
+        e = self.assertRaises(RemoteProtocolError, self.room.say, alice, None, '"' * 40000)
         self.assertEqual((e.code, e.fatal), ("too-long", False))
         self.assertEqual(bob.frames, [])
         self.assertEqual(self.room.seq, 0)
@@ -407,13 +415,15 @@ class PrivateTests(RoomTestCase):
         self.assertEqual(alice.frames, [])
         self.assertEqual(self.room.seq, 0)
 
-    def test_seq_shared(self) -> None:
+    def test_seq_apart(self) -> None:
+        """(v2) Private messages have a counter of their own."""
         alice, bob = self.joined("alice", "bob")
-        self.room.say(alice, "1")
+        self.room.say(alice, None, "1")
         self.room.private(alice, "bob", "2")
-        self.room.say(bob, "3")
-        self.assertEqual([m["seq"] for m in bob.messages()], [1, 2, 3])
-        self.assertEqual([m["seq"] for m in alice.messages()], [1, 2, 3])
+        self.room.say(bob, None, "3")
+        self.assertEqual([m["seq"] for m in bob.messages()], [1, 1, 2])
+        self.assertEqual([m["seq"] for m in alice.messages()], [1, 1, 2])
+        self.assertEqual((self.room.seq, self.room.private_seq), (2, 1))
 
 
 class RenameTests(RoomTestCase):
@@ -578,7 +588,7 @@ class ListTests(RoomTestCase):
         self.joined("alice", "\u00e9mile")
         [frame] = self.room.who_frames()
         self.assertIn("\u00e9mile".encode("utf-8"), frame)
-        self.assertEqual(decode_frames(frame), [{"type": "users", "users": ["alice", "\u00e9mile"]}])
+        self.assertEqual(v1_view(decode_frames(frame)), [{"type": "users", "users": ["alice", "\u00e9mile"]}])
 
     def test_who_split(self) -> None:
         # 32 four-byte letters: 130 bytes a name in JSON.
@@ -684,7 +694,7 @@ class MessageLogTests(RoomTestCase):
         alice = FakeMember()
         room.register(alice, name="alice", since=9)
         self.assertTrue(alice.messages()[1]["complete"])
-        self.assertEqual(room.say(alice, "next"), 13)
+        self.assertEqual(room.say(alice, None, "next"), 13)
 
     def test_logged_before_fan_out(self) -> None:
         log = NullLog()
@@ -692,9 +702,9 @@ class MessageLogTests(RoomTestCase):
         alice, bob = FakeMember(), FakeMember()
         room.register(alice, name="alice")
         room.register(bob, name="bob")
-        room.say(alice, "hi")
+        room.say(alice, None, "hi")
         room.private(alice, "bob", "psst")
-        self.assertEqual([json.loads(line)["seq"] for line in log.lines], [1, 2])
+        self.assertEqual([json.loads(line)["seq"] for line in log.lines], [1, 1])
         self.assertEqual(log.lines[0], bob.frames[-2][4:])
         self.assertEqual(log.lines[1], bob.frames[-1][4:])
 
@@ -707,14 +717,14 @@ class MessageLogTests(RoomTestCase):
         alice.messages()
         bob.messages()
         log.fail = True
-        for call in (lambda: room.say(alice, "hi"), lambda: room.private(alice, "bob", "x")):
+        for call in (lambda: room.say(alice, None, "hi"), lambda: room.private(alice, "bob", "x")):
             e = self.assertRaises(RemoteProtocolError, call)
             self.assertEqual((e.code, e.fatal), ("unavailable", False))
         self.assertEqual(alice.frames + bob.frames, [])
         self.assertEqual(room.seq, 0)
         self.assertEqual(len(room.history), 0)
         log.fail = False
-        self.assertEqual(room.say(alice, "hi"), 1)
+        self.assertEqual(room.say(alice, None, "hi"), 1)
 
 
 class BatchTests(RoomTestCase):
@@ -723,7 +733,7 @@ class BatchTests(RoomTestCase):
     def test_one_write_per_member_per_turn(self) -> None:
         alice, bob = self.joined("alice", "bob")
         for i in range(5):
-            self.room.say(alice, f"m{i}")
+            self.room.say(alice, None, f"m{i}")
         self.assertEqual(bob.frames, [])
         self.clock.advance(0)
         self.assertEqual(len(bob.frames), 1)
@@ -735,10 +745,10 @@ class BatchTests(RoomTestCase):
         earlier broadcasts are in its history, and never its own joined.
         """
         [alice] = self.joined("alice")
-        self.room.say(alice, "m1")
+        self.room.say(alice, None, "m1")
         bob = FakeMember(self.room)
         self.room.register(bob, name="bob")
-        self.room.say(alice, "m2")
+        self.room.say(alice, None, "m2")
         carol = FakeMember(self.room)
         self.room.register(carol, name="carol")
         self.clock.advance(0)
@@ -759,6 +769,6 @@ class BatchTests(RoomTestCase):
 
     def test_leaving_mid_turn_still_gets_what_was_accepted(self) -> None:
         alice, bob = self.joined("alice", "bob")
-        self.room.say(alice, "before bob left")
+        self.room.say(alice, None, "before bob left")
         self.room.leave(bob, "quit")
         self.assertEqual([m["text"] for m in bob.messages()], ["before bob left"])

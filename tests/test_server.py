@@ -15,7 +15,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from chatsvc.server.protocol import ChatProtocol
 from chatsvc.chat.memory import Room
-from chatsvc.server.factory import ChatFactory, ServerConfig, _exempt_from_per_ip
+from chatsvc.server.factory import ChatFactory, ServerConfig, _exempt_from_per_ip, address_key
 
 from .helpers import FakeClient, LogCapture, decode_frames, make_factory, only
 
@@ -267,3 +267,44 @@ class ShutdownTests(FactoryTestCase):
         self.assertEqual(self.logs.failures(), [])
         self.assertEqual(only(decode_frames(clients[0].transport.value()), "error")[0]["code"],
                          "shutdown")
+
+
+class AddressKeyTests(FactoryTestCase):
+    """(v2) The per-address limit counts an IPv4 address or an IPv6 /64."""
+
+    def test_keys(self) -> None:
+        self.assertEqual(address_key("10.0.0.1"), "10.0.0.1")
+        self.assertEqual(address_key("::ffff:10.0.0.1"), "10.0.0.1")
+        self.assertEqual(address_key("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::/64")
+        self.assertEqual(address_key("2001:db8:1:2:bbbb::9%eth0"), "2001:db8:1:2::/64")
+        self.assertNotEqual(address_key("2001:db8:1:3::1"), address_key("2001:db8:1:2::1"))
+        self.assertEqual(address_key("UNIXAddress(None)"), "UNIXAddress(None)")
+
+    def test_one_ipv6_64_is_one_address(self) -> None:
+        factory = make_factory(max_per_ip=2)
+        a = FakeClient(factory, peer=IPv6Address("TCP", "2001:db8::1", 5))
+        b = FakeClient(factory, peer=IPv6Address("TCP", "2001:db8::ffff:2", 5))
+        refused = FakeClient(factory, peer=IPv6Address("TCP", "2001:db8::3:3", 5))
+        self.assertRefused(refused, "too-many-connections")
+        self.assertFalse(FakeClient(factory, peer=IPv6Address("TCP", "2001:db8:0:1::1", 5)).closed)
+        refused.lose()
+        a.lose()
+        self.assertFalse(FakeClient(factory, peer=IPv6Address("TCP", "2001:db8::4", 5)).closed)
+        self.assertFalse(b.closed)
+
+    def test_mapped_and_plain_ipv4_share_a_count(self) -> None:
+        factory = make_factory(max_per_ip=1)
+        FakeClient(factory, host="10.0.0.1")
+        self.assertRefused(FakeClient(factory, peer=IPv6Address("TCP", "::ffff:10.0.0.1", 5)),
+                           "too-many-connections")
+
+    def test_flood_penalty_keyed_by_the_64(self) -> None:
+        factory = make_factory(rate_burst=2, flood_factor=1)
+        flooder = FakeClient(factory, peer=IPv6Address("TCP", "2001:db8::1", 5))
+        flooder.hello("f")
+        for _ in range(5):
+            flooder.send({"type": "say", "text": "x"})
+        self.assertTrue(flooder.closed)
+        flooder.lose()
+        neighbour = FakeClient(factory, peer=IPv6Address("TCP", "2001:db8::2", 5))
+        self.assertEqual(neighbour.protocol.limiter._tokens, 1.0, "starts with no burst")

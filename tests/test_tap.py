@@ -55,7 +55,7 @@ class OptionsTests(SynchronousTestCase):
 
     def test_bad_values(self) -> None:
         for argv in (["--rate", "x"], ["--rate", "5/0"], ["--history", "-1"],
-                     ["--sendq", "lots"], ["--allow-plaintext"], ["--max-message", "0"],
+                     ["--sendq", "lots"], ["--max-message", "0"], ["--default-room", "lobby"],
                      ["--ping-interval", "0"], ["--motd", "x" * 5000], ["--motd", "\x1b[2J"]):
             self.assertRaises(usage.UsageError, parse, *argv)
 
@@ -160,3 +160,43 @@ class TacTests(SynchronousTestCase):
         self.assertEqual(len(services), 1)
         self.assertIsInstance(services[0], tap.ChatService)
         self.assertEqual(services[0].factory.room.history.size, 7)
+
+
+class VersionTwoOptionsTests(SynchronousTestCase):
+    """(v2) Section 2's modes, and the room options."""
+
+    def make(self, *argv: str):
+        reactor = MemoryReactorClock()
+        service = tap.makeService(parse(*argv), reactor)
+        return reactor, service
+
+    def test_a_key_requires_encryption(self) -> None:
+        reactor, service = self.make("--psk", DEMO_KEY)
+        self.assertTrue(list(service)[0].factory.require_encryption)
+
+    def test_allow_plaintext_beside_a_key_is_loud(self) -> None:
+        from .helpers import LogCapture
+
+        logs = LogCapture.install(self)
+        reactor, service = self.make("--psk", DEMO_KEY, "--allow-plaintext")
+        self.assertFalse(list(service)[0].factory.require_encryption)
+        self.assertTrue(any("PLAINTEXT CLIENTS ARE SERVED" in e.get("log_format", "")
+                            and e["log_level"].name == "warn" for e in logs.events))
+
+    def test_allow_plaintext_needs_a_key(self) -> None:
+        with self.assertRaises(SystemExit) as e:
+            self.make("--allow-plaintext")
+        self.assertIn("--allow-plaintext", str(e.exception))
+
+    def test_room_options(self) -> None:
+        reactor, service = self.make("--default-room", "#Main", "--presence-limit", "5",
+                                     "--max-rooms", "7", "--rooms-per-client", "3")
+        chat = service.factory.room
+        self.assertEqual((chat.default_room, chat.presence_limit, chat.rooms.limit,
+                          chat.max_rooms_per_client), ("#Main", 5, 7, 3))
+
+    def test_room_option_defaults(self) -> None:
+        chat = self.make()[1].factory.room
+        self.assertEqual((chat.default_room, chat.presence_limit, chat.rooms.limit,
+                          chat.max_rooms_per_client), ("#lobby", 1000, 10000, 20))
+        self.assertRaises(usage.UsageError, parse, "--presence-limit", "-1")

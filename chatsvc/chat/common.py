@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections import deque
-from typing import Deque, List, Optional, Tuple
+from typing import Deque, Iterable, List, Optional, Tuple
 
 from ..wire.errors import RemoteProtocolError
 from ..wire.framing import MAX_FRAME
@@ -24,9 +24,14 @@ SILENT_REASONS = frozenset({"shutdown", "replaced"})
 HISTORY_HEAD = b'{"type":"history","complete":%s,"messages":['
 MORE_TAIL = b'],"more":true}'
 
-MAX_PUBLIC_BODY = MAX_FRAME - len(HISTORY_HEAD % b"false") - len(MORE_TAIL)
+MAX_ROOM_JSON = 3 + 33 * 6
+"""The longest room name as a JSON string (32 code points after C{#}, each
+escaped at worst as six bytes)."""
+
+MAX_PUBLIC_BODY = (MAX_FRAME - len(HISTORY_HEAD % b"false") - len(b',"room":')
+                   - MAX_ROOM_JSON - len(MORE_TAIL))
 """The largest encoded C{message}: it must fit a frame, and a C{history}
-frame on its own."""
+frame of its room on its own."""
 
 
 def too_big() -> RemoteProtocolError:
@@ -97,3 +102,54 @@ class History:
 
     def __len__(self) -> int:
         return len(self._items)
+
+
+def history_head(room: str, complete: bool) -> bytes:
+    """The start of a C{history} message of C{room}, up to its C{messages} list."""
+    return b'{"type":"history","room":%s,"complete":%s,"messages":[' % (
+        json_str(room), b"true" if complete else b"false")
+
+
+def history_bodies(room: str, bodies: List[bytes], complete: bool) -> List[bytes]:
+    """C{room}'s C{history} message(s) holding the message C{bodies}."""
+    return split_list_frames(history_head(room, complete), bodies, b"]}", MORE_TAIL)
+
+
+def split_names(head: bytes, names: Iterable[Tuple[bytes, bool]]) -> List[bytes]:
+    """
+    Bodies listing C{names} as C{users}, each followed by C{plaintext} (the
+    names of that body marked C{True}), split over frames with C{more}.
+
+    @param head: the body up to and including C{"users":[}.
+    @param names: C{(name as JSON, plaintext)} pairs (see L{json_str}).
+    """
+    room = MAX_FRAME - len(head) - 40
+    bodies: List[bytes] = []
+    users: List[bytes] = []
+    plain: List[bytes] = []
+    size = 0
+    for item, plaintext in names:
+        extra = (len(item) + 1) * (2 if plaintext else 1)
+        if users and size + extra > room:
+            bodies.append(_names_body(head, users, plain, True))
+            users, plain, size = [], [], 0
+        users.append(item)
+        if plaintext:
+            plain.append(item)
+        size += extra
+    bodies.append(_names_body(head, users, plain, False))
+    return bodies
+
+
+def _names_body(head: bytes, users: List[bytes], plain: List[bytes], more: bool) -> bytes:
+    tail = b'],"more":true}' if more else b"]}"
+    return head + b",".join(users) + b'],"plaintext":[' + b",".join(plain) + tail
+
+
+def rooms_bodies(rooms: List[Tuple[str, int, str]]) -> List[bytes]:
+    """The C{rooms} answer for C{(room, count, topic)} triples, largest first."""
+    items = [
+        b'{"room":%s,"count":%d,"topic":%s}' % (json_str(name), count, json_str(topic))
+        for name, count, topic in rooms
+    ]
+    return split_list_frames(b'{"type":"rooms","rooms":[', items, b"]}", MORE_TAIL)

@@ -1,20 +1,17 @@
 # -*- test-case-name: tests.test_room -*-
 """
-The chat room: who is here, their names, the message order (C{seq}), the
-history, and the fan-out. No I/O.
+The single-process chat: who is here, their names, the rooms they are in,
+each room's message order (C{seq}) and history, and the fan-out. No I/O.
 
-The room talks to its members through the narrow L{IChatMember} interface
-(as C{twisted.words}' groups call C{IChatClient.receive}); it never touches a
-transport. Public messages are encoded once and the same frame is handed to
-every member, so the per-recipient cost is one method call::
+It provides L{IChat} and talks to its members only through L{IChatMember}
+(as C{twisted.words}' groups call C{IChatClient.receive}); it never touches
+a transport. A public message is encoded once and the same frame is handed
+to every member of its room (L{Outbox})::
 
-    room = Room(clock, history_size=50, message_log=None)
-    room.register(member, name="alice", resume=None, since=None)
-    room.say(member, "hello")              # everyone gets the same frame
-    room.leave(member, "quit", text="bye")
-
-Everything a later, distributed room must replace (ordering, history,
-names) sits behind the public methods of L{Room}.
+    chat = MemoryChat(clock, history_size=50, message_log=None)
+    chat.register(member, name="alice", rooms=["#lobby", "#dev"])
+    chat.say(member, "#dev", "hello")          # everyone in #dev gets it
+    chat.leave(member, "quit", text="bye")
 """
 
 from __future__ import annotations
@@ -22,7 +19,7 @@ from __future__ import annotations
 import itertools
 import os
 import secrets
-from typing import Any, Callable, Dict, Iterable, List, Optional
+from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from twisted.logger import Logger
 from zope.interface import implementer
@@ -32,63 +29,83 @@ from ..wire.errors import RemoteProtocolError
 from ..wire.framing import MAX_FRAME, encode_frame
 from ..wire.messages import Message, encode, timestamp
 from ..wire.names import InvalidName, name_key, normalize, with_suffix
-from .common import (
-    HISTORY_HEAD,
-    MAX_PUBLIC_BODY,
-    MAX_WELCOME_USERS,
-    MORE_TAIL,
-    SILENT_REASONS,
-    History,
-    json_str,
-    split_list_frames,
-    too_big,
-)
-from .interfaces import IChat, IChatMember
+from ..wire.rooms import hello_rooms, room_key, room_name, since_map
+from .common import MAX_WELCOME_USERS, History, json_str
+from .fanout import Outbox
+from .interfaces import IChat
+from .actions import RoomActions
+from .rooms import ChatRoom, RoomDirectory
 
 _log = Logger()
 
-class Room:
-    """
-    One chat: members, names, C{seq}, history, fan-out.
 
-    @param clock: an L{IReactorTime} for timestamps.
-    @param history_size: how many public messages to keep for C{history}.
-    @param message_log: an optional L{chatsvc.server.msglog.MessageLog}; every
-        message is appended to it before anyone is sent it.
+def new_epoch() -> str:
+    """A fresh history epoch (PROTOCOL.md 4.5)."""
+    return secrets.token_urlsafe(9)
+
+
+@implementer(IChat)
+class MemoryChat(RoomActions):
+    """
+    One chat in one process.
+
+    @param clock: an L{IReactorTime} for timestamps and the end of the turn.
+    @param history_size: public messages kept per room for C{history}.
+    @param message_log: an optional L{chatsvc.server.msglog.MessageLog};
+        every message is appended to it before anyone is sent it, and the
+        rooms, their C{seq} and history, and the epoch are restored from it.
     @param motd: an optional message of the day for C{welcome}.
+    @param default_room: the room of version 1 clients.
+    @param presence_limit: rooms larger than this send no presence (4.7).
+    @param max_rooms: rooms the server holds at most (0: no limit).
+    @param max_rooms_per_client: rooms a client is in at most (0: no limit).
     """
 
-    def __init__(
-        self,
-        clock: Any,
-        history_size: int = 50,
-        message_log: Any = None,
-        motd: Optional[str] = None,
-    ) -> None:
+    available = True
+
+    def __init__(self, clock: Any, history_size: int = 50, message_log: Any = None,
+                 motd: Optional[str] = None, default_room: str = "#lobby",
+                 presence_limit: int = 1000, max_rooms: int = 10_000,
+                 max_rooms_per_client: int = 20) -> None:
         self._clock = clock
         self._log_file = message_log
         self.motd = motd
+        self.default_room = room_name(default_room)
+        self._default_key = room_key(self.default_room)
+        self.presence_limit = presence_limit
+        self.max_rooms_per_client = max_rooms_per_client
         self._members: Dict[str, Any] = {}  # name key -> member
-        self._senders: Dict[Any, Callable[[bytes], None]] = {}  # member -> send_frame
+        self._listed: Dict[Any, Tuple[bytes, bool]] = {}  # member -> (name as JSON, plaintext)
+        self._rooms_of: Dict[Any, Dict[ChatRoom, None]] = {}  # member -> its rooms
         self._tokens: Dict[str, Any] = {}  # resume token -> member
         self._token_of: Dict[Any, str] = {}
         self._ids = itertools.count(1)
         self._id_prefix = os.urandom(3).hex() + "-"
         self._guests = itertools.count(1)
-        self.seq = 0
-        self.history = History(history_size)
-        self._outbox: List[bytes] = []  # broadcast frames not yet handed out
-        self._late: Dict[Any, int] = {}  # registered this turn -> outbox index
-        self.outbox_size = 0  # their bytes: senders pause past a budget
-        self._flush_scheduled = False
-        self._end_of_turn = end_of_turn(clock)
+        self.private_seq = 0
+        self.rooms = RoomDirectory(history_size, max_rooms, pinned=self._default_key)
+        self._outbox = Outbox(end_of_turn(clock))
+        self.epoch = new_epoch()
         if message_log is not None:
-            self.seq, restored, dropped = message_log.restore(history_size)
-            for seq, body in restored:
-                self.history.append(seq, body)
-            self.history.dropped_upto = max(self.history.dropped_upto, dropped)
+            self._restore(message_log, history_size)
+        self._lobby = self.rooms.open(self.default_room, self._default_key)
 
-    # -- life -----------------------------------------------------------
+    def _restore(self, log: Any, history_size: int) -> None:
+        restored = log.restore_rooms(history_size, self.default_room)
+        if restored.epoch is not None:
+            self.epoch = restored.epoch
+        else:
+            log.set_epoch(self.epoch)
+        self.private_seq = restored.private_seq
+        for key, kept in restored.rooms.items():
+            self.rooms.restore(kept.name, key, kept.seq, kept.recent, kept.dropped_upto)
+        lobby = restored.rooms.get(self._default_key)
+        _log.info("message log: {n} rooms restored ({room} at seq {seq}), epoch {kept}",
+                  n=len(restored.rooms), room=self.default_room,
+                  seq=lobby.seq if lobby else 0,
+                  kept="kept" if restored.epoch is not None else "new")
+
+    # -- life and queries -------------------------------------------------
 
     def start(self) -> None:
         """Nothing to connect to: the history was restored when made."""
@@ -97,13 +114,29 @@ class Room:
         """Hand out what is queued; the service closes the message log."""
         self.flush()
 
-    # -- queries --------------------------------------------------------
+    @property
+    def outbox_size(self) -> int:
+        return self._outbox.size
+
+    @property
+    def seq(self) -> int:
+        """The default room's C{seq} (version 1's one counter)."""
+        return self._lobby.seq
+
+    @property
+    def history(self) -> History:
+        """The default room's history."""
+        return self._lobby.history
+
+    def room(self, name: Optional[str] = None) -> Optional[ChatRoom]:
+        """The room called C{name} (default: the default room), if held."""
+        return self.rooms.get(room_key(name or self.default_room))
 
     def __len__(self) -> int:
         return len(self._members)
 
     def __contains__(self, member: Any) -> bool:
-        return member in self._senders
+        return member in self._rooms_of
 
     def names(self) -> List[str]:
         return [m.name for m in self._members.values()]
@@ -117,51 +150,19 @@ class Room:
             return None
         return self._members.get(name_key(name))
 
-    # -- fan-out ----------------------------------------------------------
-
-    def _broadcast(self, frame: bytes) -> None:
-        """
-        Queue C{frame} for everyone. Frames broadcast during one reactor turn
-        go out together at its end: one write per member per turn, however
-        many messages arrived (as C{_AggregateSmallWrites} does in tls.py).
-        """
-        self._outbox.append(frame)
-        self.outbox_size += len(frame)
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            self._end_of_turn.schedule(self.flush)
+    def rooms_of(self, member: Any) -> List[str]:
+        return [room.name for room in self._rooms_of.get(member, ())]
 
     def flush(self) -> None:
-        """
-        Hand every queued broadcast to every member now. Called at the end of
-        the turn, and before anything is sent to a member directly, so that
-        each member gets everything in order.
-        """
-        if self._flush_scheduled:
-            self._flush_scheduled = False
-            self._end_of_turn.cancel(self.flush)
-        outbox = self._outbox
-        late = self._late
-        if not outbox:
-            late.clear()
-            return
-        blob = outbox[0] if len(outbox) == 1 else b"".join(outbox)
-        if late:
-            # Members that registered during this turn get only what came
-            # after them (the rest is in their history, or is their own joined).
-            parts = {member: b"".join(outbox[start:]) for member, start in late.items()}
-            late.clear()
-            outbox.clear()
-            self.outbox_size = 0
-            for member, send in list(self._senders.items()):
-                data = parts.get(member, blob)
-                if data:
-                    send(data)
-            return
-        outbox.clear()
-        self.outbox_size = 0
-        for send in list(self._senders.values()):
-            send(blob)
+        """Hand out this turn's broadcasts now (before a direct send, too)."""
+        self._outbox.flush()
+
+    def _now(self) -> str:
+        return timestamp(self._clock.seconds())
+
+    def _send_bodies(self, member: Any, bodies: Iterable[bytes]) -> None:
+        for body in bodies:
+            member.send_frame(encode_frame(body))
 
     # -- registration -------------------------------------------------
 
@@ -180,214 +181,127 @@ class Room:
                 return name
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def register(
-        self,
-        member: Any,
-        name: object = None,
-        resume: object = None,
-        since: object = None,
-        encrypted: bool = False,
-    ) -> str:
-        """
-        Add C{member}, send it C{welcome} and C{history}, tell the others.
+    def _new_name(self, name: object) -> str:
+        if name is None:
+            return self._free_name(None)
+        try:
+            return self._free_name(normalize(name))
+        except InvalidName as e:
+            raise RemoteProtocolError("bad-name", str(e), fatal=False)
 
-        @raise RemoteProtocolError: C{bad-name} (not fatal) for an invalid
-            C{name}; the member stays unregistered.
+    def register(self, member: Any, name: object = None, rooms: object = None,
+                 since: object = None, epoch: object = None, resume: object = None) -> str:
+        """
+        Add C{member}: C{welcome}, then C{room} and C{history} for each of
+        its rooms, and C{joined} to the rooms' other members.
+
+        @raise RemoteProtocolError: C{bad-name}, C{bad-room} or
+            C{too-many-rooms} (not fatal); the member stays unregistered.
         @return: the assigned name.
         """
         old = self._tokens.get(resume) if isinstance(resume, str) else None
-        if old is not None and old is not member:
-            name_ = old.name
-            session_id = old.session_id
-            self._remove(old)
-            old.replaced()
-            _log.info("{name} resumed session {id}", name=name_, id=session_id)
-            silent = True
+        if old is member:
+            old = None
+        wanted = hello_rooms(rooms, self.default_room, 0)
+        if old is None:
+            assigned = self._new_name(name)
+            kept: List[ChatRoom] = []
         else:
-            if name is None:
-                wanted = None
-            else:
-                try:
-                    wanted = normalize(name)
-                except InvalidName as e:
-                    raise RemoteProtocolError("bad-name", str(e), fatal=False)
-            name_ = self._free_name(wanted)
+            assigned, kept = old.name, list(self._rooms_of.get(old, ()))
+            if rooms is None:
+                wanted = []
+        new_rooms = self._rooms_to_join(kept, wanted)
+        if old is not None:
+            session_id = old.session_id
+            self._replace(old, member)
+            _log.info("{name} resumed session {id}", name=assigned, id=session_id)
+        else:
             session_id = self._id_prefix + str(next(self._ids))
-            silent = False
-
-        member.name = name_
+        member.name = assigned
         member.session_id = session_id
-        self._members[name_key(name_)] = member
-        self._senders[member] = member.send_frame
-        # Broadcasts queued before this point are in its history, not in its
-        # live stream: it joins the turn's batch from here on.
-        self._late[member] = len(self._outbox)
+        self._members[name_key(assigned)] = member
+        self._listed[member] = (json_str(assigned), not member.encrypted)
+        self._rooms_of.setdefault(member, {})
         token = secrets.token_urlsafe(18)
         self._tokens[token] = member
         self._token_of[member] = token
+        all_rooms = kept + [room for room in new_rooms if room not in kept]
+        member.send_frame(encode_frame(self._welcome(member, token, all_rooms)))
+        catch_up = since_map(since, self._default_key)
+        reset = epoch is not None and epoch != self.epoch
+        for room in all_rooms:
+            self._enter(member, room, announce=room not in kept)
+            self._answer_join(member, room, catch_up.get(room.key), reset)
+        return assigned
 
+    def _rooms_to_join(self, kept: List[ChatRoom], wanted: List[str]) -> List[ChatRoom]:
+        """The rooms of C{wanted} not in C{kept}, opened; checked before any is."""
+        keys = {room.key for room in kept}
+        fresh = [(name, room_key(name)) for name in wanted]
+        fresh = [(name, key) for name, key in fresh if key not in keys]
+        limit = self.max_rooms_per_client
+        if limit and len(kept) + len(fresh) > limit:
+            raise RemoteProtocolError("too-many-rooms", f"a client is in at most {limit} rooms",
+                                      fatal=False)
+        opened: List[ChatRoom] = []
+        try:
+            for name, key in fresh:
+                opened.append(self.rooms.open(name, key))
+        except RemoteProtocolError:
+            for room in opened:
+                self.rooms.emptied(room)  # made for nothing: forget it again
+            raise
+        return opened
+
+    def _replace(self, old: Any, new: Any) -> None:
+        """C{new} takes C{old}'s place silently (4.5 resume)."""
+        rooms = self._rooms_of.pop(old, {})
+        for room in rooms:
+            del room.members[old]
+        del self._members[name_key(old.name)]
+        del self._listed[old]
+        token = self._token_of.pop(old, None)
+        if token is not None:
+            del self._tokens[token]
+        old.replaced()
+        self._rooms_of[new] = {}
+        for room in rooms:
+            self._rooms_of[new][room] = None
+            room.members[new] = new.send_frame
+            self._outbox.joined(room, new)
+
+    def _welcome(self, member: Any, token: str, rooms: List[ChatRoom]) -> bytes:
         welcome: Message = {
-            "type": "welcome",
-            "name": name_,
-            "id": session_id,
-            "users": self._welcome_users(member),
-            "encrypted": encrypted,
-            "resume": token,
+            "type": "welcome", "name": member.name, "id": member.session_id,
+            "encrypted": bool(member.encrypted), "resume": token, "epoch": self.epoch,
+            "rooms": [room.name for room in rooms],
         }
         if self.motd:
             welcome["motd"] = self.motd
-        member.send_frame(encode_frame(encode(welcome)))  # no flush: see _late
-        if isinstance(since, bool) or not isinstance(since, int) or since < 0:
-            since = None
-        bodies, complete = self.history.since(since, self.seq)
-        flag = b"true" if complete else b"false"
-        for body in split_list_frames(HISTORY_HEAD % flag, bodies, b"]}", MORE_TAIL):
-            member.send_frame(encode_frame(body))
-        if not silent:
-            self._broadcast(encode_frame(encode({"type": "joined", "name": name_, "ts": self._now()})))
-            self._late[member] = len(self._outbox)  # not its own joined
-        return name_
+        body = encode(welcome)
+        users, plaintext = self._welcome_users(member, len(body) + 40)
+        return b"%s,\"users\":[%s],\"plaintext\":[%s]}" % (
+            body[:-1], b",".join(users), b",".join(plaintext))
 
-    def _welcome_users(self, member: Any) -> List[str]:
-        names = [member.name]
-        size = 200 + len(member.name.encode()) * 2 + len(self.motd or "") * 6
-        for other in self._members.values():
-            if other is member:
+    def _welcome_users(self, member: Any, base: int) -> Tuple[List[bytes], List[bytes]]:
+        """As many names (as JSON) as fit one frame beside C{base} bytes, at most 1,000."""
+        listed = self._listed
+        users: List[bytes] = []
+        plaintext: List[bytes] = []
+        size = base
+        for other in itertools.chain((member,), self._members.values()):
+            if other is member and users:
                 continue
-            if len(names) >= MAX_WELCOME_USERS:
+            if len(users) >= MAX_WELCOME_USERS:
                 break
-            size += len(other.name.encode("utf-8")) + 3
+            item, plain = listed[other]
+            size += (len(item) + 1) * (2 if plain else 1)
             if size > MAX_FRAME:
                 break
-            names.append(other.name)
-        return names
+            users.append(item)
+            if plain:
+                plaintext.append(item)
+        return users, plaintext
 
-    def _remove(self, member: Any) -> None:
-        del self._members[name_key(member.name)]
-        del self._senders[member]
-        self._late.pop(member, None)
-        token = self._token_of.pop(member, None)
-        if token is not None:
-            del self._tokens[token]
-
-    def leave(self, member: Any, reason: str, text: Optional[str] = None) -> None:
-        """
-        Remove C{member}; unless C{reason} is C{shutdown} or C{replaced},
-        tell the others with C{left}, with C{text} if it fits a frame.
-        Leaving twice is harmless.
-        """
-        if member not in self._senders:
-            return
-        self.flush()  # what was accepted while it was here still reaches it
-        self._remove(member)
-        if reason in SILENT_REASONS:
-            return
-        message: Message = {"type": "left", "name": member.name, "reason": reason, "ts": self._now()}
-        if text is not None:
-            message["text"] = text
-        body = encode(message)
-        if len(body) > MAX_FRAME:  # only with a huge --max-message
-            del message["text"]
-            body = encode(message)
-        self._broadcast(encode_frame(body))
-
-    # -- messages --------------------------------------------------------
-
-    def _now(self) -> str:
-        return timestamp(self._clock.seconds())
-
-
-    def _append_log(self, body: bytes) -> None:
-        if self._log_file is not None:
-            try:
-                self._log_file.append(body)
-            except OSError as e:
-                _log.error("message log write failed: {error}", error=e)
-                raise RemoteProtocolError(
-                    "unavailable", "the server cannot store messages right now; not delivered",
-                    fatal=False,
-                )
-
-    def say(self, member: Any, text: str) -> int:
-        """
-        Broadcast a public message from C{member} (text already checked).
-
-        @return: its C{seq}.
-        @raise RemoteProtocolError: C{too-long} if the encoded message would
-            not fit a frame (escapes can double a text's size, and the text
-            limit is an option), C{unavailable} if the log failed.
-        """
-        seq = self.seq + 1
-        body = encode(
-            {"type": "message", "from": member.name, "text": text, "ts": self._now(), "seq": seq}
-        )
-        if len(body) > MAX_PUBLIC_BODY:
-            raise too_big()
-        self._append_log(body)
-        self.seq = seq
-        self.history.append(seq, body)
-        self._broadcast(encode_frame(body))
-        return seq
-
-    def private(self, member: Any, to: object, text: str) -> int:
-        """
-        Send a private message to the member called C{to}, echoed to the sender.
-
-        @raise RemoteProtocolError: C{no-such-user}, C{too-long} or C{unavailable}.
-        """
-        target = self.find(to)
-        if target is None:
-            raise RemoteProtocolError("no-such-user", "no user of that name is online", fatal=False)
-        seq = self.seq + 1
-        body = encode(
-            {
-                "type": "private",
-                "from": member.name,
-                "to": target.name,
-                "text": text,
-                "ts": self._now(),
-                "seq": seq,
-            }
-        )
-        if len(body) > MAX_FRAME:
-            raise too_big()
-        self._append_log(body)
-        self.seq = seq
-        self.flush()  # keep public and private messages in seq order
-        frame = encode_frame(body)
-        target.send_frame(frame)
-        if target is not member:
-            member.send_frame(frame)
-        return seq
-
-    def rename(self, member: Any, name: object) -> str:
-        """
-        Rename C{member}; everyone gets C{renamed}.
-
-        @raise RemoteProtocolError: C{bad-name} or C{name-taken}.
-        """
-        try:
-            new = normalize(name)
-        except InvalidName as e:
-            raise RemoteProtocolError("bad-name", str(e), fatal=False)
-        old = member.name
-        new_key = name_key(new)
-        holder = self._members.get(new_key)
-        if holder is not None and holder is not member:
-            raise RemoteProtocolError("name-taken", f"the name {new} is in use", fatal=False)
-        if new == old:
-            return new
-        del self._members[name_key(old)]
-        self._members[new_key] = member
-        member.name = new
-        self._broadcast(encode_frame(encode(
-            {"type": "renamed", "old": old, "new": new, "ts": self._now()})))
-        return new
-
-    def who_frames(self) -> List[bytes]:
-        """The C{users} answer to C{who}, split over frames as needed."""
-        items = [json_str(name) for name in self.names()]
-        return [
-            encode_frame(body)
-            for body in split_list_frames(b'{"type":"users","users":[', items, b"]}", b'],"more":true}')
-        ]
+Room = MemoryChat
+"""Version 1's name for the single-process chat."""

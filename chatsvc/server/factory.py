@@ -35,10 +35,13 @@ class ServerConfig:
     """Every limit of PROTOCOL.md section 6, with its default."""
 
     max_text: int = 4096
+    max_topic: int = 390
     rate_burst: int = 20
     rate_per_second: float = 2.0
     flood_factor: int = 3
     flood_window: float = 30.0
+    ping_burst: int = 10
+    ping_per_second: float = 1.0
     sendq: int = 1 << 20
     sendq_soft: int = 1 << 16
     turn_budget: int = 1 << 16
@@ -57,20 +60,40 @@ class ServerConfig:
         return max(0.05, min(5.0, min(self.ping_interval, self.ping_timeout) / 10))
 
 
+def _ip(host: str) -> Optional[Any]:
+    """C{host} as an IP address, an IPv4-mapped IPv6 one as its IPv4 address."""
+    try:
+        address = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return None
+    if address.version == 6 and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def address_key(host: str) -> str:
+    """
+    What the per-address limit and the flood penalty count a peer under
+    (PROTOCOL.md section 6): its IPv4 address, or its IPv6 /64 (an
+    IPv4-mapped IPv6 address counts as its IPv4 address); anything else
+    (a UNIX socket) as itself.
+    """
+    address = _ip(host)
+    if address is None:
+        return host
+    if address.version == 6:
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address)
+
+
 def _exempt_from_per_ip(host: str) -> bool:
     """
     Whether the per-address limit spares this peer: loopback (an IPv4
     loopback address seen by a dual-stack IPv6 socket as C{::ffff:127.0.0.1}
     too), and peers that have no IP address at all (UNIX sockets).
     """
-    try:
-        address = ipaddress.ip_address(host.split("%", 1)[0])
-    except ValueError:
-        return True
-    mapped = getattr(address, "ipv4_mapped", None)
-    if mapped is not None:
-        address = mapped
-    return address.is_loopback
+    address = _ip(host)
+    return address is None or address.is_loopback
 
 
 @implementer(IWrappedFactory)
@@ -195,16 +218,17 @@ class ChatFactory(Factory):
             _log.warn("refusing {peer}: server full", peer=proto.peer)
             return ("server-full", "the server is full; try again later")
         host = proto.peer
-        count = self._per_ip.get(host, 0) + 1
-        self._per_ip[host] = count
-        self._counted[proto] = host
+        key = address_key(host)
+        count = self._per_ip.get(key, 0) + 1
+        self._per_ip[key] = count
+        self._counted[proto] = key
         if config.max_per_ip and count > config.max_per_ip and not _exempt_from_per_ip(host):
-            _log.warn("refusing {peer}: too many connections from it", peer=host)
+            _log.warn("refusing {peer}: too many connections from its address", peer=host)
             return ("too-many-connections", "too many connections from your address")
         if self.throttled:
             proto.throttle(True)
         limiter = proto.limiter
-        if limiter is not None and self._flooded and self._recently_flooded(host):
+        if limiter is not None and self._flooded and self._recently_flooded(key):
             limiter.drain()
         return None
 
@@ -231,22 +255,23 @@ class ChatFactory(Factory):
     def connection_closed(self, proto: IServerConnection) -> None:
         limiter = proto.limiter
         if limiter is not None and limiter.flooded and not _exempt_from_per_ip(proto.peer):
+            key = address_key(proto.peer)
             flooded = self._flooded
-            flooded.pop(proto.peer, None)
-            flooded[proto.peer] = self.clock.seconds()
+            flooded.pop(key, None)
+            flooded[key] = self.clock.seconds()
             if len(flooded) > 65536:  # forget the oldest
                 del flooded[next(iter(flooded))]
         self.connections.discard(proto)
         self.registered_connections.discard(proto)
         if self._behind.pop(proto, None) is not None:
             self._update_throttle()
-        host = self._counted.pop(proto, None)
-        if host is not None:
-            count = self._per_ip.get(host, 0) - 1
+        key = self._counted.pop(proto, None)
+        if key is not None:
+            count = self._per_ip.get(key, 0) - 1
             if count > 0:
-                self._per_ip[host] = count
+                self._per_ip[key] = count
             else:
-                self._per_ip.pop(host, None)
+                self._per_ip.pop(key, None)
         if not self.connections and self._closed_waiters:
             waiters, self._closed_waiters = self._closed_waiters, []
             for d in waiters:

@@ -13,8 +13,15 @@ fsynced on a timer, not per message::
     log.append(b'{"type":"message",...}')
     log.close()
 
-On start the server restores its C{seq} counter and its history from the
-end of the file; a torn last line (a crash mid-write) is skipped.
+On start the server restores every room's C{seq} and history, the private
+counter and the history epoch from the log (L{MessageLog.restore_rooms});
+a torn last line (a crash mid-write) is skipped. Each message names its
+room (a line without one, from version 1, is the default room's). The
+history epoch is kept beside the log, in C{FILE.epoch} (rotation leaves it
+alone); a log that holds no message starts a new epoch.
+
+The file is created readable by its owner only (0600): it holds every
+message. An existing file that others may read is reported at start.
 
 With C{rotate_bytes}, a file that has reached that size is renamed to
 C{FILE.1} (C{FILE.1} to C{FILE.2}, and so on; C{FILE.KEEP} is deleted) and a
@@ -25,16 +32,38 @@ current one holds fewer public messages than the history asks for.
 
 from __future__ import annotations
 
-import json
 import os
+import stat
 from typing import Any, List, Optional, Tuple
 
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
+from ..wire.rooms import room_name
+from .logread import Restored, RestoredRoom, lines_backwards, restore_message
+
+__all__ = ["MessageLog", "Restored", "RestoredRoom", "readable_by_others"]
+
 _log = Logger()
 
-_BLOCK = 1 << 16
+
+def _private_opener(path: str, flags: int) -> int:
+    """Open (create) C{path} readable and writable by its owner only."""
+    return os.open(path, flags, 0o600)
+
+
+def _open_log(path: str) -> Any:
+    return open(path, "ab", buffering=0, opener=_private_opener)
+
+
+def readable_by_others(path: str) -> bool:
+    """Whether the file at C{path} may be read by others than its owner (POSIX)."""
+    if os.name != "posix":
+        return False  # Windows: ACLs, not mode bits
+    try:
+        return bool(os.stat(path).st_mode & (stat.S_IRWXG | stat.S_IRWXO))
+    except OSError:
+        return False
 
 
 class MessageLog:
@@ -53,7 +82,12 @@ class MessageLog:
         self.path = path
         self.rotate_bytes = rotate_bytes
         self.keep = keep if rotate_bytes else 0
-        self._file = open(path, "ab", buffering=0)
+        self.epoch: Optional[str] = None
+        existed = os.path.exists(path)
+        self._file = _open_log(path)
+        if existed and readable_by_others(path):
+            _log.warn("the message log {path} may be read by other users: "
+                      "chmod 600 it", path=path)
         self._terminate_torn_line()
         self._size = self._file.seek(0, os.SEEK_END)
         self._next_rotation = rotate_bytes
@@ -89,7 +123,7 @@ class MessageLog:
             # would join it and be lost too.
             line = b"\n" + line
         if self._file.closed:
-            self._file = open(self.path, "ab", buffering=0)  # OSError: not stored
+            self._file = _open_log(self.path)  # OSError: not stored
         self._torn = True  # until this write is known to be whole
         written = self._file.write(line)
         self._dirty = True
@@ -130,7 +164,7 @@ class MessageLog:
             self._rotation_failed("message log rotation failed: {error}", e)
             return
         try:
-            self._file = open(self.path, "ab", buffering=0)
+            self._file = _open_log(self.path)
         except OSError as e:
             self._reopen(self.rotated_path(1))
             self._rotation_failed("message log: cannot start a new file after rotating: {error}", e)
@@ -141,9 +175,36 @@ class MessageLog:
         _sync_directory(self.path)
         _log.info("message log rotated to {path}", path=self.rotated_path(1))
 
+    @property
+    def epoch_path(self) -> str:
+        """The file that keeps the history epoch beside the log."""
+        return self.path + ".epoch"
+
+    def set_epoch(self, epoch: str) -> None:
+        """Record C{epoch} as the history's epoch, in L{epoch_path}."""
+        self.epoch = epoch
+        temporary = self.epoch_path + ".new"
+        try:
+            with open(temporary, "w", encoding="utf-8", opener=_private_opener) as f:
+                f.write(epoch + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(temporary, self.epoch_path)
+        except OSError as e:
+            # The chat goes on; a restart will start yet another epoch.
+            _log.error("message log: cannot store the epoch: {error}", error=e)
+
+    def _stored_epoch(self) -> Optional[str]:
+        try:
+            with open(self.epoch_path, encoding="utf-8") as f:
+                epoch = f.read().strip()
+        except (OSError, UnicodeDecodeError):
+            return None
+        return epoch if 0 < len(epoch) <= 64 and epoch.isprintable() else None
+
     def _reopen(self, path: str) -> None:
         try:
-            self._file = open(path, "ab", buffering=0)
+            self._file = _open_log(path)
         except OSError as e:
             # Left closed: the next append tries again, and fails as a
             # write failure (the sender is told) until it works.
@@ -184,7 +245,7 @@ class MessageLog:
         recent: List[Tuple[int, bytes]] = []
         dropped = 0
         oldest = 0
-        for seq, kind, body in self._all_lines_backwards():
+        for seq, kind, body, _ in self._all_lines_backwards():
             if last_seq == 0:
                 last_seq = seq
             oldest = seq
@@ -202,12 +263,38 @@ class MessageLog:
         recent.reverse()
         return last_seq, recent, dropped
 
+    def restore_rooms(self, history_size: int, default_room: str) -> Restored:
+        """
+        Read the whole log (the rotated files too): every room's last
+        C{seq}, its last C{history_size} messages (oldest first) and the
+        highest C{seq} of one no longer held, the private counter and the
+        epoch (L{epoch_path}; C{None} for a log that holds no message). A
+        room whose first message in the log is not C{seq} 1 had older ones
+        rotated away. Reads the whole log: rotation bounds the time this
+        takes.
+        """
+        restored = Restored()
+        rooms = restored.rooms
+        default = room_name(default_room)
+        for seq, kind, body, record in self._all_lines_backwards():
+            if kind == "private":
+                restored.private_seq = max(restored.private_seq, seq)
+            elif kind == "message":
+                restore_message(rooms, record.get("room", default), seq, body, history_size)
+        for kept in rooms.values():
+            kept.recent.reverse()
+            if kept.oldest > 1:
+                kept.dropped_upto = max(kept.dropped_upto, kept.oldest - 1)
+        if rooms or restored.private_seq:
+            restored.epoch = self.epoch = self._stored_epoch()
+        return restored
+
     def _all_lines_backwards(self):
         """The lines of the current file, then of each rotated one, newest first."""
-        yield from _lines_backwards(self.path)
+        yield from lines_backwards(self.path)
         for n in self._rotated():
             if n <= self.keep:
-                yield from _lines_backwards(self.rotated_path(n), current=False)
+                yield from lines_backwards(self.rotated_path(n), current=False)
 
     def _rotated(self) -> List[int]:
         """
@@ -240,49 +327,3 @@ def _sync_directory(path: str) -> None:
         pass  # not supported here (some filesystems, Windows)
     finally:
         os.close(fd)
-
-
-def _lines_backwards(path: str, current: bool = True):
-    """Yield C{(seq, type, body)} for each good line of C{path}, newest first."""
-    with open(path, "rb") as f:
-        f.seek(0, os.SEEK_END)
-        position = f.tell()
-        tail = b""
-        first = True
-        while position > 0:
-            step = min(_BLOCK, position)
-            position -= step
-            f.seek(position)
-            chunk = f.read(step) + tail
-            lines = chunk.split(b"\n")
-            tail = lines.pop(0)  # may be incomplete: keep for the next block
-            for line in reversed(lines):
-                if not line.strip():
-                    continue
-                parsed = _parse_line(line, last=first and current)
-                first = False
-                if parsed is not None:
-                    yield parsed
-        if tail:
-            parsed = _parse_line(tail, last=first and current)
-            if parsed is not None:
-                yield parsed
-
-
-def _parse_line(line: bytes, last: bool) -> Optional[Tuple[int, str, bytes]]:
-    line = line.strip()
-    if not line:
-        return None
-    try:
-        record = json.loads(line)
-        seq = record["seq"]
-        kind = record["type"]
-        if not isinstance(seq, int) or isinstance(seq, bool) or not isinstance(kind, str):
-            raise ValueError("bad seq or type")
-    except (ValueError, KeyError, TypeError, RecursionError):
-        if last:
-            _log.warn("message log: skipping a torn last line")
-        else:
-            _log.warn("message log: skipping a line that is not a message record")
-        return None
-    return seq, kind, line

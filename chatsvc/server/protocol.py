@@ -11,7 +11,7 @@ the decision to close live here; names, order and fan-out live in the room.
 from __future__ import annotations
 
 import socket
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Optional
 
 from twisted.internet.defer import Deferred
 from twisted.internet.protocol import connectionDone
@@ -23,9 +23,10 @@ from zope.interface import implementer
 from ..chat.interfaces import IChatMember
 from ..wire.errors import RemoteProtocolError
 from ..wire.framing import MAX_FRAME, encode_frame
-from ..wire.messages import Message, decode, encode, error, text_error
+from ..wire.messages import Message, decode, encode, error
 from .interfaces import PLAIN, IChatTransport, IServerConnection
 from .ratelimit import ALLOW, FLOOD, RateLimiter
+from .requests import HANDLERS, ROOM_REQUESTS
 from .sendq import SendQueue
 
 _log = Logger()
@@ -49,7 +50,7 @@ _HOLD_TURN = 2
 _HOLD_THROTTLE = 4
 
 
-_UNLIMITED = frozenset({"ping", "pong", "quit"})
+_KEEPALIVE = frozenset({"ping", "pong"})
 _BEFORE_HELLO = frozenset({"hello", "ping"})
 
 
@@ -86,19 +87,6 @@ class ChatProtocol(Int32StringReceiver):
 
     MAX_LENGTH = MAX_FRAME
 
-    # Message type -> the method that handles it. Looked up per frame rather
-    # than bound per connection: ten thousand idle clients need no copies.
-    _HANDLERS: Dict[str, str] = {
-        "hello": "_hello",
-        "say": "_say",
-        "msg": "_msg",
-        "nick": "_nick",
-        "who": "_who",
-        "ping": "_ping",
-        "pong": "_pong",
-        "quit": "_quit",
-    }
-
     name: Optional[str] = None
     session_id: Optional[str] = None
     peer = "?"
@@ -108,7 +96,6 @@ class ChatProtocol(Int32StringReceiver):
     _deadline = None
     _abort_call = None
     _ping_sent_at: Optional[float] = None
-    _leave_text: Optional[str] = None
     _holds = 0
 
     def __init__(self, factory: Any) -> None:
@@ -133,7 +120,8 @@ class ChatProtocol(Int32StringReceiver):
         self.last_seen = now
         self.limiter = (
             RateLimiter(config.rate_burst, config.rate_per_second, now,
-                        config.flood_factor, config.flood_window)
+                        config.flood_factor, config.flood_window,
+                        config.ping_burst, config.ping_per_second)
             if config.rate_burst else None
         )
         refusal = self.factory.connection_opened(self)
@@ -160,14 +148,18 @@ class ChatProtocol(Int32StringReceiver):
 
     def send(self, message: Message) -> None:
         """Encode and send one message (after what the room has queued)."""
-        self._send_direct(encode_frame(encode(message)))
+        self.send_direct(encode_frame(encode(message)))
 
-    def _send_direct(self, frame: bytes) -> None:
+    def send_direct(self, frame: bytes) -> None:
+        """Send C{frame} to this client after what the chat has queued."""
         self.room.flush()
         self.send_frame(frame)
 
     def _send_error(self, e: RemoteProtocolError) -> None:
-        self.send(error(e.code, e.text, e.fatal))
+        message = error(e.code, e.text, e.fatal)
+        if e.room is not None:
+            message["room"] = e.room
+        self.send(message)
 
     def _behind(self, behind: bool) -> None:
         # Called from inside a fan-out too: the factory only pauses and
@@ -253,15 +245,17 @@ class ChatProtocol(Int32StringReceiver):
         try:
             message = decode(body)
         except RemoteProtocolError as e:
-            if self._limited(now):
-                return
-            self._send_error(e)
+            if not self._limited(now):
+                self._send_error(e)
             return
         kind = message["type"]
-        if kind not in _UNLIMITED and self._limited(now):
+        if kind in _KEEPALIVE:
+            if self._keepalive_limited(now):
+                return  # dropped without an answer (section 6)
+        elif kind != "quit" and self._limited(now):
             return
-        handler_name = self._HANDLERS.get(kind)
-        if handler_name is None:
+        handler = HANDLERS.get(kind)
+        if handler is None:
             self._send_error(RemoteProtocolError(
                 "unknown-type", f"unknown message type {kind[:64]!r}", fatal=False))
             return
@@ -270,19 +264,29 @@ class ChatProtocol(Int32StringReceiver):
                 "not-registered", "send hello first", fatal=False))
             return
         try:
-            result = getattr(self, handler_name)(message)
+            result = handler(self, message)
         except RemoteProtocolError as e:
-            self._send_error(e)
+            self._send_error(self._about(kind, message, e))
             return
         if isinstance(result, Deferred):
-            self._wait_for(result)
+            self._wait_for(result, kind, message)
         elif self.room.outbox_size > self.config.turn_budget:
             # This turn's fan-out is big enough: leave the rest of what this
             # client sent for the next turn, after the room has flushed.
             self._hold(_HOLD_TURN)
             self._clock.callLater(0, self._end_turn)
 
-    def _wait_for(self, result: Deferred) -> None:
+    def _about(self, kind: str, message: Message, e: RemoteProtocolError) -> RemoteProtocolError:
+        """C{e}, naming the room the request was about (4.2 C{error.room})."""
+        if e.room is None and kind in ROOM_REQUESTS:
+            room = message.get("room")
+            if room is None and kind == "say":
+                room = self.room.default_room
+            if isinstance(room, str) and len(room) <= 64:
+                e.room = room
+        return e
+
+    def _wait_for(self, result: Deferred, kind: str, message: Message) -> None:
         """
         A room that answers later (a distributed one) returned a Deferred:
         read nothing more from this client until it fires, so that its
@@ -292,7 +296,7 @@ class ChatProtocol(Int32StringReceiver):
         def failed(failure: Failure) -> None:
             failure.trap(RemoteProtocolError)
             if not self.closing:
-                self._send_error(failure.value)
+                self._send_error(self._about(kind, message, failure.value))
 
         answered = []
         result.addErrback(failed)
@@ -329,6 +333,16 @@ class ChatProtocol(Int32StringReceiver):
         if not self.factory.throttled:
             self._release(_HOLD_THROTTLE)
 
+    def _keepalive_limited(self, now: float) -> bool:
+        """A C{ping} or C{pong} past its own bucket: dropped, counted toward C{flood}."""
+        limiter = self.limiter
+        if limiter is None:
+            return False
+        verdict = limiter.check_keepalive(now)
+        if verdict is FLOOD:
+            self.fatal("flood", "far over the message rate for too long")
+        return verdict is not ALLOW
+
     def _limited(self, now: float) -> bool:
         limiter = self.limiter
         if limiter is None:
@@ -343,32 +357,21 @@ class ChatProtocol(Int32StringReceiver):
                 "rate-limited", "too many messages; this one was not delivered", fatal=False))
         return True
 
-    # -- message handlers ---------------------------------------------------
+    # -- what the request handlers ask (chatsvc.server.requests) ------------
 
-    def _hello(self, message: Message) -> Optional[Deferred]:
-        if self.name is not None:
-            raise RemoteProtocolError("already-registered", "you said hello already", fatal=False)
+    def prepare_registration(self) -> None:
+        """Before C{hello} reaches the chat: learn what the transport is."""
         transport = IChatTransport(self.transport, PLAIN)
         # A plaintext connection: the fan-out may skip the wrapper.
         write = transport.direct_writer()
         if write is not None:
             self._sendq.use_writer(write)
         self.encrypted = bool(transport.encrypted)
-        result = self.room.register(
-            self,
-            name=message.get("name"),
-            resume=message.get("resume"),
-            since=message.get("since"),
-            encrypted=self.encrypted,
-        )
-        if isinstance(result, Deferred):
-            return result.addCallback(self._registered)
-        self._registered(result)
-        return None
 
-    def _registered(self, name: str) -> None:
+    def registered(self, name: str) -> None:
+        """The chat registered this connection as C{name}."""
         if self.closing:
-            # The connection ended while a room that answers later was
+            # The connection ended while a chat that answers later was
             # registering it: take it out again, or it stays as a ghost.
             self.room.leave(self, "disconnected")
             return
@@ -379,52 +382,8 @@ class ChatProtocol(Int32StringReceiver):
         _log.info("{name} registered from {peer} (id {id})", name=name,
                   peer=self.peer, id=self.session_id)
 
-    def _text(self, message: Message) -> str:
-        text = message.get("text")
-        e = text_error(text, self.config.max_text)
-        if e is not None:
-            raise e
-        return text  # type: ignore[return-value]
-
-    def _say(self, message: Message) -> None:
-        return self.room.say(self, self._text(message))
-
-    def _msg(self, message: Message) -> None:
-        return self.room.private(self, message.get("to"), self._text(message))
-
-    def _nick(self, message: Message) -> Optional[Deferred]:
-        old = self.name
-
-        def renamed(new: str) -> None:
-            if new != old:
-                _log.info("{old} is now {new}", old=old, new=new)
-
-        result = self.room.rename(self, message.get("name"))
-        if isinstance(result, Deferred):
-            return result.addCallback(renamed)
-        renamed(result)
-        return None
-
-    def _who(self, message: Message) -> None:
-        for frame in self.room.who_frames():
-            self._send_direct(frame)
-
-    def _ping(self, message: Message) -> None:
-        answer: Message = {"type": "pong"}
-        if "token" in message:
-            answer["token"] = message["token"]
-        body = encode(answer)
-        if len(body) > MAX_FRAME:
-            raise RemoteProtocolError("too-long", "the pong would not fit a frame", fatal=False)
-        self._send_direct(encode_frame(body))
-
-    def _pong(self, message: Message) -> None:
-        pass  # any frame counts as life; last_seen is already updated
-
-    def _quit(self, message: Message) -> None:
-        reason = message.get("reason")
-        text = reason if text_error(reason, self.config.max_text) is None else None
-        _log.info("{name} quit", name=self.name)
+    def quit(self, text: Optional[str]) -> None:
+        """The client said C{quit}: leave with C{text}, send what is queued, close."""
         self._close("quit", text)
         self._sendq.flush()
         self._finish()

@@ -34,11 +34,15 @@ class RateLimiter:
     seconds is a flood (with the defaults, 59 frames are refused with
     C{rate-limited} and the 60th closes the connection with C{flood}).
 
-    A C{burst} of 0 turns the limit off (for benchmarks).
+    C{ping} and C{pong} take from a bucket of their own (C{keepalive_burst},
+    refilled at C{keepalive_per_second}; L{check_keepalive}), whose
+    refusals count toward the same flood guard.
+
+    A C{burst} of 0 turns the limits off (for benchmarks).
     """
 
     __slots__ = ("burst", "per_second", "_tokens", "_stamp", "_refusals", "_flood_limit", "_window",
-                 "flooded")
+                 "flooded", "keepalive_burst", "keepalive_per_second", "_ka_tokens", "_ka_stamp")
 
     def __init__(
         self,
@@ -47,6 +51,8 @@ class RateLimiter:
         now: float,
         flood_factor: int = 3,
         flood_window: float = 30.0,
+        keepalive_burst: int = 10,
+        keepalive_per_second: float = 1.0,
     ) -> None:
         self.burst = burst
         self.per_second = per_second
@@ -56,6 +62,10 @@ class RateLimiter:
         self._flood_limit = flood_factor * burst
         self._window = flood_window
         self.flooded = False  # whether check() ever said FLOOD
+        self.keepalive_burst = keepalive_burst
+        self.keepalive_per_second = keepalive_per_second
+        self._ka_tokens = float(keepalive_burst)
+        self._ka_stamp = now
 
     def drain(self) -> None:
         """
@@ -76,6 +86,26 @@ class RateLimiter:
             self._tokens = tokens - 1.0
             return ALLOW
         self._tokens = tokens
+        return self._refuse(now)
+
+    def check_keepalive(self, now: float) -> Verdict:
+        """
+        Take one token of the C{ping}/C{pong} bucket (PROTOCOL.md section
+        6); its refusals count toward the same flood guard.
+        """
+        if not self.burst or not self.keepalive_burst:
+            return ALLOW
+        tokens = self._ka_tokens + (now - self._ka_stamp) * self.keepalive_per_second
+        if tokens > self.keepalive_burst:
+            tokens = float(self.keepalive_burst)
+        self._ka_stamp = now
+        if tokens >= 1.0:
+            self._ka_tokens = tokens - 1.0
+            return ALLOW
+        self._ka_tokens = tokens
+        return self._refuse(now)
+
+    def _refuse(self, now: float) -> Verdict:
         refusals = self._refusals
         if refusals is None:
             refusals = self._refusals = deque()

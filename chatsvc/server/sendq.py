@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_protocol -*-
+# -*- test-case-name: tests.test_sendq -*-
 """
 A per-client send queue, registered as the transport's streaming producer.
 

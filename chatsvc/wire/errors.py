@@ -10,6 +10,8 @@ and is never caught by the adapters.
 
 from __future__ import annotations
 
+from typing import Optional
+
 
 class ChatsvcError(Exception):
     """Base class of every error raised on purpose by chatsvc."""
@@ -29,13 +31,17 @@ class RemoteProtocolError(ChatsvcError):
     @ivar text: a human readable explanation, safe to send to the peer: it
         never contains key material or the offending bytes.
     @ivar fatal: whether the connection must be closed.
+    @ivar room: the room the request was about (the error's C{room}), or
+        C{None}.
     """
 
-    def __init__(self, code: str, text: str = "", fatal: bool = True) -> None:
+    def __init__(self, code: str, text: str = "", fatal: bool = True,
+                 room: Optional[str] = None) -> None:
         super().__init__(code, text)
         self.code = code
         self.text = text or code
         self.fatal = fatal
+        self.room = room
 
     def __repr__(self) -> str:
         return f"RemoteProtocolError({self.code!r}, {self.text!r}, fatal={self.fatal!r})"

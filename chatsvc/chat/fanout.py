@@ -1,0 +1,105 @@
+# -*- test-case-name: tests.test_fanout -*-
+"""
+The chat's outbox: what a reactor turn broadcast, handed out in one pass.
+
+Each broadcast names its audience: a room (whoever is in it when the turn
+ends, less those who joined after the broadcast) or a fixed tuple of
+members (a C{left} or C{renamed} that goes to everyone sharing a room with
+someone). At the end of the turn, consecutive broadcasts to the same
+audience are joined into one write, so a busy room costs one write per
+member per turn however many messages it carried, and every member gets
+everything in the order it was broadcast::
+
+    outbox = Outbox(end_of_turn(clock))
+    outbox.to_room(room, frame)
+    outbox.joined(room, member)        # gets only what comes after this
+    outbox.flush()                     # at the end of the turn (scheduled)
+
+Members leave a room only after a L{Outbox.flush}: what was broadcast while
+they were in it still reaches them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Tuple
+
+
+class Outbox:
+    """
+    @param end_of_turn: an L{EndOfTurn <chatsvc.server.turns.EndOfTurn>}
+        (anything with C{schedule} and C{cancel}).
+    @ivar size: bytes queued and not yet handed out.
+    """
+
+    def __init__(self, end_of_turn: Any) -> None:
+        self._end_of_turn = end_of_turn
+        self._audiences: List[Any] = []
+        self._frames: List[bytes] = []
+        self._late: Dict[Tuple[Any, Any], int] = {}  # (room, member) -> first index
+        self._scheduled = False
+        self.size = 0
+
+    def __len__(self) -> int:
+        return len(self._frames)
+
+    def to_room(self, room: Any, frame: bytes) -> None:
+        """Queue C{frame} for the members of C{room} (its C{members}: member -> send)."""
+        self._queue(room, frame)
+
+    def to_members(self, members: Tuple[Any, ...], frame: bytes) -> None:
+        """Queue C{frame} for exactly C{members} (their C{send_frame})."""
+        if members:
+            self._queue(members, frame)
+
+    def joined(self, room: Any, member: Any) -> None:
+        """C{member} joined C{room} now: it gets that room's broadcasts from here on."""
+        if self._frames:
+            self._late[(room, member)] = len(self._frames)
+
+    def _queue(self, audience: Any, frame: bytes) -> None:
+        self._audiences.append(audience)
+        self._frames.append(frame)
+        self.size += len(frame)
+        if not self._scheduled:
+            self._scheduled = True
+            self._end_of_turn.schedule(self.flush)
+
+    def flush(self) -> None:
+        """Hand out everything queued, in order."""
+        if self._scheduled:
+            self._scheduled = False
+            self._end_of_turn.cancel(self.flush)
+        frames = self._frames
+        if not frames:
+            self._late.clear()
+            return
+        audiences, late = self._audiences, self._late
+        self._frames, self._audiences, self._late = [], [], {}
+        self.size = 0
+        i, n = 0, len(frames)
+        while i < n:
+            audience = audiences[i]
+            j = i + 1
+            while j < n and audiences[j] is audience:
+                j += 1
+            blob = frames[i] if j == i + 1 else b"".join(frames[i:j])
+            if type(audience) is tuple:
+                for member in audience:
+                    member.send_frame(blob)
+            elif late:
+                _to_room_late(audience, frames, i, j, blob, late)
+            else:
+                for send in list(audience.members.values()):
+                    send(blob)
+            i = j
+
+
+def _to_room_late(room: Any, frames: List[bytes], i: int, j: int, blob: bytes,
+                  late: Dict[Tuple[Any, Any], int]) -> None:
+    """Frames C{i:j} to C{room}'s members, less what came before a member joined."""
+    for member, send in list(room.members.items()):
+        start = late.get((room, member))
+        if start is None or start <= i:
+            send(blob)
+        elif start < j:
+            send(b"".join(frames[start:j]))
