@@ -36,7 +36,7 @@ from .servers import (DEMO_KEY, LOADGEN_CPU, REPO, ngircd_path, pinned, server_s
                       start_server)
 
 ALL_SERVERS = ["chatsvc", "chatsvc-enc", "chatsvc-log", "relay", "ngircd"]
-ALL_SCENARIOS = ["fanout", "overload", "latency", "memory", "setup", "register"]
+ALL_SCENARIOS = ["fanout", "overload", "latency", "memory", "setup", "register", "rooms"]
 
 # Which servers take part in which scenario (chatsvc-log only in fanout at
 # the headline size; the relay and ngircd have no flow control to test).
