@@ -289,11 +289,13 @@ def write_report(outdir: str, env: Dict[str, Any], runs: List[Dict[str, Any]]) -
     if profiles:
         from .profile import summarize
 
-        add("## Profiles (py-spy, chatsvc during fan-out at saturation)")
+        add("## Profiles (py-spy, chatsvc at saturation)")
         for r in profiles:
             res = r["result"] if r["ok"] else {}
             add("")
-            add(f"### {LABELS.get(r['server'], r['server'])}: "
+            where = (f", {r['scenario']} {r['opts']['layout']}" if r["opts"].get("layout")
+                     else "")
+            add(f"### {LABELS.get(r['server'], r['server'])}{where}: "
                 f"{_fmt(res.get('deliveries_per_s'))} deliveries/s in the profiled run "
                 f"(`{os.path.basename(r['profile'])}`)")
             add("")

@@ -58,8 +58,11 @@ def shrink_for_smoke(args: argparse.Namespace) -> None:
 
 
 def plan(scenario: str, args: argparse.Namespace, names: List[str], rep: int,
-         add: Callable[..., None]) -> None:
-    """Add the runs of one repetition of C{scenario} (C{add} as in L{runner.build_plan})."""
+         add: Callable[..., None], first_only: bool = False) -> None:
+    """
+    Add the runs of one repetition of C{scenario} (C{add} as in
+    L{runner.build_plan}); C{first_only}: of the first rooms layout only.
+    """
     common = {"loadgen": ROOMS_LOADGEN}
     if scenario == "register":
         for n in [int(x) for x in args.register_clients.split(",") if x.strip()]:
@@ -67,7 +70,8 @@ def plan(scenario: str, args: argparse.Namespace, names: List[str], rep: int,
                 add("register", name, rep, clients=n, concurrency=args.register_concurrency,
                     deadline=120 + n / 10, **common)
         return
-    for layout in parse_layouts(args.rooms_layouts):
+    layouts = parse_layouts(args.rooms_layouts)
+    for layout in layouts[:1] if first_only else layouts:
         rooms, size = layout
         n = rooms * size
         traffic = dict(window=args.window, duration=args.duration, warmup=args.warmup,

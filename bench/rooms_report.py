@@ -104,10 +104,10 @@ def _register(runs: List[Dict[str, Any]], env: Dict[str, Any]) -> List[str]:
         sizes = sorted(n for s, n in groups if s == server)
         per = {n: _median([r["result"]["server_ms_per_client"] for r in groups[(server, n)]])
                for n in sizes}
-        line = f"- {names.get(server, server)}: "
+        parts = []
         if len(sizes) > 1 and per[sizes[0]]:
-            line += (f"{_fmt(per[sizes[-1]] / per[sizes[0]], '.2f', 'x')} from {sizes[0]:,} to "
-                     f"{sizes[-1]:,} clients ({sizes[-1] / sizes[0]:.0f}x the clients)")
+            parts.append(f"{_fmt(per[sizes[-1]] / per[sizes[0]], '.2f', 'x')} from {sizes[0]:,} "
+                         f"to {sizes[-1]:,} clients ({sizes[-1] / sizes[0]:.0f}x the clients)")
         base = {"chatsvc": "chatsvc-base", "chatsvc-enc": "chatsvc-base-enc"}.get(server)
         for n in sizes:
             if base and (base, n) in groups:
@@ -118,13 +118,15 @@ def _register(runs: List[Dict[str, Any]], env: Dict[str, Any]) -> List[str]:
                 kib = [_median([r["result"]["kib_per_client"] for r in groups[k]])
                        for k in ((server, n), (base, n))]
                 more = kib[0] - kib[1] if None not in kib else None
-                line += (f"; at {n:,}: {_fmt(t, '.2f', 'x')} the baseline's time, "
-                         f"{_fmt(c, '.2f', 'x')} its server CPU, {_fmt(more, '+.2f')} KiB/client")
+                parts.append(f"at {n:,}: {_fmt(t, '.2f', 'x')} the baseline's time, "
+                             f"{_fmt(c, '.2f', 'x')} its server CPU, {_fmt(more, '+.2f')} "
+                             "KiB/client")
         ref = REFERENCE_10K.get(server)
         if ref and (server, 10000) in groups:
             t = _median([r["result"]["registration_seconds"] for r in groups[(server, 10000)]])
-            line += f"; 10,000 in {_fmt(t, '.1f')} s against issue 9's {ref:.0f} s"
-        out.append(line)
+            parts.append(f"10,000 in {_fmt(t, '.1f')} s against issue 9's {ref:.0f} s")
+        if parts:
+            out.append(f"- {names.get(server, server)}: " + "; ".join(parts))
     return out + [""]
 
 

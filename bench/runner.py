@@ -191,6 +191,12 @@ def build_plan(args: argparse.Namespace, servers: List[str], scenarios: List[str
                                                     warmup=args.warmup, drain=20.0,
                                                     deadline=120 + head / 50), profile=True)
                 jobs.append(job)
+        if "chatsvc" in servers and "rooms" in scenarios:
+            # the first rooms layout: where rooms spend their time
+            rooms_plan.plan("rooms", args, ["chatsvc"], -1,
+                            lambda *a, **o: jobs.append(
+                                Job(a[0], a[1], a[2], dict(common, mode=a[0], **o), profile=True)),
+                            first_only=True)
     return jobs
 
 
