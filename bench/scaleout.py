@@ -36,23 +36,19 @@ import argparse
 import importlib.util
 import json
 import os
-import re
-import select
 import shutil
 import signal
 import socket
-import struct
 import subprocess
 import sys
 import tempfile
 import time
 from typing import Any, Dict, List, Optional
 
+from .scaleload import LoadGen
+
 HOST = "127.0.0.1"
 SERVER_CPU, LOADGEN_CPU = "0", "1"
-_MESSAGE = b'"type":"message"'
-QUICKACK = bool(getattr(socket, "TCP_QUICKACK", None))
-_STAMP = re.compile(rb'"type":"message","from":"b(\d+)","text":"(\d+):')
 
 
 def pinned(argv: List[str], cpu: str) -> List[str]:
@@ -76,12 +72,6 @@ def find_redis_server() -> str:
         if path and os.access(path, os.X_OK):
             return path
     raise SystemExit("bench.scaleout needs redis-server (apt-get install redis-server)")
-
-
-def cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def wait_port(port: int, seconds: float = 30.0) -> None:
@@ -171,174 +161,12 @@ class Servers:
                 p.kill()
 
 
-class Client:
-    __slots__ = ("n", "sock", "buf", "sender", "probe", "inflight", "welcomed", "count")
-
-    def __init__(self, n: int, port: int, sender: bool, probe: bool) -> None:
-        self.n = n
-        self.sock = socket.create_connection((HOST, port))
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.buf = b""
-        self.sender = sender
-        self.probe = probe
-        self.inflight = 0
-        self.welcomed = False
-        self.count = 0
-        self.send_json({"type": "hello", "name": f"b{n}"})
-        self.sock.setblocking(False)
-
-    def send_json(self, message: Dict[str, Any]) -> None:
-        body = json.dumps(message).encode()
-        self.sock.sendall(struct.pack(">I", len(body)) + body)
-
-    def say(self) -> None:
-        text = f"{time.perf_counter_ns()}:" + "x" * 40
-        body = b'{"type":"say","text":"' + text.encode() + b'"}'
-        self.sock.send(struct.pack(">I", len(body)) + body)
-        self.inflight += 1
-
-
-class LoadGen:
-    def __init__(self, ports: List[int], clients: int, senders: int) -> None:
-        step = max(1, clients // senders)
-        self.clients = [Client(n, ports[n % len(ports)], n % step == 0 and n // step < senders,
-                               n % 10 == 0 or n % step == 0) for n in range(clients)]
-        self.by_fd = {c.sock.fileno(): c for c in self.clients}
-        self.poll = select.epoll()
-        for fd in self.by_fd:
-            self.poll.register(fd, select.EPOLLIN)
-        self.latencies: List[int] = []
-        self.deliveries = 0
-        self.record = False
-        end = time.monotonic() + 60
-        while not all(c.welcomed for c in self.clients):
-            if time.monotonic() > end:
-                raise SystemExit("clients did not all get welcome")
-            self.pump(0.1)
-
-    def pump(self, timeout: float) -> None:
-        for fd, _ in self.poll.poll(timeout):
-            c = self.by_fd[fd]
-            try:
-                data = c.sock.recv(1 << 18)
-                if QUICKACK:
-                    c.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
-            except BlockingIOError:
-                continue
-            if not data:
-                raise SystemExit(f"client {c.n} was disconnected")
-            now = time.perf_counter_ns()
-            if not c.welcomed:
-                c.buf += data
-                if b'"type":"history"' in c.buf:
-                    c.welcomed, c.buf = True, b""
-                continue
-            if c.probe:
-                data = c.buf + data
-                frames, rest = _split(data)
-                c.buf = rest
-                n = 0
-                for body in frames:
-                    m = _STAMP.match(body, 1)
-                    if m is None:
-                        continue
-                    n += 1
-                    if self.record:
-                        self.latencies.append(now - int(m.group(2)))
-                    if c.sender and int(m.group(1)) == c.n:
-                        c.inflight -= 1
-            else:
-                tail = c.buf
-                n = (tail + data).count(_MESSAGE) - tail.count(_MESSAGE)
-                c.buf = data[-20:]
-            if self.record:
-                self.deliveries += n
-
-    def throughput(self, window: int, warmup: float, duration: float,
-                   pids: List[int]) -> Dict[str, Any]:
-        senders = [c for c in self.clients if c.sender]
-        end_warm = time.monotonic() + warmup
-        while time.monotonic() < end_warm:
-            self._refill(senders, window)
-            self.pump(0.01)
-        cpu0 = {pid: cpu_seconds(pid) for pid in pids}
-        self.deliveries, self.latencies, self.record = 0, [], True
-        sent0 = sum(c.count for c in senders)
-        start = time.monotonic()
-        while time.monotonic() - start < duration:
-            self._refill(senders, window)
-            self.pump(0.01)
-        elapsed = time.monotonic() - start
-        self.record = False
-        cpu = {pid: cpu_seconds(pid) - cpu0[pid] for pid in pids}
-        sent = sum(c.count for c in senders) - sent0
-        self._drain(senders)
-        return {"deliveries_per_s": self.deliveries / elapsed, "messages_per_s": sent / elapsed,
-                "deliveries": self.deliveries, "messages": sent, "seconds": elapsed,
-                "cpu_s": cpu, **_percentiles(self.latencies)}
-
-    def latency(self, rate: float, duration: float) -> Dict[str, Any]:
-        senders = [c for c in self.clients if c.sender]
-        interval = 1.0 / rate
-        self.deliveries, self.latencies, self.record = 0, [], True
-        start = next_at = time.monotonic()
-        k = 0
-        while time.monotonic() - start < duration:
-            now = time.monotonic()
-            while next_at <= now:
-                c = senders[k % len(senders)]
-                c.say()
-                c.count += 1
-                k += 1
-                next_at += interval
-            self.pump(max(0.0, min(0.005, next_at - time.monotonic())))
-        self.record = False
-        self._drain(senders)
-        return {"rate": rate, "sent": k, **_percentiles(self.latencies)}
-
-    def _refill(self, senders: List[Client], window: int) -> None:
-        for c in senders:
-            while c.inflight < window:
-                c.say()
-                c.count += 1
-
-    def _drain(self, senders: List[Client]) -> None:
-        end = time.monotonic() + 10
-        while any(c.inflight > 0 for c in senders) and time.monotonic() < end:
-            self.pump(0.05)
-        for c in senders:
-            c.inflight = 0
-
-    def close(self) -> None:
-        for c in self.clients:
-            c.sock.close()
-
-
-def _split(data: bytes):
-    frames, i = [], 0
-    while len(data) - i >= 4:
-        (n,) = struct.unpack_from(">I", data, i)
-        if len(data) - i - 4 < n:
-            break
-        frames.append(data[i + 4 : i + 4 + n])
-        i += 4 + n
-    return frames, data[i:]
-
-
-def _percentiles(values: List[int]) -> Dict[str, Optional[float]]:
-    if not values:
-        return {"p50_ms": None, "p99_ms": None, "samples": 0}
-    values.sort()
-    pick = lambda q: values[min(len(values) - 1, int(q * len(values)))] / 1e6
-    return {"p50_ms": pick(0.50), "p99_ms": pick(0.99), "samples": len(values)}
-
-
 def run_setup(name: str, count: int, use_redis: bool, args: argparse.Namespace) -> Dict[str, Any]:
     workdir = tempfile.mkdtemp(prefix=f"scaleout-{name}-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
     redis = Redis(workdir, args.fsync) if use_redis else None
     servers = Servers(count, redis, workdir)
     try:
-        load = LoadGen(servers.ports, args.clients, args.senders)
+        load = LoadGen(servers.ports, args.clients, args.senders, args.rooms)
         pids = [p.pid for p in servers.procs] + ([redis.proc.pid] if redis else [])
         stats0 = redis.commandstats() if redis else {}
         result = load.throughput(args.window, args.warmup, args.duration, pids)
@@ -368,10 +196,12 @@ def run_setup(name: str, count: int, use_redis: bool, args: argparse.Namespace) 
 def script_cost(fsync: str, history: int, count: int = 5000) -> Dict[str, float]:
     """
     The C{say} script alone on an idle Redis: C{count} pipelined calls on one
-    connection; Redis's own time per call (C{INFO commandstats}) and the
-    wall time per message.
+    connection, into one room; Redis's own time per call (C{INFO
+    commandstats}) and the wall time per message.
     """
-    from chatsvc.redisscripts import EVENTS_KEPT, SCRIPTS, ChatKeys, message_head, script_sha
+    from chatsvc.chat.redis.entries import message_head
+    from chatsvc.chat.redis.keys import RoomKeys
+    from chatsvc.chat.redis.scripts import ROOM_EVENTS_KEPT, SCRIPTS, script_sha
 
     workdir = tempfile.mkdtemp(prefix="scaleout-lua-")
     redis = Redis(workdir, fsync)
@@ -384,11 +214,16 @@ def script_cost(fsync: str, history: int, count: int = 5000) -> Dict[str, float]
             return out
 
         with socket.create_connection((HOST, redis.port)) as s:
-            s.sendall(encode("SCRIPT", "LOAD", SCRIPTS["say"]))
-            s.recv(1000)
-            head = message_head("alice", "x" * 60, "2026-11-22T02:50:00.123Z")
-            batch = b"".join(encode("EVALSHA", script_sha(SCRIPTS["say"]), 6, *ChatKeys("b").all,
-                                    "srv", 0, head, history, EVENTS_KEPT) for _ in range(count))
+            keys = RoomKeys("b", "#lobby").all
+            text = SCRIPTS["say"][1]
+            s.sendall(encode("SCRIPT", "LOAD", text) + encode("HSET", keys[1], "s-1", "srv|0|alice"))
+            got = b""
+            while got.count(b"\r\n") < 3:
+                got += s.recv(1000)
+            head = message_head("#lobby", "alice", "x" * 60, "2026-11-22T02:50:00.123Z")
+            batch = b"".join(encode("EVALSHA", script_sha(text), len(keys), *keys,
+                                    "srv", 0, "s-1", head, history, ROOM_EVENTS_KEPT)
+                             for _ in range(count))
 
             def run() -> float:
                 start = time.perf_counter()
@@ -447,6 +282,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clients", type=int, default=150)
     parser.add_argument("--senders", type=int, default=6)
+    parser.add_argument("--rooms", type=int, default=0,
+                        help="clients in this many rooms of equal size (senders in different "
+                             "rooms); 0: everyone in the default room")
     parser.add_argument("--window", type=int, default=4, help="messages in flight per sender")
     parser.add_argument("--duration", type=float, default=8.0)
     parser.add_argument("--warmup", type=float, default=2.0)

@@ -9,6 +9,12 @@ and may hold blank lines and C{#} comment lines around it::
     $ chat-keygen ~/.config/chatsvc/chat.key      # or python -m chatsvc.keys
     >>> key = load_key(os.path.expanduser("~/.config/chatsvc/chat.key"))
     >>> key_file_warning(path)    # None, or "...: other users can access ..."
+    >>> key = load_key(path, warn=print)   # the same, the warning given to warn()
+
+The project's own demo key (C{keys/demo.key}) is public: L{is_demo_key}
+recognises it by its value, wherever its file lies, and
+L{key_file_warning} then says so (and only that: its file's mode does not
+matter). An all-zero key is refused.
 
 Every failure raises L{KeyFileError} with a one-line message that names the
 file and says what was expected, and never holds key material: it is meant to
@@ -24,11 +30,13 @@ import base64
 import binascii
 import codecs
 import contextlib
+import hashlib
+import hmac
 import os
 import re
 import stat
 import sys
-from typing import IO, Optional, Sequence, Union
+from typing import IO, Callable, Optional, Sequence, Union
 
 from chatsvc.wire.errors import ChatsvcError
 
@@ -42,6 +50,11 @@ _HEADER = (
     "# chatsvc pre-shared key (chat-keygen). Keep it secret: anyone who has it\n"
     "# can join the chat and read it. Copy it to clients over a secure channel.\n"
 )
+
+_DEMO_KEY_SHA256 = bytes.fromhex(
+    "751e4d82921f1a59bb6a2b58e64c4d3bf821394afd11d608148fae8acb46d4a7")
+"""SHA-256 of the public demo key of C{keys/demo.key}: it is recognised by
+its value, not its file name (PROTOCOL.md section 5)."""
 
 Path = Union[str, "os.PathLike[str]"]
 
@@ -64,13 +77,8 @@ def _expected(path: Path, problem: str) -> KeyFileError:
     )
 
 
-def load_key(path: Path) -> bytes:
-    """
-    Return the 32-byte key stored in the key file at C{path}.
-
-    @raise KeyFileError: if the file is missing, unreadable, a directory, or
-        holds anything but one key, blank lines and C{#} comments.
-    """
+def _read_key(path: Path) -> bytes:
+    """L{load_key} without the warning."""
     if os.path.isdir(path):
         raise KeyFileError(f"{_name(path)}: is a directory; expected a key file")
     try:
@@ -113,17 +121,60 @@ def load_key(path: Path) -> bytes:
     # so that one key has exactly one textual form.
     if base64.urlsafe_b64encode(key) != line:
         raise _expected(path, f"line {number} is not canonical URL-safe base64")
+    if key == bytes(KEY_SIZE):
+        raise KeyFileError(
+            f"{_name(path)}: line {number} is an all-zero key, which protects"
+            " nothing; make a random key with chat-keygen"
+        )
     return key
 
 
-def key_file_warning(path: Path) -> Optional[str]:
+def load_key(path: Path, warn: Optional[Callable[[str], None]] = None) -> bytes:
     """
-    Return a warning if other users may read or change the key file at
-    C{path}, else C{None}.
+    Return the 32-byte key stored in the key file at C{path}.
 
-    Always C{None} where POSIX permissions do not apply (Windows), or if the
-    file cannot be examined (L{load_key} reports that).
+    @param warn: if given, called with L{key_file_warning}'s warning, if any
+        (the public demo key, or a file other users can access).
+    @raise KeyFileError: if the file is missing, unreadable, a directory, or
+        holds anything but one key, blank lines and C{#} comments, or its
+        key is all zero.
     """
+    key = _read_key(path)
+    if warn is not None:
+        warning = key_file_warning(path, key)
+        if warning is not None:
+            warn(warning)
+    return key
+
+
+def is_demo_key(key: bytes) -> bool:
+    """Whether C{key} is the project's public demo key (C{keys/demo.key})."""
+    return hmac.compare_digest(hashlib.sha256(key).digest(), _DEMO_KEY_SHA256)
+
+
+def key_file_warning(path: Path, key: Optional[bytes] = None) -> Optional[str]:
+    """
+    Return a warning about the key file at C{path}, else C{None}: that it
+    holds the public demo key (whatever its mode), or that other users may
+    read or change it.
+
+    @param key: the key the file holds, if already loaded; else it is read
+        here (a file that cannot be loaded gets only the mode check:
+        L{load_key} reports the rest).
+
+    The mode check is always C{None} where POSIX permissions do not apply
+    (Windows), or if the file cannot be examined.
+    """
+    if key is None:
+        try:
+            key = _read_key(path)
+        except KeyFileError:
+            key = None
+    if key is not None and is_demo_key(key):
+        return (
+            f"{_name(path)} holds the public demo key of chatsvc, which everyone"
+            " has: it protects nothing. Make your own with: chat-keygen PATH"
+        )
     if os.name != "posix":
         return None
     try:

@@ -86,6 +86,8 @@ class Options(usage.Options):
         ["handshake-timeout", None, 10.0, "Seconds from connecting to a completed handshake and hello.", _non_negative(float, "handshake-timeout")],
         ["ping-interval", None, 60.0, "Seconds of silence before the server pings a client.", _non_negative(float, "ping-interval")],
         ["ping-timeout", None, 30.0, "Seconds more of silence before the client is dropped.", _non_negative(float, "ping-timeout")],
+        ["metrics", None, None, "Serve Prometheus metrics at /metrics on this endpoint, e.g. tcp:9100:interface=127.0.0.1; needs chatsvc[metrics]."],
+        ["admin", None, None, "Operator controls (chat-admin) on this endpoint: unix:/path (made mode 0600), or tcp:PORT:interface=127.0.0.1."],
         ["motd", None, None, "Message of the day, sent in every welcome."],
         ["redis", None, None, "Scale out: serve one chat with every server started with this Redis client endpoint (e.g. tcp:127.0.0.1:6379) and --chat; needs chatsvc[redis]."],
         ["chat", None, "chat", "With --redis: the chat's name in Redis (letters, digits, _ - .)."],
@@ -129,7 +131,7 @@ class Options(usage.Options):
                                        "history lives in Redis (turn on its appendonly file)")
             if self["redis-lease"] < 1:
                 raise usage.UsageError("--redis-lease must be at least 1 second")
-            from .redisscripts import check_chat_name
+            from .chat.redis.keys import check_chat_name
             try:
                 check_chat_name(self["chat"])
             except ValueError as e:
@@ -205,12 +207,27 @@ def _load_psk(path: Optional[str], encrypted: bool, allow_plaintext: bool = Fals
     return psk
 
 
+def _operations(options: Options, reactor: Any, factory: ChatFactory, room: Any,
+                service: ChatService) -> None:
+    """--metrics and --admin (chatsvc.metrics, chatsvc.admin)."""
+    if options["metrics"]:
+        from .metrics.service import enable_metrics
+        enable_metrics(options["metrics"], reactor, factory, room, service)
+    if options["admin"]:
+        from .admin.server import enable_admin
+        redis = None
+        if options["redis"] is not None:
+            from twisted.internet.endpoints import clientFromString
+            redis = (clientFromString(reactor, options["redis"]), options["chat"])
+        enable_admin(options["admin"], reactor, factory, room, service, redis)
+
+
 def _redis_room(options: Options, reactor: Any) -> Any:
     """The room of a server that shares its chat with others through Redis."""
     from twisted.internet.endpoints import clientFromString
 
-    from .redislink import _txredisapi
-    from .redisroom import RedisRoom
+    from .chat.redis.link import _txredisapi
+    from .chat.redis.room import RedisChat
 
     _txredisapi()  # a clear message now if the extra is not installed
     try:
@@ -219,8 +236,11 @@ def _redis_room(options: Options, reactor: Any) -> Any:
         raise SystemExit(f"chat: bad --redis endpoint {options['redis']!r}: {e}")
     _log.info("serving chat {chat} through Redis at {redis}", chat=options["chat"],
               redis=options["redis"])
-    return RedisRoom(reactor, endpoint, chat=options["chat"], history_size=options["history"],
-                     motd=options["motd"], lease=options["redis-lease"])
+    return RedisChat(reactor, endpoint, chat=options["chat"], history_size=options["history"],
+                     motd=options["motd"], lease=options["redis-lease"],
+                     default_room=options["default-room"],
+                     presence_limit=options["presence-limit"], max_rooms=options["max-rooms"],
+                     max_rooms_per_client=options["rooms-per-client"])
 
 
 def makeService(options: Options, reactor: Any = None) -> ChatService:
@@ -261,7 +281,12 @@ def makeService(options: Options, reactor: Any = None) -> ChatService:
             endpoint = serverFromString(reactor, description)
         except (ValueError, TypeError, KeyError) as e:
             raise SystemExit(f"chat: bad --listen endpoint {description!r}: {e}")
+        except IndexError:  # systemd: with no such inherited socket
+            raise SystemExit(f"chat: --listen {description!r}: no such socket was inherited from "
+                             "systemd (LISTEN_FDS); start it through its .socket unit")
         StreamServerEndpointService(endpoint, wrapper).setServiceParent(service)
+    # After the chat's own listeners, so that they are logged (and start) first.
+    _operations(options, reactor, factory, room, service)
     mode = ("encrypted only" if require else
             "plaintext and encrypted" if psk is not None else "plaintext only")
     _log.info("chatsvc on {listen} ({mode}); default room {room}, history {history} per room",

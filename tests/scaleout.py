@@ -78,6 +78,7 @@ class RedisServer:
         self.directory = directory
         self.port = port
         self.persist = persist
+        self.extra: List[str] = []  # more redis-server options
         self.process: Optional[subprocess.Popen] = None
 
     @classmethod
@@ -95,6 +96,7 @@ class RedisServer:
                 "--logfile", ""]
         if self.persist:
             args += ["--appendonly", "yes", "--appendfsync", "always"]
+        args += self.extra
         self.process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
         seen = b""
@@ -263,7 +265,7 @@ class FrameClient(Int32StringReceiver):
 
     @defer.inlineCallbacks
     def hello(self, name: Optional[str] = None, **members: Any):
-        """Send C{hello}; return the C{welcome} (fails on an error)."""
+        """Send C{hello}; return the C{welcome} once every room's history is in (fails on an error)."""
         start = len(self.messages)
         message: Dict[str, Any] = {"type": "hello"}
         if name is not None:
@@ -274,10 +276,26 @@ class FrameClient(Int32StringReceiver):
                                      what="welcome", start=start)
         if answer["type"] == "error":
             raise AssertionError(f"hello refused: {answer}")
-        yield self.wait_for(lambda m: m["type"] == "history" and not m.get("more"),
-                            what="history", start=start)
+        rooms = answer.get("rooms", [None])  # a version 1 server names none
+        if rooms:
+            last = rooms[-1]
+            yield self.wait_for(lambda m: m["type"] == "history" and not m.get("more")
+                                and m.get("room") == last, what="history", start=start)
         self.name = answer["name"]
         return answer
+
+    def history(self, room: str) -> Dict[str, Any]:
+        """The last complete C{history} of C{room} (its parts joined)."""
+        parts: List[Dict[str, Any]] = []
+        for m in self.messages:
+            if m["type"] == "history" and m.get("room") == room:
+                if parts and not parts[-1].get("more"):
+                    parts = []
+                parts.append(m)
+        if not parts:
+            raise AssertionError(f"no history of {room}")
+        return {"room": room, "complete": parts[-1]["complete"],
+                "messages": [h for p in parts for h in p["messages"]]}
 
     def of_type(self, *kinds: str) -> List[Dict[str, Any]]:
         return [m for m in self.messages if m["type"] in kinds]

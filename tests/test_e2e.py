@@ -11,7 +11,7 @@ import os
 import socket
 import struct
 
-from twisted.internet import defer
+from twisted.internet import defer, threads
 from twisted.trial.unittest import TestCase
 
 from .procs import DEMO_KEY, REPO, ChatClientProcess, ChatServer, LineProcess, _spawn, TWISTD
@@ -20,6 +20,32 @@ from .procs import DEMO_KEY, REPO, ChatClientProcess, ChatServer, LineProcess, _
 def raw_frame(message: dict) -> bytes:
     body = json.dumps(message).encode()
     return struct.pack(">I", len(body)) + body
+
+
+REPLY_DEADLINE = 20.0
+"""Seconds a raw connection waits for the server's first frame."""
+
+
+def _first_reply(port: int, data: bytes) -> dict:
+    """
+    Send C{data} on a new connection and return the first message of the
+    reply (in a thread: the socket blocks).
+
+    @raise AssertionError: if the server closes without a frame or sends
+        nothing within L{REPLY_DEADLINE}.
+    """
+    with socket.create_connection(("127.0.0.1", port), timeout=REPLY_DEADLINE) as s:
+        s.sendall(data)
+        reply = b""
+        while len(reply) < 4 or len(reply) < 4 + struct.unpack(">I", reply[:4])[0]:
+            try:
+                chunk = s.recv(65536)
+            except socket.timeout:
+                raise AssertionError(f"no reply within {REPLY_DEADLINE} s to {data[:20]!r}")
+            if not chunk:
+                raise AssertionError(f"closed without an error frame: {data[:20]!r} got {reply!r}")
+            reply += chunk
+    return json.loads(reply[4 : 4 + struct.unpack(">I", reply[:4])[0]])
 
 
 class ChatTests(TestCase):
@@ -43,16 +69,24 @@ class ChatTests(TestCase):
         bob.send("/msg carol psst, carol")
         yield carol.wait_for("[private] bob: psst, carol")
         yield bob.wait_for("[private] -> carol: psst, carol")
-        self.assertNotIn("psst", alice.output())
         carol.send("/nick caz")
         yield alice.wait_for("* carol is now caz")
+        # The server sends to alice in order: had it sent her the private
+        # message, it would have come before the rename.
+        self.assertNotIn("psst", alice.output())
         bob.send("/who")
         yield bob.wait_for("* users:")
         users = [l for l in bob.lines if l.startswith("* users:")][-1]
         self.assertEqual(sorted(users[len("* users: "):].split(", ")), ["alice", "bob", "caz"])
         alice.send("evil \x1b[2J text")
         yield alice.wait_for("! bad-text")  # refused by the server: nobody gets it
+        alice.send("after the escape")
+        yield bob.wait_for("alice: after the escape")
+        # Neither the raw ESC nor the client's printed form of it (the text
+        # \x1b), nor the rest of the refused text, reached bob.
+        self.assertNotIn("[2J", bob.output())
         self.assertNotIn("\x1b", bob.output())
+        self.assertNotIn("\\x1b", bob.output())
         bob.send("/quit")
         code = yield bob.wait_exit()
         self.assertEqual(code, 0)
@@ -157,20 +191,25 @@ class ServerProcessTests(TestCase):
 
     @defer.inlineCallbacks
     def test_bad_input_never_a_traceback(self):
+        """
+        Each kind of junk gets its error frame (a hung or silent server
+        fails), and the server goes on serving without a traceback.
+        """
         server = yield ChatServer.start(self)
-        junk = [b"\x00\x00\x00\x00", b"\xff\xff\xff\xff", b"\x00\x00\x00\x05hello",
-                raw_frame({"type": "hello", "name": "\ud800x"}) if False else b"\x00\x00\x00\x03{\xff}",
-                b"\x00\x00\x00\x0c" + b"[" * 12, raw_frame({"type": 5}), b"GET / HTTP/1.0\r\n\r\n"]
-        for data in junk:
-            s = socket.create_connection(("127.0.0.1", server.port))
-            s.sendall(data)
-            s.settimeout(5)
-            try:
-                reply = s.recv(65536)
-            except OSError:
-                reply = b""
-            s.close()
-            self.assertTrue(reply == b"" or b'"type":"error"' in reply, reply)
+        junk = [
+            (b"\x00\x00\x00\x00", "bad-frame"),
+            (b"\xff\xff\xff\xff", "frame-too-long"),
+            (b"\x00\x00\x00\x05hello", "bad-frame"),  # not "{", not a handshake record
+            (raw_frame({"type": "hello", "name": "\ud800x"}), "bad-json"),  # a lone surrogate
+            (b"\x00\x00\x00\x03{\xff}", "bad-json"),
+            (b"\x00\x00\x00\x0c" + b"[" * 12, "bad-frame"),
+            (raw_frame({"type": "ping", "token": [[]] * 70}), "bad-json"),  # over 64 containers
+            (raw_frame({"type": 5}), "bad-json"),
+            (b"GET / HTTP/1.0\r\n\r\n", "frame-too-long"),
+        ]
+        for data, code in junk:
+            reply = yield threads.deferToThread(_first_reply, server.port, data)
+            self.assertEqual((reply["type"], reply["code"]), ("error", code), repr(data))
         ok = ChatClientProcess.start(self, server.port, "--name", "sane")
         yield ok.wait_for("* connected as sane")
         self.assertEqual(server.tracebacks(), [])

@@ -161,7 +161,7 @@ class ClientFaultTests(TestCase):
         server = yield start_server(self, "--encrypted", "--psk", DEMO_KEY)
         key = os.path.abspath(self.mktemp())
         with open(key, "w") as f:
-            f.write("A" * 43 + "=\n")
+            f.write("A" * 42 + "E=\n")  # a valid key, not the server's (all zero is refused)
         os.chmod(key, 0o600)
         client = ChatClientProcess.start(self, server.port, "--name", "mallory", "--encrypted",
                                          "--psk", key, label="mallory")

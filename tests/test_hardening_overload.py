@@ -25,6 +25,7 @@ import time
 from typing import Any, Dict, List
 
 from twisted.internet import defer, task
+from twisted.internet.error import ConnectionLost
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from chatsvc.wire.framing import encode_frame
@@ -51,6 +52,10 @@ from .procs import DEMO_KEY
 KIB = 1024
 MIB = 1024 * 1024
 
+ECHO_DEADLINE = 10.0
+"""Seconds a normal client's echo may take during a flood: a deadline for
+the echo to come at all, not a latency target (bench/ measures those)."""
+
 
 def rss_bound(stalled: int, sendq: int, base_slack: int = 24 * MIB) -> int:
     """
@@ -61,6 +66,24 @@ def rss_bound(stalled: int, sendq: int, base_slack: int = 24 * MIB) -> int:
     allocator and the fan-out of the readers.
     """
     return stalled * (sendq + 128 * KIB) + base_slack
+
+
+@defer.inlineCallbacks
+def settled_fd_count(pid: int, seconds: float = 15.0):
+    """
+    The process's open file count once it holds still (the same in two
+    readings 0.1 s apart), waited for with a deadline of C{seconds}.
+    """
+    deadline_at = time.monotonic() + seconds
+    last = fd_count(pid)
+    while True:
+        yield pause(0.1)
+        now = fd_count(pid)
+        if now == last:
+            return now
+        if time.monotonic() > deadline_at:
+            raise AssertionError(f"the server's file count did not settle in {seconds} s")
+        last = now
 
 
 class Sampler:
@@ -124,7 +147,6 @@ class SlowReaderTests(TestCase):
         stallers = yield fleet(self, server.port, [f"z{i}" for i in range(stalled_n)], psk_every=2)
         for client in stallers:
             client.transport.pauseProducing()  # stop reading: the kernel buffers fill, then the sendq
-        yield pause(0.2)
         sampler = Sampler(pid)
         started = time.monotonic()
         total = senders_n * per_sender
@@ -161,11 +183,21 @@ class SlowReaderTests(TestCase):
         # what the kernel held for it (or was aborted if it came too late).
         for client in stallers:
             client.transport.resumeProducing()
-        yield gather([c.wait_lost(30) for c in stallers])
+        reasons = yield gather([c.wait_lost(30) for c in stallers])
 
         lefts = {m["name"]: m["reason"] for m in watcher.messages if m["type"] == "left"}
         self.assertEqual({lefts.get(c.name) for c in stallers}, {"slow"}, lefts)
-        got_error = sum(1 for c in stallers if c.messages and c.messages[-1].get("code") == "slow")
+        # Each staller read the slow error last, or (too late to read it)
+        # was aborted: never another error, never a clean close without it.
+        got_error = 0
+        for client, reason in zip(stallers, reasons):
+            errors = [m.get("code") for m in client.messages if m["type"] == "error"]
+            self.assertIn(errors, ([], ["slow"]), f"{client.name}: {errors}")
+            if errors:
+                got_error += 1
+                self.assertEqual(client.messages[-1].get("code"), "slow", client.name)
+            else:
+                self.assertIsInstance(reason, ConnectionLost, f"{client.name}: closed, no error")
         # Every reader: every message once, in order; nobody else dropped.
         for client in readers:
             seqs = [m["seq"] for m in client.messages if m["type"] == "message"]
@@ -182,6 +214,12 @@ class SlowReaderTests(TestCase):
                 seq = m["seq"]
             elif m["type"] == "left" and m["name"].startswith("z"):
                 drop_points.append(seq * frame_size)
+        self.assertEqual(len(drop_points), stalled_n)
+        if "--sendq-soft" in options:
+            # The hard limit alone: nobody is dropped before its queue could
+            # hold the limit (ciphertext records are 21 bytes per frame more).
+            self.assertGreaterEqual(min(drop_points), sendq * frame_size // (frame_size + 21),
+                                    "a staller was dropped before its send queue was full")
         bound = rss_bound(stalled_n, sendq)
         self.assertLess(growth, bound, f"RSS grew {growth / MIB:.1f} MiB, bound {bound / MIB:.1f} MiB")
         self.assertEqual(server.tracebacks(), [])
@@ -206,7 +244,7 @@ class FloodTests(TestCase):
                 text = f"{tag} {client.name} {r}"
                 sent_at = time.monotonic()
                 client.say(text)
-                d = client.wait_for(lambda m, text=text: m.get("text") == text, timeout=30,
+                d = client.wait_for(lambda m, text=text: m.get("text") == text, timeout=ECHO_DEADLINE,
                                     since=max(0, len(client.messages) - 1))
                 d.addCallback(lambda _, sent_at=sent_at: results.append(time.monotonic() - sent_at))
                 waits.append(d)
@@ -270,7 +308,10 @@ class FloodTests(TestCase):
         self.assertEqual(reasons, {"flood"})
         p50b, p99b = pct(baseline, 0.5), pct(baseline, 0.99)
         p50f, p99f = pct(during, 0.5), pct(during, 0.99)
-        self.assertLess(p99f, max(0.5, 5 * p99b), "normal traffic slowed down by the flood")
+        # Normal traffic kept flowing: every echo came within ECHO_DEADLINE
+        # (latencies waits for each with that deadline). How fast is a figure
+        # for bench/, printed here, not a threshold a loaded machine can miss.
+        self.assertEqual(len(during), len(talkers) * 5)
         self.assertEqual(server.tracebacks(), [])
         yield sanity_check(self, server.port, "after")
         print(f"\n  [flood] {len(flood_stats)} flood connections, each <= "
@@ -290,8 +331,8 @@ class StormTests(TestCase):
         pid = pid_of(server)
         port = server.port
         yield sanity_check(self, port, "warmup", PSK)  # import everything lazy first
-        yield pause(0.3)
-        fds0, rss0 = fd_count(pid), rss_kib(pid) * KIB
+        fds0 = yield settled_fd_count(pid)
+        rss0 = rss_kib(pid) * KIB
         kinds = ["close", "reset", "half-header", "half-frame", "message1", "handshake",
                  "hello", "hello-encrypted", "bad-frame", "half-record"]
         counts = {k: 0 for k in kinds}

@@ -78,6 +78,15 @@ _texts = st.one_of(
 )
 _MEMBERS = {"name": _names, "text": _texts, "to": _names, "token": json_values,
             "since": json_leaves, "resume": json_leaves, "reason": _texts}
+# Protocol version 2's members: rooms, per-room since, the epoch, actions.
+_rooms = st.one_of(st.sampled_from(["#lobby", "#a", "#A", "#", "lobby", "#a b", "#" + "x" * 33]),
+                   _names.map(lambda n: "#" + n if isinstance(n, str) else n))
+_MEMBERS.update({
+    "room": _rooms, "rooms": st.lists(_rooms, max_size=25) | json_leaves,
+    "since": json_leaves | st.dictionaries(_rooms.filter(lambda r: isinstance(r, str)), json_leaves,
+                                           max_size=3),
+    "epoch": json_leaves, "action": json_leaves,
+})
 
 
 @st.composite
@@ -100,8 +109,8 @@ TRAPS: List[bytes] = [
     b'{"type":"ping","token":' + b"[" * 100_000 + b"]" * 100_000 + b"}",  # RecursionError
     b'{"type":"ping","token":' + b"[" * 100_000,
     b'{"type":"ping","token":' + b'{"a":' * 5000 + b"1" + b"}" * 5000 + b"}",
-    b'{"type":"ping","token":' + b"[" * 99 + b"]" * 99 + b"}",  # just under the limit
-    b'{"type":"ping","token":' + b"[" * 100 + b"]" * 100 + b"}",  # just over
+    b'{"type":"ping","token":' + b"[" * 63 + b"]" * 63 + b"}",  # 64 containers: the limit
+    b'{"type":"ping","token":' + b"[" * 64 + b"]" * 64 + b"}",  # 65: just over
     b'{"type":"ping","token":NaN}',
     b'{"type":"ping","token":Infinity}',
     b'{"type":"ping","token":-Infinity}',
@@ -293,7 +302,7 @@ class TrapTests(SynchronousTestCase):
         self.assertEqual((cm.exception.code, cm.exception.fatal), ("bad-json", False))
 
     def test_deep_nesting(self) -> None:
-        """100,000 brackets: bad-json, not RecursionError; 99 levels decode."""
+        """100,000 brackets: bad-json, not RecursionError; 64 containers decode."""
         self.assertBadJson(TRAPS[0])
         self.assertBadJson(TRAPS[1])
         self.assertBadJson(TRAPS[2])

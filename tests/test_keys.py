@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import io
 import os
+import socket
 import stat
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from chatsvc.keys import (
     KeyFileError,
     generate_key_file,
+    is_demo_key,
     key_file_warning,
     load_key,
     main,
@@ -178,13 +180,112 @@ class LoadKeyTests(SynchronousTestCase):
             self.assertRefused(content)
 
     def test_demo_key(self) -> None:
-        """keys/demo.key loads and says it is public."""
+        """
+        keys/demo.key loads, its first line is the key (to paste into a page
+        or an IRC client's password) and the next says it is public.
+        """
         path = os.path.join(REPO, "keys", "demo.key")
         self.assertEqual(len(load_key(path)), 32)
         with open(path, encoding="ascii") as f:
-            header = f.readline()
-        self.assertTrue(header.startswith("#"))
-        self.assertIn("PUBLIC", header)
+            key_line, warning = f.readline(), f.readline()
+        self.assertEqual(len(key_line.strip()), 44)
+        self.assertTrue(warning.startswith("#"))
+        self.assertIn("PUBLIC", warning)
+
+
+class DemoKeyTests(SynchronousTestCase):
+    """Finding 2: the public demo key, recognised by its value (PROTOCOL.md 5)."""
+
+    def demo_copy(self, mode: int = 0o600) -> str:
+        """A private copy of keys/demo.key under another name, key line only."""
+        with open(os.path.join(REPO, "keys", "demo.key"), "rb") as f:
+            line = [l for l in f.read().split(b"\n") if l and not l.startswith(b"#")][0]
+        path = self.mktemp()
+        with open(path, "wb") as f:
+            f.write(b"# my own key, honest\n" + line + b"\n")
+        os.chmod(path, mode)
+        return path
+
+    def test_is_demo_key(self) -> None:
+        demo = load_key(os.path.join(REPO, "keys", "demo.key"))
+        self.assertTrue(is_demo_key(demo))
+        self.assertFalse(is_demo_key(KEY))
+        self.assertFalse(is_demo_key(demo[:-1] + bytes([demo[-1] ^ 1])))
+
+    def test_private_copy_warns(self) -> None:
+        """A 0600 copy anywhere, under any name, still says it is the demo key."""
+        path = self.demo_copy()
+        warning = key_file_warning(path)
+        self.assertIsNotNone(warning)
+        self.assertIn(path, warning)
+        self.assertIn("public demo key", warning)
+        self.assertIn("chat-keygen", warning)
+        self.assertNotIn("\n", warning)
+        self.assertEqual(key_file_warning(path, load_key(path)), warning)
+
+    def test_demo_warning_replaces_the_mode_warning(self) -> None:
+        """The demo key's warning comes alone: not the 0644 one first."""
+        path = self.demo_copy(0o644)
+        warning = key_file_warning(path)
+        self.assertIn("public demo key", warning)
+        self.assertNotIn("chmod", warning)
+
+    def test_the_repository_file(self) -> None:
+        warning = key_file_warning(os.path.join(REPO, "keys", "demo.key"))
+        self.assertIn("public demo key", warning)
+
+    def test_load_key_warn(self) -> None:
+        """C{warn} is called with the warning, once; never with the key."""
+        warnings: list = []
+        key = load_key(self.demo_copy(), warn=warnings.append)
+        self.assertEqual(len(warnings), 1)
+        self.assertIn("public demo key", warnings[0])
+        self.assertNotIn(base64.urlsafe_b64encode(key).decode()[:20], warnings[0])
+        path = self.mktemp()
+        generate_key_file(path)
+        load_key(path, warn=warnings.append)
+        self.assertEqual(len(warnings), 1)
+
+    def test_other_keys_keep_the_mode_warning(self) -> None:
+        path = self.mktemp()
+        with open(path, "wb") as f:
+            f.write(ENCODED)
+        os.chmod(path, 0o644)
+        warnings: list = []
+        load_key(path, warn=warnings.append)
+        if os.name == "posix":
+            self.assertEqual(len(warnings), 1)
+            self.assertIn("0644", warnings[0])
+            self.assertNotIn("demo", warnings[0])
+
+    def test_client_warns_at_start_up(self) -> None:
+        """
+        C{chat-client --psk} with a private copy of the demo key says so on
+        stderr first (a real process, to a port nobody listens on).
+        """
+        path = os.path.abspath(self.demo_copy())
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        command = [sys.executable, "-c", "import sys; from chatsvc.client import main; sys.exit(main())",
+                   "--name", "x", "--encrypted", "--psk", path, "--no-reconnect", "127.0.0.1", str(port)]
+        env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
+        done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=REPO,
+                              stdin=subprocess.DEVNULL, timeout=120)
+        first = done.stderr.splitlines()[0]
+        self.assertIn("warning", first)
+        self.assertIn("public demo key", first)
+        self.assertNotIn("Traceback", done.stderr)
+
+    def test_all_zero_key_refused(self) -> None:
+        path = self.mktemp()
+        with open(path, "wb") as f:
+            f.write(b"# zeros\n" + base64.urlsafe_b64encode(bytes(32)) + b"\n")
+        with self.assertRaises(KeyFileError) as caught:
+            load_key(path)
+        self.assertIn("all-zero", str(caught.exception))
+        self.assertIn("line 2", str(caught.exception))
+        self.assertIn("chat-keygen", str(caught.exception))
 
 
 class KeyFileWarningTests(SynchronousTestCase):

@@ -15,11 +15,15 @@ from chatsvc.wire.errors import RemoteProtocolError
 from chatsvc.wire.messages import (
     CLIENT_TYPES,
     DEFAULT_MAX_TEXT,
+    MAX_CONTAINERS,
     MAX_DEPTH,
+    MAX_PING_TOKEN,
     check_text,
+    count_containers,
     decode,
     encode,
     error,
+    ping_error,
     text_error,
     timestamp,
 )
@@ -126,7 +130,7 @@ class DecodeTests(SynchronousTestCase):
             self.assertEqual(decode(ok)["type"], "x")
             deep = b'{"type":"x","a":' + b"[" * (inner + 1) + value + b"]" * (inner + 1) + b"}"
             e = self.assertBadJson(deep)
-            self.assertIn("nested", e.text)
+            self.assertIn("arrays and objects", e.text)
         ok = b'{"type":"x","a":' + b'{"a":' * inner + b"1" + b"}" * inner + b"}"
         self.assertEqual(decode(ok)["type"], "x")
         self.assertBadJson(b'{"type":"x","a":' + b'{"a":' * (inner + 1) + b"1" + b"}" * (inner + 1) + b"}")
@@ -152,6 +156,126 @@ class DecodeTests(SynchronousTestCase):
     def test_deep_surrogate(self) -> None:
         depth = 300
         self.assertBadJson(b'{"type":"x","a":' + b"[" * depth + b'"\\ud800"' + b"]" * depth + b"}")
+
+    def test_containers_side_by_side(self) -> None:
+        """
+        Finding 3: L{MAX_CONTAINERS} arrays and objects in all, the message
+        object included, decode; one more is C{bad-json}, nested or not.
+        """
+        self.assertEqual(MAX_CONTAINERS, 64)
+        for empty in (b"[]", b"{}"):
+            ok = b'{"type":"x","a":[' + b",".join([empty] * 62) + b"]}"
+            self.assertEqual(len(decode(ok)["a"]), 62)
+            self.assertBadJson(b'{"type":"x","a":[' + b",".join([empty] * 63) + b"]}")
+        mixed = b'{"type":"x","a":[[{}],{"b":[]}],' + b",".join(
+            b'"k%d":[]' % i for i in range(59)) + b"}"
+        self.assertBadJson(mixed)
+        self.assertEqual(len(decode(mixed.replace(b'"k58":[]', b'"k58":0'))), 61)
+
+    def test_container_flood_body(self) -> None:
+        """A 64 KiB body of C{[],[],...} is refused before it is parsed."""
+        body = b'{"type":"ping","token":[' + b",".join([b"[]"] * 21800) + b"]}"
+        self.assertGreater(len(body), 65000)
+        e = self.assertBadJson(body)
+        self.assertIn("arrays and objects", e.text)
+
+    def test_count_containers(self) -> None:
+        """Brackets inside strings, escaped quotes included, do not count."""
+        self.assertEqual(count_containers('{"a":[]}'), 2)
+        text = '{"t":"' + '[{\\\\\\"' * 100 + '","u":[{}]}'
+        self.assertEqual(count_containers(text), 3)
+        self.assertEqual(json.loads(text)["u"], [{}])
+        # An unterminated string (not JSON anyway) ends the count, in linear time.
+        self.assertGreater(count_containers('{"a":[' * 40 + '"\\"' * 30000), MAX_CONTAINERS)
+        self.assertEqual(count_containers('[' * 65 + '"' + '[\\' * 30000), 65)
+
+    @settings(deadline=None, max_examples=300)
+    @given(st.recursive(
+        st.none() | st.integers() | st.text(alphabet='[]{}"\\\\ab\u00e9', max_size=8),
+        lambda children: st.lists(children) | st.dictionaries(
+            st.text(alphabet='[{"\\\\', max_size=3), children),
+        max_leaves=90,
+    ), st.booleans())
+    def test_count_containers_exact(self, value, ascii_only: bool) -> None:
+        """The count is exact for any JSON, brackets and escapes in strings included."""
+        def walk(item) -> int:
+            if isinstance(item, list):
+                return 1 + sum(walk(member) for member in item)
+            if isinstance(item, dict):
+                return 1 + sum(walk(member) for member in item.values())
+            return 0
+
+        text = json.dumps([value, "[" * 70], ensure_ascii=ascii_only)
+        expected = walk(value) + 1
+        if expected > MAX_CONTAINERS:  # it may stop counting there
+            self.assertGreater(count_containers(text), MAX_CONTAINERS)
+        else:
+            self.assertEqual(count_containers(text), expected)
+
+    def test_count_containers_few_brackets_many_strings(self) -> None:
+        """Both ways of counting agree, brackets in strings or not."""
+        for inside in ("[" * 70, "[{" * 40):
+            for outside in (0, 10, 64, 65, 100):
+                text = json.dumps({"type": "x", "s": [""] * 5000 + [inside], "a": [[]] * outside})
+                expected = 1 + 1 + 1 + outside
+                result = count_containers(text)
+                if expected > MAX_CONTAINERS:
+                    self.assertGreater(result, MAX_CONTAINERS)
+                else:
+                    self.assertEqual(result, expected)
+
+    def test_ping_token_size_is_cheap(self) -> None:
+        """
+        A token of 30,000 values is found over the limit without being
+        encoded: the answer is the same as for the encoded size.
+        """
+        for token in ([1] * 30000, {str(i): i for i in range(3000)}, [[1] * 30000],
+                      ["a" * 60000], [float("inf")], {"k": float("nan")}):
+            error = ping_error({"type": "ping", "token": token})
+            self.assertEqual((error.code, error.fatal), ("bad-json", False))
+
+    @settings(deadline=None, max_examples=300)
+    @given(st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
+        | st.text(max_size=300),
+        lambda children: st.lists(children, max_size=200) | st.dictionaries(st.text(max_size=5),
+                                                                            children, max_size=50),
+        max_leaves=300,
+    ))
+    def test_ping_token_limit_exact(self, token) -> None:
+        """C{ping_error} says over exactly when the compact UTF-8 JSON is over 256 bytes."""
+        over = len(encode(token)) > MAX_PING_TOKEN
+        self.assertEqual(ping_error({"type": "ping", "token": token}) is not None, over)
+
+    def test_ping_token_limit(self) -> None:
+        """
+        Finding 3: a C{ping} token over 256 bytes of compact UTF-8 JSON is
+        C{bad-json}; 256 is fine; no token is fine.
+        """
+        self.assertEqual(MAX_PING_TOKEN, 256)
+        self.assertIsNone(ping_error({"type": "ping"}))
+        for token, size in (("a" * 254, 256), ("\u00e9" * 127, 256), ([1] * 128, 257), ([1] * 126 + [11], 256),
+                            ({"k": "a" * 248}, 256), ("a" * 255, 257), ("\u00e9" * 128, 258)):
+            self.assertEqual(len(encode(token)), size)
+            error = ping_error({"type": "ping", "token": token})
+            if size <= 256:
+                self.assertIsNone(error, token)
+            else:
+                self.assertEqual((error.code, error.fatal), ("bad-json", False))
+
+    def test_float_range(self) -> None:
+        """
+        Numbers too large for a float are C{bad-json} however they are
+        spelled; large finite ones and underflows decode.
+        """
+        for literal in (b"1e309", b"1E+999", b"1e0000999", b"-1e400", b"1" + b"0" * 309 + b".0",
+                        b"1" + b"0" * 250 + b"e99", b"[1.5,2e500]"):
+            self.assertBadJson(b'{"type":"ping","token":' + literal + b"}")
+        for literal, value in ((b"1e308", 1e308), (b"1e-999", 0.0), (b"1" * 250 + b".5", float("1" * 250)),
+                               (b"1.5e+99", 1.5e99), (b"12345678901234567890", 12345678901234567890),
+                               (b"1" * 4300, int("1" * 4300))):
+            message = decode(b'{"type":"ping","token":' + literal + b"}")
+            self.assertEqual(message["token"], value)
 
     def test_huge_integer(self) -> None:
         self.assertBadJson(b'{"type":"ping","token":' + b"1" * 5000 + b"}")
@@ -247,9 +371,50 @@ class TextTests(SynchronousTestCase):
         self.assertTextError("\u00e9\u00e9\u00e9", "too-long", max_bytes=5)
 
 
+# Each rule of 4.4 on text characters, one test each (a rule broken alone
+# fails its own test): the character, where it sits in a text.
+REFUSED_CHARACTERS = {
+    "nul": "\x00", "bell": "\x07", "backspace": "\x08", "vertical_tab": "\x0b",
+    "form_feed": "\x0c", "carriage_return": "\r", "escape": "\x1b", "unit_separator": "\x1f",
+    "delete": "\x7f", "c1_padding": "\x80", "c1_csi": "\x9b", "c1_last": "\x9f",
+    "lre": "\u202a", "rle": "\u202b", "pdf": "\u202c", "lro": "\u202d", "rlo": "\u202e",
+    "lri": "\u2066", "rli": "\u2067", "fsi": "\u2068", "pdi": "\u2069",
+}
+ALLOWED_CHARACTERS = {
+    "tab": "\t", "newline": "\n", "nbsp": "\xa0", "paragraph_separator": "\u2029",
+    "narrow_nbsp": "\u202f", "lrm": "\u200e", "rlm": "\u200f", "before_isolates": "\u2065",
+    "after_isolates": "\u206a", "space": " ",
+}
+
+
+def _refusal_test(ch: str):
+    def test(self: "TextTests") -> None:
+        for text in (ch, "a" + ch, ch + "b", "a" + ch + "b"):
+            self.assertTextError(text, "bad-text")
+    return test
+
+
+def _allowed_test(ch: str):
+    def test(self: "TextTests") -> None:
+        self.assertGood("a" + ch + "b")
+    return test
+
+
+for _name, _ch in REFUSED_CHARACTERS.items():
+    setattr(TextTests, f"test_refuses_{_name}", _refusal_test(_ch))
+for _name, _ch in ALLOWED_CHARACTERS.items():
+    setattr(TextTests, f"test_allows_{_name}", _allowed_test(_ch))
+
+
 class MiscTests(SynchronousTestCase):
     def test_client_types(self) -> None:
-        self.assertEqual(CLIENT_TYPES, {"hello", "say", "msg", "nick", "who", "ping", "pong", "quit"})
+        self.assertEqual(CLIENT_TYPES, {"hello", "say", "msg", "nick", "join", "part", "topic",
+                                        "rooms", "who", "ping", "pong", "quit"})
+
+    def test_the_server_handles_every_client_type(self) -> None:
+        from chatsvc.server.requests import HANDLERS
+
+        self.assertEqual(set(HANDLERS), CLIENT_TYPES)
 
     def test_timestamp(self) -> None:
         self.assertEqual(timestamp(1795315800.123), "2026-11-22T02:50:00.123Z")

@@ -10,7 +10,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-from chatsvc.wire.names import MAX_NAME, InvalidName, name_key, normalize, with_suffix
+from chatsvc.wire import confusables
+from chatsvc.wire.confusables import UNICODE_VERSION, skeleton
+from chatsvc.wire.names import (
+    FILLERS,
+    MAX_NAME,
+    InvalidName,
+    look_alike_key,
+    name_key,
+    normalize,
+    with_suffix,
+)
 
 
 class NormalizeTests(SynchronousTestCase):
@@ -106,3 +116,77 @@ class WithSuffixTests(SynchronousTestCase):
         self.assertLessEqual(len(result), MAX_NAME)
         self.assertTrue(result.endswith(f"_{n}"))
         self.assertEqual(normalize(result), result)
+
+
+class FillerTests(SynchronousTestCase):
+    """Finding 8: the fillers show as nothing, so they are not name characters."""
+
+    def test_fillers_refused(self) -> None:
+        self.assertEqual(FILLERS, {"\u115f", "\u1160", "\u3164", "\uffa0"})
+        for filler in sorted(FILLERS):
+            self.assertEqual(unicodedata.category(filler), "Lo")
+            for name in (filler, "alice" + filler, filler + "bob", filler * 3):
+                self.assertRaises(InvalidName, normalize, name)
+
+    def test_other_hangul_kept(self) -> None:
+        for name in ("\ud55c\uae00", "\u1100\u1161", "\u3131", "\uffa1"):
+            self.assertEqual(normalize(name), unicodedata.normalize("NFC", name))
+
+
+class LookAlikeTests(SynchronousTestCase):
+    """Finding 8: TR39 skeletons (PROTOCOL.md 4.3 v2)."""
+
+    def assertLookAlike(self, a: str, b: str) -> None:
+        self.assertEqual(look_alike_key(a), look_alike_key(b), f"{a!r} and {b!r}")
+
+    def test_data_version(self) -> None:
+        """Unicode 15.1 or later, as the protocol asks."""
+        major, minor, _ = (int(part) for part in UNICODE_VERSION.split("."))
+        self.assertGreaterEqual((major, minor), (15, 1))
+        self.assertGreater(len(confusables._prototypes()), 6000)
+
+    def test_cyrillic_a(self) -> None:
+        self.assertNotEqual(name_key("\u0430lice"), name_key("alice"))
+        self.assertLookAlike("\u0430lice", "alice")
+        self.assertLookAlike("\u0430lice", "Alice")
+
+    def test_capital_i_before_case_folding(self) -> None:
+        """C{PayPaI} (capital i) looks like C{paypal}: skeleton, then casefold."""
+        self.assertLookAlike("PayPaI", "paypal")
+        self.assertEqual(look_alike_key("PayPaI"), "paypal")
+
+    def test_tr39_examples(self) -> None:
+        self.assertEqual(skeleton("m"), "rn")
+        self.assertLookAlike("mary", "rnary")
+        self.assertLookAlike("g00gle", "gOOgle")
+        self.assertLookAlike("l1I", "lll")
+        self.assertLookAlike("\u0391\u039c\u0391", "AMA")  # Greek capitals
+
+    def test_different_names(self) -> None:
+        for a, b in (("alice", "bob"), ("alice", "alice2"), ("anna", "ana")):
+            self.assertNotEqual(look_alike_key(a), look_alike_key(b))
+
+    def test_same_name_same_key(self) -> None:
+        for name in ("alice", "\u00e9mile", "e\u0301mile", "\u4e16\u754c"):
+            self.assertEqual(look_alike_key(name), look_alike_key(unicodedata.normalize("NFC", name)))
+
+    def test_ignorables_removed(self) -> None:
+        self.assertEqual(skeleton("a\u200bb\u00adc\u3164"), "abc")
+
+    def test_data_round_trip(self) -> None:
+        """The generator's parser reads the lines it is made from."""
+        text = ("# Version: 18.0.0\n"
+                "0430 ;\t0061 ;\tMA\t# ( \u0430 \u2192 a ) CYRILLIC SMALL LETTER A\n"
+                "006D ;\t0072 006E ;\tMA\t# ( m \u2192 rn )\n")
+        version, mappings = confusables.parse(text)
+        self.assertEqual((version, mappings), ("18.0.0", [("0430", ["0061"]), ("006D", ["0072", "006E"])]))
+        self.assertIn("0430 0061\n006D 0072 006E\n", confusables.render(version, mappings))
+        self.assertRaises(ValueError, confusables.parse, "no data")
+
+    @settings(max_examples=200, deadline=None)
+    @given(st.text(min_size=1, max_size=32))
+    def test_total(self, name: str) -> None:
+        """Any string has a key; a name's key does not depend on its form."""
+        key = look_alike_key(name)
+        self.assertIsInstance(key, str)
+        self.assertEqual(look_alike_key(unicodedata.normalize("NFD", name)), key)

@@ -11,6 +11,7 @@ import os
 import warnings
 from typing import Any, Dict, List, Optional, Tuple
 
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from noise.connection import Keypair, NoiseConnection
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -52,6 +53,43 @@ def _handshake() -> Tuple[CipherState, CipherState, CipherState, CipherState]:
     i_send, i_receive = initiator.split()
     r_receive, r_send = responder.split()
     return i_send, i_receive, r_receive, r_send
+
+
+# X25519 public keys of low order: the shared secret with any of them is all
+# zero (PROTOCOL.md 3.1). 0, 1, two points of order 8, and p - 1.
+LOW_ORDER_POINTS = [
+    bytes(32),
+    b"\x01" + bytes(31),
+    bytes.fromhex("e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800"),
+    bytes.fromhex("5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157"),
+    bytes.fromhex("ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f"),
+]
+
+
+def forged_message1(e_public: bytes, psk: bytes = PSK, prologue: bytes = b"chatsvc/1"
+                    ) -> Tuple[bytes, SymmetricState]:
+    """
+    A valid message 1 (its tag right under C{psk}) carrying any ephemeral
+    key: what a client holding the key can send. Also the symmetric state
+    after it, to forge a message 2 on.
+    """
+    state = SymmetricState(PROTOCOL_NAME)
+    state.mix_hash(prologue)
+    state.mix_key_and_hash(psk)
+    state.mix_hash(e_public)
+    state.mix_key(e_public)
+    return e_public + state.encrypt_and_hash(b""), state
+
+
+def forged_message2(state: SymmetricState, e_public: bytes) -> bytes:
+    """
+    A message 2 with a low-order C{e_public}, its tag right for the all-zero
+    shared secret such a key gives: what a server holding the key can send.
+    """
+    state.mix_hash(e_public)
+    state.mix_key(e_public)
+    state.mix_key(bytes(32))  # "ee" with a low-order point
+    return e_public + state.encrypt_and_hash(b"")
 
 
 def _flip(data: bytes, index: int) -> bytes:
@@ -296,6 +334,41 @@ class HandshakeErrorTests(SynchronousTestCase):
             initiator.read_message(message)
         self.assertEqual(caught.exception.code, "handshake-failed")
 
+    def test_forged_message1_is_valid(self) -> None:
+        """The forging helper makes a message 1 the responder accepts."""
+        _, responder = _pair()
+        e_public = HandshakeState(True, PSK).write_message(b"")[:32]
+        responder.read_message(forged_message1(e_public)[0])
+        self.assertEqual(responder.remote_ephemeral, e_public)
+
+    def test_low_order_point_in_valid_message1(self) -> None:
+        """
+        Finding 4: a message 1 with a low-order key and a right tag is
+        C{handshake-failed} when it is read (not a C{ValueError} when the
+        reply is written), and the responder can write nothing after it.
+        """
+        for point in LOW_ORDER_POINTS:
+            _, responder = _pair()
+            with self.assertRaises(RemoteProtocolError) as caught:
+                responder.read_message(forged_message1(point)[0])
+            self.assertEqual((caught.exception.code, caught.exception.fatal),
+                             ("handshake-failed", True))
+            self.assertRaises(LocalProtocolError, responder.write_message, b"")
+
+    def test_low_order_point_in_valid_message2(self) -> None:
+        """
+        Finding 4, client side: a message 2 whose tag is right for the
+        all-zero secret of a low-order key is a failed authentication.
+        """
+        for point in LOW_ORDER_POINTS:
+            initiator, _ = _pair()
+            message1 = initiator.write_message(b"")
+            _, state = forged_message1(message1[:32])
+            with self.assertRaises(RemoteProtocolError) as caught:
+                initiator.read_message(forged_message2(state, point))
+            self.assertEqual(caught.exception.code, "handshake-failed")
+            self.assertFalse(initiator.complete)
+
     def test_reflected_message1(self) -> None:
         """The initiator refuses its own message 1 as message 2."""
         initiator, _ = _pair()
@@ -418,6 +491,21 @@ class CipherStateTests(SynchronousTestCase):
         message = sender.encrypt_with_ad(b"one", b"payload")
         self.assertRaises(RemoteProtocolError, receiver.decrypt_with_ad, b"two", message)
         self.assertEqual(receiver.decrypt_with_ad(b"one", message), b"payload")
+
+    def test_receiver_refuses_nonce_limit_for_the_limit(self) -> None:
+        """
+        A record sealed under nonce 2**64-1, which would authenticate, is
+        refused by a receiver at that count because of the limit (not its
+        tag), and the counter stays.
+        """
+        sealed = AESGCM(KEY).encrypt(b"\x00" * 4 + (MAX_NONCE).to_bytes(8, "big"), b"x", b"")
+        receiver = CipherState(KEY)
+        receiver.set_nonce(MAX_NONCE)
+        with self.assertRaises(RemoteProtocolError) as caught:
+            receiver.decrypt_with_ad(b"", sealed)
+        self.assertEqual((caught.exception.code, caught.exception.text),
+                         ("decrypt-failed", "no nonce left"))
+        self.assertEqual(receiver.nonce, MAX_NONCE)
 
     def test_last_nonce_is_never_used(self) -> None:
         """Nonce 2**64-2 is the last one used; 2**64-1 raises on both sides."""

@@ -382,6 +382,7 @@ class CatchUpTests(RoomsTestCase):
         messages = again.hello("x", resume=welcome["resume"], rooms=["#c"])
         self.assertEqual(messages[0]["name"], "alice")
         self.assertEqual(messages[0]["rooms"], ["#a", "#b", "#c"])
+        self.assertEqual(self.chat.rooms_of(again.protocol), ["#a", "#b", "#c"])
         self.assertEqual([m["type"] for m in bob.received()], ["joined"], "joined #c only")
         self.assertTrue(alice.closed)
         again.send({"type": "say", "room": "#a", "text": "back"})

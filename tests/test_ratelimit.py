@@ -7,7 +7,13 @@ from __future__ import annotations
 
 from twisted.trial.unittest import SynchronousTestCase
 
+from zope.interface import implementer
+from zope.interface.verify import verifyObject
+
+from chatsvc.server.interfaces import IServerConnection
 from chatsvc.server.ratelimit import ALLOW, FLOOD, REFUSE, RateLimiter, Verdict, parse_rate
+
+from .helpers import make_factory
 
 
 def checks(limiter: RateLimiter, now: float, n: int):
@@ -89,10 +95,134 @@ class FloodTests(SynchronousTestCase):
         self.assertEqual(checks(limiter, 31.0, 5), [REFUSE] * 5)
         self.assertEqual(limiter.check(31.0), FLOOD)
 
+    def test_window_edge(self) -> None:
+        """A refusal exactly C{flood_window} seconds old is out of the window."""
+        limiter = RateLimiter(2, 0.01, now=0.0, flood_factor=3, flood_window=30.0)
+        checks(limiter, 0.0, 2)
+        self.assertEqual(checks(limiter, 0.0, 5), [REFUSE] * 5)
+        # At 30.0 the five of 0.0 leave: this is the first of a new count.
+        self.assertEqual(checks(limiter, 30.0, 5), [REFUSE] * 5)
+        self.assertEqual(limiter.check(30.0), FLOOD)
+
+    def test_window_edge_inside(self) -> None:
+        """A refusal just under C{flood_window} seconds old still counts."""
+        limiter = RateLimiter(2, 0.01, now=0.0, flood_factor=3, flood_window=30.0)
+        checks(limiter, 0.0, 2)
+        checks(limiter, 0.0, 5)
+        self.assertEqual(limiter.check(29.999), FLOOD)
+
+    def test_flooded_flag(self) -> None:
+        limiter = RateLimiter(1, 0.01, now=0.0, flood_factor=1)
+        self.assertFalse(limiter.flooded)
+        self.assertEqual(checks(limiter, 0.0, 2), [ALLOW, FLOOD])
+        self.assertTrue(limiter.flooded)
+
     def test_custom_factor(self) -> None:
         limiter = RateLimiter(5, 1.0, now=0.0, flood_factor=1)
         checks(limiter, 0.0, 5)
         self.assertEqual(checks(limiter, 0.0, 5), [REFUSE] * 4 + [FLOOD])
+
+
+class DrainTests(SynchronousTestCase):
+    def test_drain_leaves_one_token(self) -> None:
+        """After drain(): one frame (the C{hello}), then only the refill rate."""
+        limiter = RateLimiter(20, 2.0, now=0.0)
+        limiter.drain()
+        self.assertEqual(checks(limiter, 0.0, 3), [ALLOW, REFUSE, REFUSE])
+        self.assertEqual(checks(limiter, 0.5, 2), [ALLOW, REFUSE])
+
+    def test_drain_never_adds(self) -> None:
+        limiter = RateLimiter(20, 2.0, now=0.0)
+        checks(limiter, 0.0, 20)
+        limiter.drain()
+        self.assertEqual(limiter.check(0.0), REFUSE)
+
+
+@implementer(IServerConnection)
+class _Stub:
+    """
+    A connection as L{ChatFactory <chatsvc.server.factory.ChatFactory>}
+    sees it, with nothing behind it but a peer and a rate limiter.
+    """
+
+    closing = False
+    queue = None
+
+    def __init__(self, peer: str, limiter: RateLimiter) -> None:
+        self.peer = peer
+        self.limiter = limiter
+
+    def throttle(self, on: bool) -> None:
+        pass
+
+    def fatal(self, code: str, text: str) -> None:
+        raise AssertionError(f"unexpected fatal {code}")
+
+    def check_idle(self, now: float) -> None:
+        pass
+
+    def abort(self) -> None:
+        raise AssertionError("unexpected abort")
+
+
+class FloodedAddressTests(SynchronousTestCase):
+    """
+    The factory remembers addresses dropped for C{flood}: their next
+    connections start drained (one token) within the flood window.
+    """
+
+    def setUp(self) -> None:
+        self.factory = make_factory(max_per_ip=0)
+        self.clock = self.factory.clock
+        self.addCleanup(self.factory.stopFactory)
+
+    def flood_from(self, peer: str) -> None:
+        limiter = RateLimiter(1, 0.01, now=self.clock.seconds(), flood_factor=1)
+        checks(limiter, self.clock.seconds(), 2)
+        self.assertTrue(limiter.flooded)
+        proto = _Stub(peer, limiter)
+        self.assertIsNone(self.factory.connection_opened(proto))
+        self.factory.connection_closed(proto)
+
+    def drained_on_connect(self, peer: str) -> bool:
+        limiter = RateLimiter(20, 2.0, now=self.clock.seconds())
+        proto = _Stub(peer, limiter)
+        self.factory.connection_opened(proto)
+        self.factory.connection_closed(proto)
+        now = self.clock.seconds()
+        return checks(limiter, now, 2) == [ALLOW, REFUSE]
+
+    def test_stub_is_a_connection(self) -> None:
+        self.assertTrue(verifyObject(IServerConnection, _Stub("192.0.2.1", None)))
+
+    def test_flooder_starts_drained(self) -> None:
+        self.flood_from("192.0.2.1")
+        self.assertTrue(self.drained_on_connect("192.0.2.1"))
+        self.assertFalse(self.drained_on_connect("192.0.2.2"))
+
+    def test_forgiven_at_the_window(self) -> None:
+        """Forgiven once C{flood_window} (30 s) has passed: at 30.0, not 29.99."""
+        self.flood_from("192.0.2.1")
+        self.clock.advance(29.99)
+        self.assertTrue(self.drained_on_connect("192.0.2.1"))
+        self.clock.advance(0.01)
+        self.assertFalse(self.drained_on_connect("192.0.2.1"))
+
+    def test_loopback_exempt(self) -> None:
+        self.flood_from("127.0.0.1")
+        self.assertFalse(self.drained_on_connect("127.0.0.1"))
+
+    def test_table_is_pruned(self) -> None:
+        """
+        The table is bounded (65,536 addresses): flooded from that many
+        others since, the oldest is forgotten, the newest remembered.
+        """
+        self.flood_from("10.0.0.0")
+        for i in range(1, 65537):
+            self.flood_from(f"10.{i >> 16}.{(i >> 8) & 255}.{i & 255}")
+        self.assertFalse(self.drained_on_connect("10.0.0.0"))
+        self.assertTrue(self.drained_on_connect("10.0.0.2"))
+        self.assertTrue(self.drained_on_connect("10.1.0.0"))
 
 
 class ParseRateTests(SynchronousTestCase):

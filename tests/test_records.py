@@ -28,6 +28,8 @@ from chatsvc.wire.records import (
     SessionState,
 )
 
+from tests.test_noise import LOW_ORDER_POINTS, forged_message1, forged_message2
+
 PSK = bytes(range(32))
 OTHER_PSK = bytes(range(1, 33))
 CLIENT_EPHEMERAL = bytes(range(64, 96))
@@ -354,6 +356,32 @@ class ErrorTests(SynchronousTestCase):
         _feed(server, twin.initiate())
         error = self.assertRemoteError(client, server.data_to_send(), "handshake-failed")
         self.assertEqual(error.text, "the server failed authentication (wrong key?)")
+
+    def test_low_order_key_in_valid_message1(self) -> None:
+        """
+        Finding 4: a message 1 with a low-order ephemeral key (all zero, the
+        point 1, ...) and a right tag is C{handshake-failed} from L{events},
+        never another exception; the server sends no message 2.
+        """
+        for point in LOW_ORDER_POINTS:
+            server = RecordSession(PSK, initiator=False)
+            message1, _ = forged_message1(point, PSK, PROLOGUE)
+            error = self.assertRemoteError(
+                server, _record(RECORD_HANDSHAKE, message1), "handshake-failed")
+            self.assertIn("failed authentication", error.text)
+            self.assertEqual(server.data_to_send(), b"")
+            self.assertIs(server.state, SessionState.CLOSED)
+
+    def test_low_order_key_in_valid_message2(self) -> None:
+        """Finding 4, client side: the server failed authentication."""
+        for point in LOW_ORDER_POINTS:
+            client = RecordSession(PSK, initiator=True)
+            message1 = _bodies(client.initiate())[0][1:]
+            _, state = forged_message1(message1[:32], PSK, PROLOGUE)
+            message2 = forged_message2(state, point)
+            error = self.assertRemoteError(
+                client, _record(RECORD_HANDSHAKE, message2), "handshake-failed")
+            self.assertEqual(error.text, "the server failed authentication (wrong key?)")
 
     def test_wrong_prologue(self) -> None:
         client = RecordSession(PSK, initiator=True, prologue=b"chatsvc/2")

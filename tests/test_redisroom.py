@@ -1,403 +1,388 @@
 """
-L{chatsvc.redisroom.RedisRoom} against a real C{redis-server} (one per test
-class, on a free loopback port): several rooms in this process stand for
-several servers sharing one chat. Members are small fakes that decode what
-they are sent.
+L{chatsvc.chat.redis.room.RedisChat} against a real C{redis-server} (one per
+test, on a free loopback port): rooms, messages, presence, limits, resume
+and catch-up per room, with several chats in this process standing for
+several servers. Members are fakes (L{tests.redischat.Member}).
 """
 
 from __future__ import annotations
 
 import json
-import itertools
-from typing import Any, Dict, List, Optional
 
 from twisted.internet import defer, reactor
-from twisted.internet.endpoints import TCP4ClientEndpoint
 from twisted.trial.unittest import TestCase
-from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
-from chatsvc.redisroom import RedisRoom, _Release
-from chatsvc.chat.interfaces import IChatMember
+from chatsvc.chat.interfaces import IChat, IChatMember
+from chatsvc.chat.redis.room import RedisChat
 from chatsvc.wire.errors import RemoteProtocolError
-from chatsvc.wire.framing import FrameDecoder
 
-from .scaleout import LOOPBACK, RedisServer, wait_until
-
-_chats = itertools.count(1)
+from .redischat import Member, RedisChatTestsMixin
+from .scaleout import wait_until
 
 
-@implementer(IChatMember)
-class Member:
-    """A client as the room sees it: frames in, decoded."""
-
-    name: Optional[str] = None
-    session_id: Optional[str] = None
-
-    def __init__(self) -> None:
-        self.messages: List[Dict[str, Any]] = []
-        self.closing = False
-        self.was_replaced = False
-        self._decoder = FrameDecoder()
-
-    def send(self, message: Dict[str, Any]) -> None:
-        self.messages.append(json.loads(json.dumps(message)))
-
-    def send_frame(self, frame: bytes) -> None:
-        self._decoder.receive_data(frame)
-        for body in self._decoder.frames():
-            self.messages.append(json.loads(body))
-
-    def replaced(self) -> None:
-        self.was_replaced = True
-        self.closing = True
-
-    def of_type(self, *kinds: str) -> List[Dict[str, Any]]:
-        return [m for m in self.messages if m["type"] in kinds]
-
-    def texts(self) -> List[str]:
-        return [m["text"] for m in self.of_type("message")]
-
-
-class RedisRoomTestsMixin:
-    redis: RedisServer
-
-    def setUp(self) -> None:
-        # A redis-server starts in milliseconds: one per test keeps them apart.
-        self.redis = RedisServer.start(self.mktemp())
-        self.addCleanup(self.redis.stop)
-        self.chat = f"t{next(_chats)}"
-
-    async def room(self, lease: float = 10.0, history_size: int = 50, **kw: Any) -> RedisRoom:
-        """A started room on this test's chat, ready to take requests."""
-        endpoint = TCP4ClientEndpoint(reactor, LOOPBACK, self.redis.port)
-        room = RedisRoom(reactor, endpoint, chat=self.chat, history_size=history_size,
-                         lease=lease, **kw)
-        room.start()
-        self.addCleanup(room.stop)
-        await wait_until(lambda: room.available and room._synced, 10, "room ready")
-        return room
-
-    async def join(self, room: RedisRoom, name: Optional[str] = None, **kw: Any) -> Member:
-        member = Member()
-        await room.register(member, name, **kw)
-        return member
-
-    async def settle(self, rooms: List[RedisRoom]) -> None:
-        """Wait until every room has read every event written so far."""
-        for room in rooms:  # its requests so far have run once this answers
-            if room.available:
-                await room._commands.command("PING")
-
-        async def newest() -> int:
-            reply = self.redis.command("HGET", f"chatsvc:{{{self.chat}}}:meta", "ev")
-            return int(reply.split(b"\r\n")[1]) if reply.startswith(b"$") and not reply.startswith(b"$-1") else 0
-
-        target = await newest()
-        await wait_until(lambda: all(r._ev >= target for r in rooms), 10, "rooms to catch up")
-
-
-class RedisRoomTests(RedisRoomTestsMixin, TestCase):
+class RedisChatTests(RedisChatTestsMixin, TestCase):
     timeout = 30
 
-    async def test_one_global_order(self) -> None:
+    async def test_interfaces(self) -> None:
+        chat = await self.server()
+        verifyObject(IChat, chat)
+        member = await self.join(chat, "alice")
+        verifyObject(IChatMember, member)
+        self.assertEqual(chat.default_room, "#lobby")
+        self.assertEqual(chat.outbox_size, 0)
+        self.assertIn(member, chat)
+        self.assertIs(chat.find("ALICE"), member)
+
+    async def test_hello_answers_welcome_room_history(self) -> None:
+        """C{welcome} (epoch, rooms, plaintext), then C{room} and C{history} per room, in order."""
+        a = await self.server()
+        bob = await self.join(a, "bob", encrypted=False)
+        alice = await self.join(a, "alice", rooms=["#Tea", "#lobby"])
+        kinds = [(m["type"], m.get("room")) for m in alice.messages]
+        self.assertEqual(kinds, [("welcome", None), ("room", "#Tea"), ("history", "#Tea"),
+                                 ("room", "#lobby"), ("history", "#lobby")])
+        welcome = alice.messages[0]
+        self.assertEqual(welcome["rooms"], ["#Tea", "#lobby"])
+        self.assertEqual(welcome["users"][0], "alice")
+        self.assertEqual(set(welcome["users"]), {"alice", "bob"})
+        self.assertEqual(welcome["plaintext"], ["bob"])
+        self.assertTrue(welcome["encrypted"])
+        self.assertIsInstance(welcome["epoch"], str)
+        lobby = alice.messages[3]
+        self.assertEqual((lobby["count"], lobby["presence"], lobby["topic"]), (2, True, ""))
+        self.assertEqual(lobby["users"][0], "alice")
+        self.assertEqual(set(lobby["users"]), {"alice", "bob"})
+        self.assertEqual(lobby["plaintext"], ["bob"])
+        await self.settle([a])
+        joined = bob.of_type("joined")
+        self.assertEqual([(j["room"], j["name"]) for j in joined], [("#lobby", "alice")])
+        self.assertNotIn("plaintext", joined[0])
+        carol = await self.join(a, "carol", encrypted=False)
+        await self.settle([a])
+        self.assertTrue(alice.of_type("joined")[-1]["plaintext"])
+        self.assertEqual(a.rooms_of(alice), ["#Tea", "#lobby"])
+        self.assertEqual(a.rooms_of(carol), ["#lobby"])
+
+    async def test_rooms_order_and_membership_across_servers(self) -> None:
         """
-        Members of three servers see every public message, their own
-        included, once each, in the same order, with C{seq} 1, 2, 3, ...
+        Each room has its own C{seq} 1, 2, 3, ...; every member of a room on
+        any server sees its messages once, in that order; others see none.
         """
-        rooms = [await self.room() for _ in range(3)]
-        members = [await self.join(room, f"u{i}{j}") for i, room in enumerate(rooms)
-                   for j in range(2)]
-        verifyObject(IChatMember, members[0])
+        servers = [await self.server() for _ in range(3)]
+        both = [await self.join(s, f"b{i}", rooms=["#a", "#b"]) for i, s in enumerate(servers)]
+        only_a = await self.join(servers[1], "oa", rooms=["#a"])
+        only_b = await self.join(servers[2], "ob", rooms=["#b"])
         sends = []
         for n in range(30):
-            sender = members[n % len(members)]
-            room = rooms[members.index(sender) // 2]
-            sends.append(room.say(sender, f"m{n}"))
+            i = n % 3
+            sends.append(servers[i].say(both[i], "#a" if n % 2 else "#b", f"m{n}"))
         seqs = await defer.gatherResults(sends)
-        self.assertEqual(sorted(seqs), list(range(1, 31)))
-        await self.settle(rooms)
-        first = [(m["seq"], m["text"], m["from"]) for m in members[0].of_type("message")]
-        self.assertEqual([s for s, _, _ in first], list(range(1, 31)))
-        self.assertEqual(sorted(t for _, t, _ in first), sorted(f"m{n}" for n in range(30)))
-        for member in members[1:]:
-            self.assertEqual([(m["seq"], m["text"], m["from"]) for m in member.of_type("message")],
-                             first)
-
-    async def test_history_since_and_complete_across_servers(self) -> None:
-        """A client catches up from any server: C{since}, C{complete}, the size."""
-        a, b = await self.room(history_size=4), await self.room(history_size=4)
-        alice = await self.join(a, "alice")
-        for n in range(1, 7):
-            await a.say(alice, f"m{n}")
-        await self.settle([a, b])
-        late = await self.join(b, "late", since=3)
-        [history] = late.of_type("history")
-        self.assertEqual([m["seq"] for m in history["messages"]], [4, 5, 6])
-        self.assertTrue(history["complete"])
-        self.assertEqual(history["messages"][0],
-                         {"type": "message", "from": "alice", "text": "m4",
-                          "ts": history["messages"][0]["ts"], "seq": 4})
-        older = await self.join(b, "older", since=1)
-        [history] = older.of_type("history")
-        self.assertEqual([m["seq"] for m in history["messages"]], [3, 4, 5, 6])
-        self.assertFalse(history["complete"])
-        fresh = await self.join(b, "fresh")
-        self.assertFalse(fresh.of_type("history")[0]["complete"])
-        ahead = await self.join(a, "ahead", since=99)
-        [history] = ahead.of_type("history")
-        self.assertEqual(len(history["messages"]), 4)
-        self.assertFalse(history["complete"])
-        welcome = late.of_type("welcome")[0]
-        self.assertEqual(set(welcome["users"]), {"alice", "late"})
-        self.assertEqual(welcome["users"][0], "late")
-
-    async def test_trimmed_history(self) -> None:
-        """Past the history size, older messages are trimmed and C{complete} says so."""
-        a = await self.room(history_size=2)
-        alice = await self.join(a, "alice")
-        await defer.gatherResults([a.say(alice, f"m{n}") for n in range(1, 251)])
-        await a.private(alice, "alice", "private seqs count too")
-        self.assertLess(int(self.redis.command("XLEN", f"chatsvc:{{{self.chat}}}:history")[1:-2]), 250)
-        for since, seqs, complete in ((249, [250], True), (248, [249, 250], True),
-                                      (10, [249, 250], False), (None, [249, 250], False),
-                                      (251, [], True), (999, [249, 250], False)):
-            member = await self.join(a, None, since=since)
-            [history] = member.of_type("history")
-            self.assertEqual(([m["seq"] for m in history["messages"]], history["complete"]),
-                             (seqs, complete), since)
-
-    async def test_no_gap_no_duplicate_around_hello(self) -> None:
-        """
-        Messages said while a client says C{hello} on another server are in
-        its history or come live after it, never both, never neither.
-        """
-        a, b = await self.room(), await self.room()
-        alice = await self.join(a, "alice")
-        sends = [a.say(alice, f"m{n}") for n in range(40)]
-        joining = [self.join(b, f"j{n}", since=0) for n in range(5)]
-        await defer.gatherResults(sends)
-        joined = await defer.gatherResults([defer.ensureDeferred(j) for j in joining])
-        await self.settle([a, b])
-        for member in joined:
-            seqs = [m["seq"] for m in member.of_type("history")[0]["messages"]]
-            seqs += [m["seq"] for m in member.of_type("message")]
-            self.assertEqual(seqs, list(range(1, 41)))
-
-    async def test_names_unique_under_concurrent_hellos(self) -> None:
-        """Twenty C{hello}s for one name on three servers at once: twenty names."""
-        rooms = [await self.room() for _ in range(3)]
-        hellos = [rooms[n % 3].register(Member(), "Bob") for n in range(20)]
-        names = await defer.gatherResults(hellos)
-        self.assertEqual(len(set(n.casefold() for n in names)), 20)
-        self.assertIn("Bob", names)
-        self.assertEqual(set(names), {"Bob"} | {f"Bob_{n}" for n in range(2, 21)})
-        guests = await defer.gatherResults([rooms[n % 3].register(Member()) for n in range(6)])
-        self.assertEqual(len(set(guests)), 6)
-        await self.settle(rooms)
-        for room in rooms:
-            self.assertEqual(sorted(room.names()), sorted(names + guests))
-            users = [json.loads(f[4:])["users"] for f in room.who_frames()]
-            self.assertEqual(sorted(sum(users, [])), sorted(names + guests))
-
-    async def test_events_reach_every_server(self) -> None:
-        """C{joined}, C{renamed} and C{left} reach the clients of every server."""
-        a, b = await self.room(), await self.room()
-        watcher = await self.join(b, "watcher")
-        alice = await self.join(a, "alice")
-        self.assertEqual(await a.rename(alice, "Alicia"), "Alicia")
-        self.assertEqual(alice.name, "Alicia")
+        self.assertEqual(sorted(seqs), sorted(list(range(1, 16)) * 2))
+        await self.settle(servers)
+        for room, extra in (("#a", only_a), ("#b", only_b)):
+            reference = both[0].seen(room)
+            self.assertEqual([s for s, _ in reference], list(range(1, 16)))
+            for member in both[1:] + [extra]:
+                self.assertEqual(member.seen(room), reference)
+        self.assertEqual(only_a.seen("#b"), [])
+        self.assertEqual(only_b.seen("#a"), [])
         with self.assertRaises(RemoteProtocolError) as e:
-            b.rename(watcher, "ALICIA")
-        self.assertEqual(e.exception.code, "name-taken")
-        a.leave(alice, "quit", "bye")
-        await self.settle([a, b])
-        events = [m for m in watcher.messages if m["type"] in ("joined", "renamed", "left")]
-        self.assertEqual([m["type"] for m in events], ["joined", "renamed", "left"])
-        self.assertEqual(events[0]["name"], "alice")
-        self.assertEqual((events[1]["old"], events[1]["new"]), ("alice", "Alicia"))
-        self.assertEqual((events[2]["name"], events[2]["reason"], events[2]["text"]),
-                         ("Alicia", "quit", "bye"))
-        self.assertEqual(b.names(), ["watcher"])
-        again = await self.join(b, "alicia")
-        self.assertEqual(again.name, "alicia")
+            servers[1].say(only_a, "#b", "nope")
+        self.assertEqual(e.exception.code, "not-in-room")
+        with self.assertRaises(RemoteProtocolError) as e:
+            servers[1].say(only_a, "bad room", "nope")
+        self.assertEqual(e.exception.code, "bad-room")
 
-    async def test_private_messages_across_servers(self) -> None:
-        """A private message reaches its recipient on another server, and the sender's echo."""
-        a, b = await self.room(), await self.room()
-        alice, other = await self.join(a, "alice"), await self.join(a, "other")
-        bob = await self.join(b, "bob")
+    async def test_action_and_private_counter(self) -> None:
+        a, b = await self.server(), await self.server()
+        alice, bob = await self.join(a, "alice"), await self.join(b, "bob")
+        self.assertEqual(await a.say(alice, None, "waves", action=True), 1)
+        self.assertEqual(await a.private(alice, "BOB", "psst", action=True), 1)
+        self.assertEqual(await a.say(alice, "#lobby", "plain"), 2)
+        self.assertEqual(await b.private(bob, "alice", "hi"), 2)
         await self.settle([a, b])
-        seq = await a.private(alice, "BOB", "psst")
-        await a.say(other, "public")
-        await self.settle([a, b])
-        [got] = bob.of_type("private")
-        self.assertEqual((got["from"], got["to"], got["text"], got["seq"]), ("alice", "bob", "psst", seq))
-        self.assertEqual(alice.of_type("private"), [got])
-        self.assertEqual(other.of_type("private"), [])
-        self.assertEqual([m["seq"] for m in bob.of_type("private", "message")], [seq, seq + 1])
+        messages = bob.of_type("message")
+        self.assertEqual([(m["seq"], m.get("action"), m["room"]) for m in messages],
+                         [(1, True, "#lobby"), (2, None, "#lobby")])
+        got = bob.of_type("private")
+        self.assertEqual([(p["seq"], p["to"], p.get("action")) for p in got],
+                         [(1, "bob", True), (2, "alice", None)])
+        self.assertEqual(alice.of_type("private"), got)
         with self.assertRaises(RemoteProtocolError) as e:
             a.private(alice, "nobody", "hi")
         self.assertEqual(e.exception.code, "no-such-user")
+        for call in (lambda: a.say(alice, None, "x" * 70000),
+                     lambda: a.private(alice, "bob", "\u0001" * 20000)):
+            with self.assertRaises(RemoteProtocolError) as e:
+                call()
+            self.assertEqual(e.exception.code, "too-long")
 
-    async def test_resume_on_another_server(self) -> None:
+    async def test_since_per_room_and_epoch(self) -> None:
+        """C{since} per room across servers, C{complete}, and a foreign epoch."""
+        a, b = await self.server(history_size=4), await self.server(history_size=4)
+        alice = await self.join(a, "alice", rooms=["#x", "#y"])
+        for n in range(1, 7):
+            await a.say(alice, "#x", f"x{n}")
+        for n in range(1, 3):
+            await a.say(alice, "#y", f"y{n}")
+        epoch = alice.messages[0]["epoch"]
+        await self.settle([a, b])
+        late = await self.join(b, "late", rooms=["#x", "#y"], since={"#X": 3, "#y": 1},
+                               epoch=epoch)
+        self.assertEqual(([m["seq"] for m in late.history("#x")["messages"]],
+                          late.history("#x")["complete"]), ([4, 5, 6], True))
+        self.assertEqual(([m["seq"] for m in late.history("#y")["messages"]],
+                          late.history("#y")["complete"]), ([2], True))
+        old = await self.join(b, "old", rooms=["#x"], since={"#x": 1})
+        self.assertEqual(([m["seq"] for m in old.history("#x")["messages"]],
+                          old.history("#x")["complete"]), ([3, 4, 5, 6], False))
+        ahead = await self.join(b, "ahead", rooms=["#y"], since={"#y": 99})
+        self.assertFalse(ahead.history("#y")["complete"])
+        other = await self.join(b, "other", rooms=["#x", "#y"], since={"#x": 5}, epoch="elsewhere")
+        self.assertEqual(([m["seq"] for m in other.history("#x")["messages"]],
+                          other.history("#x")["complete"]), ([3, 4, 5, 6], False))
+        self.assertTrue(other.history("#y")["complete"])  # no entry: as usual
+        v1 = await self.join(b, "v1", since=0)
+        self.assertEqual(v1.messages[0]["rooms"], ["#lobby"])
+        self.assertTrue(v1.history("#lobby")["complete"])
+
+    async def test_join_part_topic_rooms_who(self) -> None:
+        a, b = await self.server(), await self.server()
+        alice = await self.join(a, "alice", rooms=[])
+        bob = await self.join(b, "bob", rooms=["#den"])
+        await a.join(alice, "#DEN")
+        room = [m for m in alice.of_type("room")][-1]
+        self.assertEqual((room["room"], room["count"]), ("#den", 2))
+        await a.set_topic(alice, "#den", "tea at five")
+        await self.settle([a, b])
+        self.assertEqual([(t["room"], t["text"], t["by"]) for t in bob.of_type("topic")],
+                         [("#den", "tea at five", "alice")])
+        await a.join(alice, "#den")  # again: room and history again, nothing else
+        self.assertEqual(len(alice.of_type("room")), 2)
+        self.assertEqual(alice.of_type("room")[-1]["topic"], "tea at five")
+        frames = await b.rooms_frames()
+        rooms = json.loads(frames[0][4:])["rooms"]
+        self.assertEqual(rooms, [{"room": "#den", "count": 2, "topic": "tea at five"}])
+        users = json.loads((await b.who_frames("#den"))[0][4:])
+        self.assertEqual((users["room"], sorted(users["users"])), ("#den", ["alice", "bob"]))
+        await a.part(alice, "#den", "bye")
+        await self.settle([a, b])
+        parted = [(p["name"], p["room"], p["reason"], p.get("text")) for p in bob.of_type("parted")]
+        self.assertEqual(parted, [("alice", "#den", "part", "bye")])
+        self.assertEqual([(p["name"]) for p in alice.of_type("parted")], ["alice"])
+        self.assertEqual(a.rooms_of(alice), [])
+        with self.assertRaises(RemoteProtocolError) as e:
+            a.say(alice, "#den", "x")
+        self.assertEqual(e.exception.code, "not-in-room")
+        with self.assertRaises(RemoteProtocolError) as e:
+            await b.who_frames("#nowhere")
+        self.assertEqual(e.exception.code, "no-such-room")
+        self.assertEqual(len(b.joins.pending), 0)
+
+    async def test_presence_limit(self) -> None:
+        """Past the limit: no joined/parted/left, C{presence: false}; the parter still hears."""
+        a = await self.server(presence_limit=2)
+        first = await self.join(a, "first", rooms=["#big"])
+        await self.join(a, "second", rooms=["#big"])
+        third = await self.join(a, "third", rooms=["#big"])
+        self.assertFalse(third.of_type("room")[0]["presence"])
+        await a.part(third, "#big")
+        await self.settle([a])
+        self.assertEqual([j["name"] for j in first.of_type("joined")], ["second"])
+        self.assertEqual(first.of_type("parted"), [])
+        self.assertEqual([p["name"] for p in third.of_type("parted")], ["third"])
+
+    async def test_left_and_renamed_once(self) -> None:
+        """A member sharing two rooms with another hears its rename and its leaving once."""
+        a, b = await self.server(), await self.server()
+        watcher = await self.join(b, "watcher", rooms=["#a", "#b", "#c"])
+        alice = await self.join(a, "alice", rooms=["#a", "#b"])
+        await self.join(a, "stranger", rooms=["#z"])
+        self.assertEqual(await a.rename(alice, "Alicia"), "Alicia")
+        await self.settle([a, b])
+        self.assertEqual([(r["old"], r["new"]) for r in watcher.of_type("renamed")],
+                         [("alice", "Alicia")])
+        self.assertEqual(len(alice.of_type("renamed")), 1)
+        a.leave(alice, "quit", "bye")
+        await self.settle([a, b])
+        left = watcher.of_type("left")
+        self.assertEqual([(m["name"], m["reason"], m["text"]) for m in left],
+                         [("Alicia", "quit", "bye")])
+        self.assertEqual(sorted(b.names()), ["stranger", "watcher"])
+        users = json.loads((await b.who_frames("#a"))[0][4:])["users"]
+        self.assertEqual(users, ["watcher"])
+
+    async def test_resume_on_another_server_keeps_rooms(self) -> None:
         """
-        The token of a session on server A reclaims its name on server B:
-        the old connection is replaced, nobody sees C{left}/C{joined}, and
-        the new token works once.
+        The token of a session on server A reclaims its name and its rooms on
+        server B: nobody sees left/joined for it; a room new to the session
+        is joined as usual.
         """
-        a, b = await self.room(), await self.room()
-        watcher = await self.join(b, "watcher")
-        alice = await self.join(a, "alice")
+        a, b = await self.server(), await self.server()
+        watcher = await self.join(b, "watcher", rooms=["#a", "#n"])
+        alice = await self.join(a, "alice", rooms=["#a", "#lobby"])
+        await a.say(alice, "#a", "one")
         await self.settle([a, b])
         before = len(watcher.messages)
-        token = alice.of_type("welcome")[0]["resume"]
-        again = await self.join(b, "whatever", resume=token)
+        token = alice.messages[0]["resume"]
+        again = await self.join(b, "whatever", resume=token, rooms=["#n"],
+                                since={"#a": 1}, epoch=alice.messages[0]["epoch"])
         await self.settle([a, b])
         self.assertEqual(again.name, "alice")
-        self.assertEqual(again.of_type("welcome")[0]["id"], alice.of_type("welcome")[0]["id"])
+        self.assertEqual(again.messages[0]["rooms"], ["#a", "#lobby", "#n"])
+        self.assertEqual(again.messages[0]["id"], alice.messages[0]["id"])
         self.assertTrue(alice.was_replaced)
         self.assertNotIn(alice, a)
-        self.assertEqual(watcher.messages[before:], [])
-        self.assertEqual(sorted(a.names()), ["alice", "watcher"])
+        self.assertEqual(again.history("#a"), {"type": "history", "room": "#a",
+                                               "complete": True, "messages": []})
+        self.assertEqual([(m["type"], m.get("room")) for m in watcher.messages[before:]],
+                         [("joined", "#n")])
+        await b.say(again, "#a", "two")
+        await self.settle([a, b])
+        self.assertEqual(watcher.texts("#a"), ["one", "two"])
         reused = await self.join(a, "x", resume=token)
         self.assertEqual(reused.name, "x")
-        self.assertFalse(again.was_replaced)
 
     async def test_resume_on_the_same_server(self) -> None:
-        """
-        Resuming on the server that still holds the old connection: it is
-        replaced, and a late release by the old session (its socket closing
-        at the same time) does not take the name from the new one.
-        """
-        a = await self.room()
-        alice = await self.join(a, "alice")
-        welcome = alice.of_type("welcome")[0]
-        again = await self.join(a, None, resume=welcome["resume"])
+        a = await self.server()
+        alice = await self.join(a, "alice", rooms=["#a"])
+        again = await self.join(a, None, resume=alice.messages[0]["resume"])
         self.assertEqual((again.name, again.session_id), ("alice", alice.session_id))
         self.assertTrue(alice.was_replaced)
         self.assertEqual(a.members(), [again])
-        await a._release(_Release("alice", alice.session_id, welcome["resume"], "alice", b"{}"))
+        self.assertEqual(a.rooms_of(again), ["#a"])
+        a.leave(alice, "replaced")
+        await a.say(again, "#a", "still here")
         await self.settle([a])
-        self.assertEqual(a.names(), ["alice"])
-        a.leave(again, "quit")
+        self.assertEqual(again.texts("#a"), ["still here"])
+        self.assertEqual(alice.texts("#a"), [])
+
+    async def test_twenty_rooms_catch_up(self) -> None:
+        """A client in 20 rooms comes back on another server: each room complete and exact."""
+        a, b = await self.server(history_size=5), await self.server(history_size=5)
+        rooms = [f"#r{n}" for n in range(20)]
+        talker = await self.join(a, "talker", rooms=rooms)
+        away = await self.join(a, "away", rooms=rooms)
+        for room in rooms:
+            await a.say(talker, room, "before")
         await self.settle([a])
-        self.assertEqual(a.names(), [])
+        since = {room: away.seen(room)[-1][0] for room in rooms}
+        token = away.messages[0]["resume"]
+        a.leave(away, "shutdown")
+        for n, room in enumerate(rooms):
+            for i in range(3 if n % 2 else 7):  # odd rooms: fits the history
+                await a.say(talker, room, f"missed{i}")
+        back = await self.join(b, None, resume=token, since=since,
+                               epoch=away.messages[0]["epoch"])
+        self.assertEqual(back.messages[0]["rooms"], rooms)
+        for n, room in enumerate(rooms):
+            history = back.history(room)
+            expected = [f"missed{i}" for i in range(3 if n % 2 else 7)][-5:]
+            self.assertEqual([m["text"] for m in history["messages"]], expected, room)
+            self.assertEqual(history["complete"], bool(n % 2), room)
+
+    async def test_limits(self) -> None:
+        a = await self.server(max_rooms_per_client=2, max_rooms=3)
+        with self.assertRaises(RemoteProtocolError) as e:
+            a.register(Member(), "x", rooms=["#a", "#b", "#c"])
+        self.assertEqual(e.exception.code, "too-many-rooms")
+        with self.assertRaises(RemoteProtocolError) as e:
+            a.register(Member(), "x", rooms=["#a", "b"])
+        self.assertEqual((e.exception.code, e.exception.room), ("bad-room", "b"))
+        alice = await self.join(a, "alice", rooms=["#a", "#b"])
+        with self.assertRaises(RemoteProtocolError) as e:
+            a.join(alice, "#c")
+        self.assertEqual(e.exception.code, "too-many-rooms")
+        bob = await self.join(a, "bob", rooms=["#c"])
+        await self.settle([a])
+        with self.assertRaises(RemoteProtocolError) as e:
+            await a.join(bob, "#d")  # a fourth room in the chat
+        self.assertEqual(e.exception.code, "too-many-rooms")
+        carol = Member()
+        with self.assertRaises(RemoteProtocolError) as e:
+            await a.register(carol, "carol", rooms=["#a", "#E"])  # nothing is claimed then
+        self.assertEqual((e.exception.code, e.exception.room), ("too-many-rooms", "#E"))
+        self.assertEqual((carol.messages, a.names()), ([], ["alice", "bob"]))
+        await a.register(carol, "carol", rooms=["#a"])
+        self.assertEqual(carol.messages[0]["rooms"], ["#a"])
+        token = alice.messages[0]["resume"]
+        with self.assertRaises(RemoteProtocolError) as e:  # kept rooms count too
+            await a.register(Member(), None, resume=token, rooms=["#c"])
+        self.assertEqual((e.exception.code, e.exception.room), ("too-many-rooms", None))
+        self.assertFalse(alice.was_replaced)
+
+    async def test_welcome_fits_a_frame(self) -> None:
+        """Long names everywhere: welcome stays one frame, listing as many users as fit."""
+        from chatsvc.wire.framing import MAX_FRAME
+        from chatsvc.wire.messages import encode
+
+        from .test_redisoutage import QuietMember
+
+        a = await self.server(max_rooms_per_client=0)
+        long = "\U0001d538" * 31  # 4 bytes each in UTF-8
+        for start in range(0, 600, 100):
+            await defer.gatherResults([a.register(QuietMember(), f"{long}{n % 10}{n // 10}"[-32:],
+                                                  rooms=[]) for n in range(start, start + 100)])
+        await self.settle([a])
+        rooms = ["#" + "\U0001d539" * 30 + f"{n:02d}" for n in range(20)]
+        member = await self.join(a, long, rooms=rooms, encrypted=False)
+        welcome = member.messages[0]
+        self.assertEqual(welcome["rooms"], rooms)
+        self.assertLessEqual(len(encode(welcome)), MAX_FRAME)
+        self.assertGreater(len(welcome["users"]), 300)
+        self.assertEqual(welcome["plaintext"], [welcome["name"]])
+
+    async def test_zero_means_no_limit(self) -> None:
+        a = await self.server(presence_limit=0, max_rooms_per_client=0, max_rooms=0)
+        rooms = [f"#z{n}" for n in range(25)]
+        member = await self.join(a, "many", rooms=rooms)
+        self.assertEqual(member.messages[0]["rooms"], rooms)
+        self.assertTrue(all(m["presence"] for m in member.of_type("room")))
+
+    async def test_names_unique_under_concurrent_hellos(self) -> None:
+        servers = [await self.server() for _ in range(3)]
+        hellos = [servers[n % 3].register(Member(), "Bob") for n in range(20)]
+        names = await defer.gatherResults(hellos)
+        self.assertEqual(set(names), {"Bob"} | {f"Bob_{n}" for n in range(2, 21)})
+        await self.settle(servers)
+        for server in servers:
+            self.assertEqual(sorted(server.names()), sorted(names))
 
     async def test_hello_completing_after_disconnect_releases_the_name(self) -> None:
-        """A client gone before its C{hello} completed leaves no name behind."""
-        a, b = await self.room(), await self.room()
+        a, b = await self.server(), await self.server()
         watcher = await self.join(b, "watcher")
         ghost = Member()
         d = a.register(ghost, "ghost")
-        ghost.closing = True  # the connection closed while the script ran
+        ghost.closing = True
         with self.assertRaises(RemoteProtocolError):
             await d
         self.assertNotIn(ghost, a)
-        await self.settle([a, b])
-        self.assertNotIn("ghost", b.names())
-        self.assertEqual([m["type"] for m in watcher.messages if m["type"] in ("joined", "left")],
-                         ["joined", "left"])
+        await wait_until(lambda: "ghost" not in b.names(), 5, "the name to go")
         taken = await self.join(b, "ghost")
         self.assertEqual(taken.name, "ghost")
-
-    async def test_names_of_a_dead_server_are_released(self) -> None:
-        """A server that stops renewing its lease loses its names, and everyone hears it."""
-        a = await self.room(lease=1.0)
-        b = await self.room(lease=1.0)
-        watcher = await self.join(b, "watcher")
-        await self.join(a, "ghost")
-        a._beat.stop()  # a dies: no more heartbeats, no leave
-        await a._commands.stop()
-        await wait_until(lambda: "ghost" not in b.names(), 5, "the dead server's name to go")
-        left = watcher.of_type("left")
-        self.assertEqual([(m["name"], m["reason"]) for m in left], [("ghost", "disconnected")])
-        taken = await self.join(b, "ghost")
-        self.assertEqual(taken.name, "ghost")
+        self.assertEqual(watcher.of_type("joined")[-1]["name"], "ghost")
 
 
-class RedisOutageTests(RedisRoomTestsMixin, TestCase):
-    timeout = 45
+class TapTests(TestCase):
+    def test_redis_options_make_a_redis_chat(self) -> None:
+        """C{--redis} and C{--chat} give the server a L{RedisChat} (not started here)."""
+        from chatsvc.tap import Options, _redis_room
 
-    async def test_restart_loses_and_duplicates_nothing(self) -> None:
-        """
-        Redis restarts mid-traffic: requests during the outage get the
-        non-fatal C{unavailable}; the rooms reconnect; every accepted message
-        reaches every member once, in one order.
-        """
-        a, b = await self.room(), await self.room()
-        alice, bob = await self.join(a, "alice"), await self.join(b, "bob")
-        accepted: List[str] = []
-        refused: List[str] = []
-
-        async def talk(room: RedisRoom, member: Member, label: str, count: int) -> None:
-            for n in range(count):
-                text = f"{label}{n}"
-                try:
-                    await room.say(member, text)
-                except RemoteProtocolError as e:
-                    self.assertEqual(e.code, "unavailable")
-                    self.assertFalse(e.fatal)
-                    refused.append(text)
-                    await wait_until(lambda: room.available, 10, "reconnection")
-                else:
-                    accepted.append(text)
-
-        talking = defer.gatherResults([defer.ensureDeferred(talk(a, alice, "a", 300)),
-                                       defer.ensureDeferred(talk(b, bob, "b", 300))])
-        await wait_until(lambda: len(accepted) > 50, 10, "traffic")
-        self.redis.restart()
-        await talking
-        await wait_until(lambda: a.available and b.available, 10, "reconnection")
-        await a.say(alice, "after")
-        await self.settle([a, b])
-        seen_a = [(m["seq"], m["text"]) for m in alice.of_type("message")]
-        seen_b = [(m["seq"], m["text"]) for m in bob.of_type("message")]
-        self.assertEqual(seen_a, seen_b)
-        texts = [t for _, t in seen_a]
-        self.assertEqual(len(texts), len(set(texts)))
-        self.assertEqual([s for s, _ in seen_a], list(range(1, len(seen_a) + 1)))
-        self.assertEqual(set(accepted + ["after"]) - set(texts), set())
-        self.assertEqual(set(texts) - set(accepted + refused + ["after"]), set())
-        self.assertEqual(sorted(a.names()), ["alice", "bob"])
-
-    async def test_redis_down_refuses_and_comes_back(self) -> None:
-        """While Redis is down: C{unavailable} for every request; clients stay."""
-        a = await self.room()
-        alice = await self.join(a, "alice")
-        self.redis.stop()
-        await wait_until(lambda: not a.available, 10, "the loss to be noticed")
-        for call in (lambda: a.say(alice, "x"), lambda: a.register(Member(), "bob"),
-                     lambda: a.rename(alice, "al")):
-            with self.assertRaises(RemoteProtocolError) as e:
-                call()
-            self.assertEqual((e.exception.code, e.exception.fatal), ("unavailable", False))
-        a.leave(alice, "quit")  # remembered, done when Redis is back
-        self.redis.run()
-        await wait_until(lambda: a.available, 10, "reconnection")
-        bob = await self.join(a, "bob")
-        self.assertEqual(await a.say(bob, "back"), 1)
-        await self.settle([a])
-        self.assertEqual(a.names(), ["bob"])
-
-    async def test_redis_that_lost_its_data(self) -> None:
-        """
-        A Redis that comes back empty (no persistence) is given back the
-        servers' names, and C{seq} goes on from where it was, never reused.
-        """
-        a, b = await self.room(), await self.room()
-        alice, bob = await self.join(a, "alice"), await self.join(b, "bob")
-        for n in range(5):
-            await a.say(alice, f"m{n}")
-        await self.settle([a, b])
-        self.redis.command("FLUSHALL")
-        self.redis.stop()
-        await wait_until(lambda: not (a.available or b.available), 10, "the loss to be noticed")
-        self.redis.run()
-        await wait_until(lambda: a.available and b.available, 10, "reconnection")
-        await wait_until(lambda: sorted(b.names()) == ["alice", "bob"], 10, "names restored")
-        seq = await b.say(bob, "after")
-        self.assertGreater(seq, 5)
-        await self.settle([a, b])
-        self.assertIn("after", alice.texts())
-        self.assertEqual(alice.texts().count("after"), 1)
+        options = Options()
+        options.parseOptions(["--redis", "tcp:127.0.0.1:1", "--chat", "team", "--history", "7",
+                              "--redis-lease", "3", "--default-room", "#Hall",
+                              "--presence-limit", "5", "--max-rooms", "0",
+                              "--rooms-per-client", "4"])
+        chat = _redis_room(options, reactor)
+        self.assertIsInstance(chat, RedisChat)
+        verifyObject(IChat, chat)
+        self.assertEqual((chat.keys.chat, chat.history_size, chat.lease), ("team", 7, 3.0))
+        self.assertEqual((chat.default_room, chat.presence_limit, chat.max_rooms_per_client),
+                         ("#Hall", 5, 4))
+        self.assertGreater(chat.max_rooms, 10 ** 6)  # 0: no limit
+        self.assertFalse(chat.available)
+        bad = Options()
+        with self.assertRaises(Exception) as e:
+            bad.parseOptions(["--redis", "tcp:127.0.0.1:1", "--chat", "a b"])
+        self.assertIn("--chat", str(e.exception))

@@ -301,13 +301,26 @@ class MessageTests(ProtocolTestCase):
         self.assertEqual(alice.received(), [])
 
     def test_largest_frame(self) -> None:
-        """A 65,536-byte frame is taken, and its echo fits."""
+        """A 65,536-byte frame is taken (a pong: nothing answers it)."""
         c = self.connect()
-        body = b'{"type":"ping","token":"' + b"t" * (MAX_FRAME - 26) + b'"}'
+        c.hello("me")
+        body = b'{"type":"pong","token":"' + b"t" * (MAX_FRAME - 26) + b'"}'
         self.assertEqual(len(body), MAX_FRAME)
         c.send_raw(raw_frame(body))
-        [pong] = c.received()
-        self.assertEqual(len(pong["token"]), MAX_FRAME - 26)
+        c.send({"type": "ping", "token": 1})
+        self.assertEqual(c.received(), [{"type": "pong", "token": 1}])
+        self.assertFalse(c.closed)
+
+    def test_ping_token_limit(self) -> None:
+        """A token of 256 bytes of JSON is echoed; 257 is C{bad-json} (4.6, v2)."""
+        c = self.connect()
+        fits = "t" * 254  # 256 bytes with its quotes
+        c.send({"type": "ping", "token": fits})
+        self.assertEqual(c.received(), [{"type": "pong", "token": fits}])
+        for token in ("t" * 255, ["t" * 62] * 4, "t" * (MAX_FRAME - 64)):
+            c.send({"type": "ping", "token": token})
+            [answer] = c.received()
+            self.assertEqual((answer["type"], answer["code"], answer["fatal"]), ("error", "bad-json", False))
         self.assertFalse(c.closed)
 
 
@@ -436,12 +449,12 @@ class TextErrorTests(ProtocolTestCase):
         self.assertEqual(self.room.seq, 0)
 
     def test_pong_too_long(self) -> None:
-        """A ping whose echo would not fit a frame gets too-long."""
+        """A ping whose echo would not fit a frame is over the token limit: bad-json."""
         c = self.connect()
         body = b'{"type":"ping","token":[' + b",".join([b"1e9"] * 16000) + b"]}"
         self.assertLessEqual(len(body), MAX_FRAME)
         c.send_raw(raw_frame(body))
-        self.assertError(c.received(), "too-long", False)
+        self.assertError(c.received(), "bad-json", False)
         self.assertFalse(c.closed)
         c.send({"type": "ping", "token": 1})
         self.assertEqual(c.received(), [{"type": "pong", "token": 1}])

@@ -20,13 +20,13 @@ from .scaleout import ChatServerProcess, FrameClient, RedisServer, wait_until
 _chats = itertools.count(1)
 
 
-def public(client: FrameClient) -> List[Tuple[int, str, str]]:
-    """C{(seq, from, text)} of every public message, from history and live, in order."""
+def public(client: FrameClient, room: str = "#lobby") -> List[Tuple[int, str, str]]:
+    """C{(seq, from, text)} of every message of C{room}, from history and live, in order."""
     seen = []
     for m in client.messages:
-        if m["type"] == "history":
+        if m["type"] == "history" and m.get("room") == room:
             seen.extend((h["seq"], h["from"], h["text"]) for h in m["messages"])
-        elif m["type"] == "message":
+        elif m["type"] == "message" and m.get("room") == room:
             seen.append((m["seq"], m["from"], m["text"]))
     return seen
 
@@ -60,10 +60,13 @@ class ScaleOutTests(TestCase):
         await client.hello(name, **hello)
         return client
 
-    async def say(self, client: FrameClient, text: str) -> Dict[str, Any]:
-        """Say C{text} and wait for its echo (or an error, which is returned)."""
+    async def say(self, client: FrameClient, text: str, room: Any = None) -> Dict[str, Any]:
+        """Say C{text} (in C{room}) and wait for its echo (or an error, which is returned)."""
         start = len(client.messages)
-        client.send({"type": "say", "text": text})
+        message = {"type": "say", "text": text}
+        if room is not None:
+            message["room"] = room
+        client.send(message)
         return await client.wait_for(
             lambda m: (m["type"] == "message" and m["text"] == text) or m["type"] == "error",
             what=f"the echo of {text!r}", start=start)
@@ -98,7 +101,8 @@ class ScaleOutTests(TestCase):
         got = await recipient.wait_for(lambda m: m["type"] == "private", what="the private message")
         echo = await sender.wait_for(lambda m: m["type"] == "private", what="the echo", start=0)
         self.assertEqual(got, echo)
-        self.assertEqual((got["from"], got["to"], got["seq"]), (sender.name, recipient.name, total + 1))
+        # private messages are numbered apart from the room's messages
+        self.assertEqual((got["from"], got["to"], got["seq"]), (sender.name, recipient.name, 1))
         bystander.send({"type": "who"})
         users = await bystander.wait_for(lambda m: m["type"] == "users", what="users")
         self.assertEqual(sorted(users["users"]), sorted(c.name for c in clients))
@@ -118,54 +122,133 @@ class ScaleOutTests(TestCase):
         await wait_until(lambda: len(last.of_type("joined")) + 1 + len(
             last.of_type("welcome")[0]["users"]) >= 16, 10, "joined from everyone")
 
+    async def test_rooms_across_servers(self) -> None:
+        """
+        Two clients in two rooms and one in both, on two servers: each room's
+        messages reach its members only, in one C{seq} order per room;
+        C{topic}, C{join}, C{part} and C{rooms} work across servers.
+        """
+        a, b = await self.servers(2)
+        in_a = await self.client(a, "ina", rooms=["#a"])
+        in_b = await self.client(b, "inb", rooms=["#b"])
+        both = await self.client(b, "both", rooms=["#a", "#b"])
+        for n in range(5):
+            for client, room in ((in_a, "#a"), (in_b, "#b"), (both, "#a"), (both, "#b")):
+                echo = await self.say(client, f"{client.name}-{room}-{n}", room)
+                self.assertEqual((echo["type"], echo.get("room")), ("message", room), echo)
+        for room, member in (("#a", in_a), ("#b", in_b)):
+            await wait_until(lambda: len(public(both, room)) >= 10, 10, f"every message of {room}")
+            await wait_until(lambda: len(public(member, room)) >= 10, 10, f"every message of {room}")
+            self.assertEqual([s for s, _, _ in public(both, room)], list(range(1, 11)))
+            self.assertEqual(public(member, room), public(both, room))
+        self.assertEqual((public(in_a, "#b"), public(in_b, "#a")), ([], []))
+        error = await self.say(in_a, "not mine", "#b")
+        self.assertEqual((error["type"], error.get("code")), ("error", "not-in-room"))
+        in_a.send({"type": "topic", "room": "#a", "text": "tea"})
+        topic = await both.wait_for(lambda m: m["type"] == "topic", what="the topic", start=0)
+        self.assertEqual((topic["room"], topic["text"], topic["by"]), ("#a", "tea", "ina"))
+        start = len(in_b.messages)
+        in_b.send({"type": "join", "room": "#A"})
+        history = await in_b.wait_for(lambda m: m["type"] == "history" and m["room"] == "#a",
+                                      what="the history of #a", start=start)
+        room = [m for m in in_b.messages[start:] if m["type"] == "room"][0]
+        self.assertEqual((room["room"], room["count"], room["topic"]), ("#a", 3, "tea"))
+        self.assertEqual(len(history["messages"]), 10)
+        joined = await in_a.wait_for(lambda m: m["type"] == "joined" and m["name"] == "inb",
+                                     what="joined", start=0)
+        self.assertEqual(joined["room"], "#a")
+        both.send({"type": "part", "room": "#b", "reason": "busy"})
+        parted = await in_b.wait_for(lambda m: m["type"] == "parted", what="parted")
+        self.assertEqual((parted["room"], parted["name"], parted["text"]), ("#b", "both", "busy"))
+        both.send({"type": "rooms"})
+        rooms = await both.wait_for(lambda m: m["type"] == "rooms", what="rooms")
+        self.assertEqual([(r["room"], r["count"]) for r in rooms["rooms"]], [("#a", 3), ("#b", 1)])
+
     async def test_killed_server_clients_move_and_catch_up(self) -> None:
         """
-        C{kill -9} one server mid-traffic: its clients reconnect to another
-        with C{resume} and C{since}, keep their names, and catch up exactly
+        C{kill -9} one server mid-traffic in three rooms: its clients
+        reconnect to another with C{resume}, C{since} per room and C{epoch},
+        keep their names and rooms, and catch up exactly in every room
         (C{complete: true}); the name of a client that did not come back is
-        released after the lease and everyone hears C{left}.
+        released after the lease and those sharing a room with it hear C{left}.
         """
+        rooms = ["#lobby", "#a", "#b"]
         a, b = await self.servers(2, "--redis-lease", "1", "--history", "500")
-        movers = [await self.client(a, f"mover{n}") for n in range(2)]
-        stayer = await self.client(a, "stayer")
-        talker = await self.client(b, "talker")
+        movers = [await self.client(a, f"mover{n}", rooms=rooms) for n in range(2)]
+        stayer = await self.client(a, "stayer", rooms=["#a"])
+        talker = await self.client(b, "talker", rooms=rooms)
         talking = True
 
         async def talk() -> None:
             n = 0
             while talking:
-                echo = await self.say(talker, f"t{n}")
-                self.assertEqual(echo["type"], "message", echo)
+                for room in rooms:
+                    echo = await self.say(talker, f"{room}-t{n}", room)
+                    self.assertEqual(echo["type"], "message", echo)
                 n += 1
 
         traffic = defer.ensureDeferred(talk())
-        await wait_until(lambda: len(public(movers[0])) > 20, 10, "traffic")
+        await wait_until(lambda: len(public(movers[0], "#b")) > 10, 10, "traffic")
         await a.kill()
         moved = []
         for old in movers:
             await old.lost
             welcome = old.of_type("welcome")[0]
-            since = public(old)[-1][0] if public(old) else 0
-            new = await self.client(b, "someone-else", resume=welcome["resume"], since=since)
+            since = {room: public(old, room)[-1][0] if public(old, room) else 0 for room in rooms}
+            new = await self.client(b, "someone-else", resume=welcome["resume"], since=since,
+                                    epoch=welcome["epoch"])
             self.assertEqual(new.name, old.name)
-            self.assertTrue(new.of_type("history")[-1]["complete"])
+            self.assertEqual(new.of_type("welcome")[0]["rooms"], rooms)
+            for room in rooms:
+                self.assertTrue(new.history(room)["complete"], room)
             moved.append((old, new))
-        await wait_until(lambda: len(public(moved[-1][1])) > 10, 10, "traffic after the move")
+        await wait_until(lambda: len(public(moved[-1][1], "#b")) > 10, 10, "traffic after the move")
         talking = False
         await traffic
-        final = public(talker)[-1][0]
-        for old, new in moved:
-            await wait_until(lambda: public(new) and public(new)[-1][0] >= final, 10, "catch-up")
-            joined = public(old) + public(new)
-            self.assertEqual(joined, public(talker)[: len(joined)])
-            self.assertEqual([seq for seq, _, _ in joined], list(range(1, len(joined) + 1)))
+        for room in rooms:
+            final = public(talker, room)[-1][0]
+            for old, new in moved:
+                await wait_until(lambda: public(new, room) and public(new, room)[-1][0] >= final,
+                                 10, "catch-up")
+                joined = public(old, room) + public(new, room)
+                self.assertEqual(joined, public(talker, room)[: len(joined)])
+                self.assertEqual([seq for seq, _, _ in joined], list(range(1, len(joined) + 1)))
         left = await talker.wait_for(lambda m: m["type"] == "left" and m["name"] == "stayer",
                                      seconds=10, what="left for the client that stayed away",
                                      start=0)
         self.assertEqual(left["reason"], "disconnected")
-        self.assertEqual([m for m in talker.of_type("left", "joined")
-                          if m["name"].startswith("mover")][2:], [])
+        self.assertEqual([m for m in talker.of_type("left", "joined", "parted")
+                          if m["name"].startswith("mover")], [])
         await stayer.lost
+
+    async def test_client_in_twenty_rooms_fails_over(self) -> None:
+        """
+        A client in 20 rooms loses its server (C{kill -9}) and comes back on
+        another: every room's missed messages, C{complete} where the history
+        still held them all and not where it did not.
+        """
+        a, b = await self.servers(2, "--redis-lease", "5", "--history", "5")
+        rooms = [f"#r{n}" for n in range(20)]
+        talker = await self.client(b, "talker", rooms=rooms)
+        mover = await self.client(a, "mover", rooms=rooms)
+        for room in rooms:
+            await self.say(talker, "before", room)
+        await wait_until(lambda: all(public(mover, room) for room in rooms), 10, "every room")
+        await a.kill()
+        await mover.lost
+        for n, room in enumerate(rooms):
+            for i in range(3 if n % 2 else 8):
+                await self.say(talker, f"missed{i}", room)
+        welcome = mover.of_type("welcome")[0]
+        since = {room: public(mover, room)[-1][0] for room in rooms}
+        back = await self.client(b, None, resume=welcome["resume"], since=since,
+                                 epoch=welcome["epoch"])
+        self.assertEqual((back.name, back.of_type("welcome")[0]["rooms"]), ("mover", rooms))
+        for n, room in enumerate(rooms):
+            history = back.history(room)
+            missed = [f"missed{i}" for i in range(3 if n % 2 else 8)]
+            self.assertEqual([m["text"] for m in history["messages"]], missed[-5:], room)
+            self.assertEqual(history["complete"], bool(n % 2), room)
 
     async def test_graceful_stop_lets_clients_resume_elsewhere(self) -> None:
         """

@@ -52,7 +52,9 @@ class RoomActions:
     def _enter(self, member: Any, room: ChatRoom, announce: bool) -> None:
         """Put C{member} in C{room}; tell the others if C{announce} and presence is on."""
         room.members[member] = member.send_frame
-        self._rooms_of[member][room] = None
+        mine = self._rooms_of[member]
+        if room not in mine:  # (a resumed session is in its rooms already)
+            mine.append(room)
         self.rooms.entered(room)
         if announce and self._presence(room, len(room.members)):
             joined: Message = {"type": "joined", "room": room.name, "name": member.name,
@@ -77,12 +79,12 @@ class RoomActions:
             json_str(room.name), json_str(room.topic), len(room.members),
             b"true" if self._presence(room, len(room.members)) else b"false")
         listed = self._listed
-        names = [listed[member]]
+        names = [(listed[member], not member.encrypted)]
         for other in room.members:
             if len(names) >= MAX_WELCOME_USERS:
                 break
             if other is not member:
-                names.append(listed[other])
+                names.append((listed[other], not other.encrypted))
         return split_names(head, names)
 
     def _member_room(self, member: Any, name: object) -> ChatRoom:
@@ -126,7 +128,7 @@ class RoomActions:
             parted["text"] = reason
         frame = _fitting(parted)
         del left.members[member]
-        del self._rooms_of[member][left]
+        self._rooms_of[member].remove(left)
         if presence:
             self._outbox.to_room(left, frame)
         member.send_frame(frame)
@@ -255,7 +257,7 @@ class RoomActions:
         del self._members[name_key(old)]
         self._members[new_key] = member
         member.name = new
-        self._listed[member] = (json_str(new), not member.encrypted)
+        self._listed[member] = json_str(new)
         frame = encode_frame(encode({"type": "renamed", "old": old, "new": new,
                                      "ts": self._now()}))
         self._to_rooms(list(self._rooms_of[member]), frame, also=member)
@@ -290,7 +292,8 @@ class RoomActions:
             members = found.members
             head = b'{"type":"users","room":%s,"users":[' % json_str(found.name)
         listed = self._listed
-        return [encode_frame(body) for body in split_names(head, (listed[m] for m in members))]
+        return [encode_frame(body) for body in split_names(
+            head, ((listed[m], not m.encrypted) for m in members))]
 
 
 def _fitting(message: Message) -> bytes:

@@ -23,13 +23,18 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Tuple
 
+from ..metrics import NO_METRICS
+
 
 class Outbox:
     """
     @param end_of_turn: an L{EndOfTurn <chatsvc.server.turns.EndOfTurn>}
         (anything with C{schedule} and C{cancel}).
     @ivar size: bytes queued and not yet handed out.
+    @ivar metrics: told how many frames each flush handed out (C{--metrics}).
     """
+
+    metrics: Any = NO_METRICS
 
     def __init__(self, end_of_turn: Any) -> None:
         self._end_of_turn = end_of_turn
@@ -77,6 +82,7 @@ class Outbox:
         self._frames, self._audiences, self._late = [], [], {}
         self.size = 0
         i, n = 0, len(frames)
+        delivered = 0
         while i < n:
             audience = audiences[i]
             j = i + 1
@@ -86,20 +92,30 @@ class Outbox:
             if type(audience) is tuple:
                 for member in audience:
                     member.send_frame(blob)
+                delivered += len(audience) * (j - i)
             elif late:
-                _to_room_late(audience, frames, i, j, blob, late)
+                delivered += _to_room_late(audience, frames, i, j, blob, late)
             else:
                 for send in list(audience.members.values()):
                     send(blob)
+                delivered += len(audience.members) * (j - i)
             i = j
+        self.metrics.delivered(delivered)
 
 
 def _to_room_late(room: Any, frames: List[bytes], i: int, j: int, blob: bytes,
-                  late: Dict[Tuple[Any, Any], int]) -> None:
-    """Frames C{i:j} to C{room}'s members, less what came before a member joined."""
+                  late: Dict[Tuple[Any, Any], int]) -> int:
+    """
+    Frames C{i:j} to C{room}'s members, less what came before a member
+    joined; returns how many frames were handed out.
+    """
+    delivered = 0
     for member, send in list(room.members.items()):
         start = late.get((room, member))
         if start is None or start <= i:
             send(blob)
+            delivered += j - i
         elif start < j:
             send(b"".join(frames[start:j]))
+            delivered += j - start
+    return delivered

@@ -102,7 +102,7 @@ class IChat(Interface):
         """The encoded C{rooms} answer (frames), or a Deferred of them."""
 
     def who_frames(room=None):
-        """The encoded C{users} answer for C{room} or for everyone (frames)."""
+        """The encoded C{users} answer for C{room} or for everyone (frames), or a Deferred of them."""
 
     def rooms_of(member):
         """The names of the rooms C{member} is in, in the order it joined them."""
@@ -118,3 +118,36 @@ class IChat(Interface):
 
     def names():
         """The names of the users online."""
+
+
+class IChatStats(Interface):
+    """What a metrics recorder reads of the chat when it is scraped."""
+
+    def stats():
+        """
+        A dict of counts: C{users} (registered here), C{rooms} (with
+        members), C{history} (public messages kept, all rooms).
+        """
+
+
+class IChatAdmin(Interface):
+    """What an operator's controls (L{chatsvc.admin}) need of the chat."""
+
+    def room_list():
+        """Every room with members: dicts C{{room, count, topic, history}}, largest first."""
+
+    def member_rooms(member):
+        """The names of the rooms C{member} is in."""
+
+    def operator_topic(room, text):
+        """
+        Set C{room}'s topic as the operator (C{""} clears it); its members
+        get C{topic}. Raises C{KeyError} if there is no such room.
+        """
+
+    def clear_room(room):
+        """
+        Forget C{room}'s history (its members stay, and new messages carry
+        on its C{seq}); returns how many messages were forgotten. Raises
+        C{KeyError} if there is no such room.
+        """

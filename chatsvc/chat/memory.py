@@ -34,6 +34,7 @@ from .common import MAX_WELCOME_USERS, History, json_str
 from .fanout import Outbox
 from .interfaces import IChat
 from .actions import RoomActions
+from .operators import OperatorActions
 from .rooms import ChatRoom, RoomDirectory
 
 _log = Logger()
@@ -45,7 +46,7 @@ def new_epoch() -> str:
 
 
 @implementer(IChat)
-class MemoryChat(RoomActions):
+class MemoryChat(RoomActions, OperatorActions):
     """
     One chat in one process.
 
@@ -75,8 +76,9 @@ class MemoryChat(RoomActions):
         self.presence_limit = presence_limit
         self.max_rooms_per_client = max_rooms_per_client
         self._members: Dict[str, Any] = {}  # name key -> member
-        self._listed: Dict[Any, Tuple[bytes, bool]] = {}  # member -> (name as JSON, plaintext)
-        self._rooms_of: Dict[Any, Dict[ChatRoom, None]] = {}  # member -> its rooms
+        self._listed: Dict[Any, bytes] = {}  # member -> its name as JSON
+        # member -> its rooms, in the order it joined them (a list: a few at most)
+        self._rooms_of: Dict[Any, List[ChatRoom]] = {}
         self._tokens: Dict[str, Any] = {}  # resume token -> member
         self._token_of: Dict[Any, str] = {}
         self._ids = itertools.count(1)
@@ -220,8 +222,8 @@ class MemoryChat(RoomActions):
         member.name = assigned
         member.session_id = session_id
         self._members[name_key(assigned)] = member
-        self._listed[member] = (json_str(assigned), not member.encrypted)
-        self._rooms_of.setdefault(member, {})
+        self._listed[member] = json_str(assigned)
+        self._rooms_of.setdefault(member, [])
         token = secrets.token_urlsafe(18)
         self._tokens[token] = member
         self._token_of[member] = token
@@ -255,7 +257,7 @@ class MemoryChat(RoomActions):
 
     def _replace(self, old: Any, new: Any) -> None:
         """C{new} takes C{old}'s place silently (4.5 resume)."""
-        rooms = self._rooms_of.pop(old, {})
+        rooms = self._rooms_of.pop(old, [])
         for room in rooms:
             del room.members[old]
         del self._members[name_key(old.name)]
@@ -264,9 +266,8 @@ class MemoryChat(RoomActions):
         if token is not None:
             del self._tokens[token]
         old.replaced()
-        self._rooms_of[new] = {}
+        self._rooms_of[new] = list(rooms)
         for room in rooms:
-            self._rooms_of[new][room] = None
             room.members[new] = new.send_frame
             self._outbox.joined(room, new)
 
@@ -294,7 +295,7 @@ class MemoryChat(RoomActions):
                 continue
             if len(users) >= MAX_WELCOME_USERS:
                 break
-            item, plain = listed[other]
+            item, plain = listed[other], not other.encrypted
             size += (len(item) + 1) * (2 if plain else 1)
             if size > MAX_FRAME:
                 break

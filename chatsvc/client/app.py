@@ -629,7 +629,7 @@ async def run(
         from ..keys import KeyFileError, load_key
 
         try:
-            psk = load_key(args.psk)
+            psk = load_key(args.psk, warn=lambda text: errors(f"chat-client: warning: {display.sanitize(text)}"))
         except KeyFileError as e:
             errors(f"chat-client: {display.sanitize(str(e))}")
             return 2

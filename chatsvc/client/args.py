@@ -47,6 +47,9 @@ def _parser() -> argparse.ArgumentParser:
                         help="a Twisted client endpoint, e.g. tcp:host=127.0.0.1:port=8000;"
                              " repeatable: when a server goes away the client moves on to"
                              " the next one (instead of HOST PORT)")
+    parser.add_argument("--ca", metavar="FILE",
+                        help="for --connect tls:...: trust the certificates in this PEM file"
+                             " (a private CA, or the server's own) instead of the system's")
     parser.add_argument("--name", "-n", metavar="NAME",
                         help="your user name (asked on stdin when not given)")
     parser.add_argument("--encrypted", "-e", action="store_true",
@@ -73,6 +76,7 @@ class ClientArgs:
     endpoints: Tuple[Tuple[str, Optional[str]], ...]
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
+    ca: Optional[str] = None
     name: Optional[str] = None
     psk: Optional[str] = None
     encrypted: bool = False
@@ -106,6 +110,8 @@ def parse_args(argv: Sequence[str]) -> ClientArgs:
     else:
         shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         endpoints = ((display.sanitize(shown), None),)
+    if ns.ca and not any(spec.startswith("tls:") for spec in ns.connect):
+        raise UsageError("--ca is for --connect tls:host=HOST:port=PORT endpoints")
     if ns.encrypted and not ns.psk:
         raise UsageError("--encrypted needs --psk FILE")
     name = ns.name
@@ -116,6 +122,7 @@ def parse_args(argv: Sequence[str]) -> ClientArgs:
             raise UsageError(f"invalid --name: {e}")
     return ClientArgs(
         endpoints=endpoints,
+        ca=ns.ca,
         host=host,
         port=port,
         name=name,

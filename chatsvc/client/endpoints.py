@@ -134,6 +134,9 @@ def build_endpoint(reactor: Any, args: ClientArgs) -> RoundRobinEndpoint:
     for description, spec in args.endpoints:
         if spec is None:
             endpoint = HostnameEndpoint(reactor, args.host, args.port, timeout=10)
+        elif args.ca and spec.startswith("tls:"):
+            from .tls import tls_endpoint
+            endpoint = tls_endpoint(reactor, spec, args.ca)  # ValueError: a clear message
         else:
             try:
                 endpoint = clientFromString(reactor, spec)

@@ -21,10 +21,12 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from ..metrics import NO_METRICS
 from ..wire.framing import encode_frame
 from ..wire.messages import encode, error
 from .interfaces import IServerConnection, IWrappedFactory
 from .protocol import ChatProtocol
+from .sendq import SendQueue
 from .turns import end_of_turn
 
 _log = Logger()
@@ -118,6 +120,12 @@ class ChatFactory(Factory):
 
     protocol = ChatProtocol
     noisy = False
+    metrics: Any = NO_METRICS
+    """An L{IServerMetrics <chatsvc.metrics.IServerMetrics>} (C{--metrics})."""
+    bans: Any = None
+    """An L{IBanList <chatsvc.admin.interfaces.IBanList>} (C{--admin}), or C{None}."""
+    send_queue: Any = SendQueue
+    """The send queue class of each connection (C{--metrics} gives one that counts)."""
 
     def __init__(self, room: Any, config: Optional[ServerConfig], clock: Any) -> None:
         self.room = room
@@ -140,6 +148,7 @@ class ChatFactory(Factory):
 
     def refusal(self, code: str, text: str) -> bytes:
         """The fatal error frame the encrypting wrapper writes when it refuses."""
+        self.metrics.refused(code)
         return encode_frame(encode(error(code, text, True)))
 
     def startFactory(self) -> None:
@@ -184,6 +193,7 @@ class ChatFactory(Factory):
         if on == self.throttled:
             return
         self.throttled = on
+        self.metrics.throttle(on)
         if on:
             _log.info("{n} clients are behind: reading paused until they catch up",
                       n=len(self._behind))
@@ -214,6 +224,11 @@ class ChatFactory(Factory):
         """Count a new connection; return C{(code, text)} to refuse it."""
         config = self.config
         self.connections.add(proto)
+        self.metrics.connection_opened(proto)
+        if self.bans is not None and self.bans.banned(proto.peer):
+            _log.warn("refusing {peer}: banned", peer=proto.peer)
+            self.metrics.refused("banned")
+            return ("banned", "your address is banned from this server")
         if config.max_clients and len(self.connections) > config.max_clients:
             _log.warn("refusing {peer}: server full", peer=proto.peer)
             return ("server-full", "the server is full; try again later")
@@ -234,6 +249,7 @@ class ChatFactory(Factory):
 
     def registered(self, proto: IServerConnection) -> None:
         self.registered_connections.add(proto)
+        self.metrics.registered(proto)
 
     def _recently_flooded(self, host: str) -> bool:
         """
@@ -263,6 +279,7 @@ class ChatFactory(Factory):
                 del flooded[next(iter(flooded))]
         self.connections.discard(proto)
         self.registered_connections.discard(proto)
+        self.metrics.connection_closed(proto)
         if self._behind.pop(proto, None) is not None:
             self._update_throttle()
         key = self._counted.pop(proto, None)

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from twisted.protocols.policies import ProtocolWrapper
+
 
 def supports(transport: Any) -> bool:
     """
@@ -32,7 +34,11 @@ def supports(transport: Any) -> bool:
     the connection is made.
     """
     return (
-        isinstance(getattr(transport, "dataBuffer", None), bytes)
+        # A protocol wrapper (TLS over TCP) hands missing attributes on to
+        # the socket transport under it, whose send() would skip the
+        # wrapper: cleartext on a TLS connection.
+        not isinstance(transport, ProtocolWrapper)
+        and isinstance(getattr(transport, "dataBuffer", None), bytes)
         and isinstance(getattr(transport, "_tempDataLen", None), int)
         and hasattr(transport, "disconnecting")
         and hasattr(getattr(transport, "socket", None), "send")

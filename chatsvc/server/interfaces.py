@@ -10,6 +10,7 @@ What the server's parts ask of each other, beyond Twisted's own interfaces.
     the wrapper knows nothing of the chat.
   - L{IServerConnection}: what the L{ChatFactory
     <chatsvc.server.factory.ChatFactory>} asks of each connection.
+  - L{IConnectionState}: what the metrics and an operator read or set on one.
 """
 
 from __future__ import annotations
@@ -85,3 +86,18 @@ class IServerConnection(Interface):
 
     def abort():
         """Drop the connection at once (shutdown stragglers)."""
+
+
+class IConnectionState(Interface):
+    """
+    What the metrics (L{chatsvc.metrics}) and an operator (L{chatsvc.admin})
+    read or set on a connection, beyond L{IServerConnection}.
+    """
+
+    transport = Attribute("Its transport (for the transport label of the metrics).")
+    bytes_in = Attribute("Frame bytes read from the client so far.")
+    close_code = Attribute(
+        "The code it closed with (C{slow}, C{kicked}, C{quit}, ...), or C{None}"
+        " while open; C{disconnected} for a close nobody chose."
+    )
+    muted = Attribute("True while an operator has muted it: C{say}/C{msg} get C{muted}.")

@@ -21,13 +21,13 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from ..chat.interfaces import IChatMember
+from ..metrics import close_code as code_of_close
 from ..wire.errors import RemoteProtocolError
 from ..wire.framing import MAX_FRAME, encode_frame
 from ..wire.messages import Message, decode, encode, error
-from .interfaces import PLAIN, IChatTransport, IServerConnection
+from .interfaces import PLAIN, IChatTransport, IConnectionState, IServerConnection
 from .ratelimit import ALLOW, FLOOD, RateLimiter
 from .requests import HANDLERS, ROOM_REQUESTS
-from .sendq import SendQueue
 
 _log = Logger()
 
@@ -42,7 +42,12 @@ _LEFT_REASONS = {
     "flood": "flood",
     "shutdown": "shutdown",
     "replaced": "replaced",
+    "kicked": "kicked",
+    "banned": "banned",
 }
+
+# What a muted client may not send (PROTOCOL.md 4.6, `muted`).
+_MUTED_KINDS = frozenset({"say", "msg"})
 
 # Reasons to hold a client's input (bits of ChatProtocol._holds).
 _HOLD_ROOM = 1
@@ -76,7 +81,7 @@ def _discard(frame: bytes) -> None:
     pass
 
 
-@implementer(IChatMember, IServerConnection)
+@implementer(IChatMember, IServerConnection, IConnectionState)
 class ChatProtocol(Int32StringReceiver):
     """
     The server side of one client.
@@ -97,6 +102,9 @@ class ChatProtocol(Int32StringReceiver):
     _abort_call = None
     _ping_sent_at: Optional[float] = None
     _holds = 0
+    bytes_in = 0
+    close_code: Optional[str] = None
+    muted = False
 
     def __init__(self, factory: Any) -> None:
         self.factory = factory
@@ -112,7 +120,7 @@ class ChatProtocol(Int32StringReceiver):
         peer = transport.getPeer()
         self.peer = getattr(peer, "host", str(peer))
         _tune_socket(transport, SNDBUF)
-        self.queue = self._sendq = SendQueue(transport, config.sendq, self._overflowed,
+        self.queue = self._sendq = self.factory.send_queue(transport, config.sendq, self._overflowed,
                                              config.sendq_soft, self._behind)
         self.send_frame = self._sendq.write
         transport.registerProducer(self._sendq, True)
@@ -140,6 +148,8 @@ class ChatProtocol(Int32StringReceiver):
                 call.cancel()
         self._deadline = self._abort_call = None
         self.closing = True
+        if self.close_code is None:
+            self.close_code = code_of_close(reason)
         self.factory.connection_closed(self)
         if self.name is not None and self in self.room:
             self.room.leave(self, "disconnected")
@@ -190,6 +200,7 @@ class ChatProtocol(Int32StringReceiver):
         """
         if self.closing:
             return
+        self.close_code = code
         self._close(_LEFT_REASONS.get(code, "disconnected"), None)
         sendq = self._sendq
         if code == "slow":
@@ -239,6 +250,7 @@ class ChatProtocol(Int32StringReceiver):
         if self.closing:
             return
         now = self.last_seen = self._clock.seconds()
+        self.bytes_in += len(body) + 4
         if not body:
             self.fatal("bad-frame", "empty frame")
             return
@@ -263,11 +275,16 @@ class ChatProtocol(Int32StringReceiver):
             self._send_error(RemoteProtocolError(
                 "not-registered", "send hello first", fatal=False))
             return
+        if self.muted and kind in _MUTED_KINDS:
+            self._send_error(self._about(kind, message, RemoteProtocolError(
+                "muted", "an operator muted you; nothing was delivered", fatal=False)))
+            return
         try:
             result = handler(self, message)
         except RemoteProtocolError as e:
             self._send_error(self._about(kind, message, e))
             return
+        self.factory.metrics.request(kind)
         if isinstance(result, Deferred):
             self._wait_for(result, kind, message)
         elif self.room.outbox_size > self.config.turn_budget:
@@ -353,6 +370,7 @@ class ChatProtocol(Int32StringReceiver):
         if verdict is FLOOD:
             self.fatal("flood", "far over the message rate for too long")
         else:
+            self.factory.metrics.rate_limited()
             self._send_error(RemoteProtocolError(
                 "rate-limited", "too many messages; this one was not delivered", fatal=False))
         return True
@@ -384,6 +402,7 @@ class ChatProtocol(Int32StringReceiver):
 
     def quit(self, text: Optional[str]) -> None:
         """The client said C{quit}: leave with C{text}, send what is queued, close."""
+        self.close_code = "quit"
         self._close("quit", text)
         self._sendq.flush()
         self._finish()

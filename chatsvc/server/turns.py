@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import weakref
 from collections import deque
-from typing import Any, Callable, Deque, MutableMapping
+from time import perf_counter
+from typing import Any, Callable, Deque, MutableMapping, Optional
 
 
 class EndOfTurn:
@@ -35,6 +36,8 @@ class EndOfTurn:
         self._calls: Deque[Callable[[], object]] = deque()
         self._delayed: Any = None
         self.running = False  # True while the pass runs
+        # Called with each pass's duration in seconds (--metrics), or None.
+        self.observer: Optional[Callable[[float], None]] = None
 
     def schedule(self, f: Callable[[], object]) -> None:
         """Call C{f()} at the end of this turn (after what is already there)."""
@@ -55,6 +58,8 @@ class EndOfTurn:
     def _run(self) -> None:
         self._delayed = None
         calls = self._calls
+        observer = self.observer
+        started = perf_counter() if observer is not None else 0.0
         self.running = True
         try:
             while calls:
@@ -63,6 +68,8 @@ class EndOfTurn:
             self.running = False
             if calls and self._delayed is None:  # after an exception
                 self._delayed = self._clock.callLater(0, self._run)
+            if observer is not None:
+                observer(perf_counter() - started)
 
 
 _by_clock: MutableMapping[Any, EndOfTurn] = weakref.WeakKeyDictionary()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import sys
 from datetime import datetime, timezone
 from typing import Any, Dict, Optional
 
@@ -23,7 +24,8 @@ from .errors import RemoteProtocolError
 
 Message = Dict[str, Any]
 
-CLIENT_TYPES = frozenset({"hello", "say", "msg", "nick", "who", "ping", "pong", "quit"})
+CLIENT_TYPES = frozenset({"hello", "say", "msg", "nick", "join", "part", "topic", "rooms", "who",
+                          "ping", "pong", "quit"})
 """Every message type a client may send (4.1)."""
 
 DEFAULT_MAX_TEXT = 4096
@@ -57,9 +59,41 @@ def _bounded_int(text: str) -> int:
     return int(text)
 
 
-_decoder = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_finite_float,
-                            parse_int=_bounded_int)
-_decode = _decoder.decode
+def _c_int_limit() -> bool:
+    """Whether C{int()} itself refuses over L{MAX_INT_DIGITS} digits (CPython
+    3.11, and the security releases of 3.9 and 3.10, unless turned off)."""
+    limit = getattr(sys, "get_int_max_str_digits", lambda: 0)()
+    return 0 < limit <= MAX_INT_DIGITS
+
+
+# The fast decoder converts numbers in C (no Python call per number: a
+# 64 KiB body holds 30,000 of them); it cannot overflow a float unless the
+# body holds a long exponent or a long run of digits, which sends it to the
+# checked decoder. See _may_overflow.
+_fast_decode = json.JSONDecoder(
+    parse_constant=_refuse_constant,
+    **({} if _c_int_limit() else {"parse_int": _bounded_int}),
+).decode
+_decode = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_finite_float,
+                           parse_int=_bounded_int).decode
+
+# Digits to "0", "e" and "E" to "e", everything else to " " ("+" is deleted).
+_NUMBER_SHAPE = bytes(
+    ord("0") if chr(b).isdigit() and b < 128 else ord("e") if b in b"eE" else ord(" ")
+    for b in range(256)
+)
+_LONG_RUN = b"0" * 200
+
+
+def _may_overflow(body: bytes) -> bool:
+    """
+    Whether a number in C{body} might be too large for a float: one with an
+    exponent of three digits or more, or with 200 digits or more (an
+    exponent of two digits adds at most 99 to those). Two searches at C
+    speed; a false alarm only costs the checked decoder.
+    """
+    shape = body.translate(_NUMBER_SHAPE, b"+")
+    return b"e000" in shape or _LONG_RUN in shape
 
 
 def encode(message: Message) -> bytes:
@@ -67,37 +101,72 @@ def encode(message: Message) -> bytes:
     return _encode(message).encode("utf-8")
 
 
-MAX_DEPTH = 100
-"""The deepest nesting of objects and arrays in a message (the message
-object itself is at depth 1). Deeper is C{bad-json}: whatever decodes must
-also encode again (a C{pong} echoes its token) at any stack depth."""
+MAX_CONTAINERS = 64
+"""The most JSON arrays and objects a message may hold in all, the message
+object included, nested or side by side (PROTOCOL.md 4.6, v2). More is
+C{bad-json}, found before the body is parsed: a 64 KiB body of C{[],[],...}
+costs a scan, not a parse and a walk. It also bounds the nesting, so that
+whatever decodes also encodes again (a C{pong} echoes its token) at any
+stack depth."""
+
+MAX_DEPTH = MAX_CONTAINERS
+"""The deepest nesting (the message object is depth 1): at most
+L{MAX_CONTAINERS}, since every level is a container."""
+
+MAX_PING_TOKEN = 256
+"""The longest C{ping} token, in bytes of compact UTF-8 JSON (4.6, v2)."""
+
+# The escape of a UTF-16 surrogate: the only way a lone one can arrive, since
+# strict UTF-8 decoding refuses encoded ones.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
-def _value_problem(value: Any) -> Optional[str]:
+def count_containers(text: str) -> int:
     """
-    Why C{value} cannot be a message member (a lone surrogate, nesting over
-    L{MAX_DEPTH}), or C{None}. Iterative, so no input exhausts the stack.
+    Return how many JSON arrays and objects C{text} holds, if it is JSON:
+    the brackets and braces outside strings (past L{MAX_CONTAINERS}, it may
+    stop counting and return any larger number).
+
+    Cheap: one C{count} when the text has few brackets at all. Else escaped
+    backslashes, then escaped quotes, are taken out (left to right, as a
+    JSON parser pairs them), so that the quotes left delimit the strings;
+    then, whichever is fewer, each bracket is looked at (outside a string if
+    an even number of quotes comes before it), or the text is cut at every
+    quote and the pieces between strings searched. No parse, and no Python
+    work per string or per bracket beyond the fewer of the two.
     """
-    stack = [(value, 1)]
-    pop, push = stack.pop, stack.append
-    while stack:
-        item, depth = pop()
-        if isinstance(item, str):
-            try:
-                item.encode("utf-8")
-            except UnicodeEncodeError:
-                return "a string holds a lone surrogate"
-        elif isinstance(item, (dict, list)):
-            if depth > MAX_DEPTH:
-                return f"nested deeper than {MAX_DEPTH} levels"
-            if isinstance(item, dict):
-                for key, member in item.items():
-                    push((key, depth))
-                    push((member, depth + 1))
-            else:
-                for member in item:
-                    push((member, depth + 1))
-    return None
+    count = text.count("[") + text.count("{")
+    if count <= MAX_CONTAINERS:
+        return count
+    plain = text.replace("\\\\", "").replace('\\"', "")
+    if count * 32 < plain.count('"'):
+        return _count_brackets_outside(plain)
+    bare = "".join(plain.split('"')[::2])
+    return bare.count("[") + bare.count("{")
+
+
+def _count_brackets_outside(plain: str) -> int:
+    """The few-brackets case of L{count_containers}, stopping past the limit."""
+    positions = []
+    for bracket in "[{":
+        position = plain.find(bracket)
+        while position >= 0:
+            positions.append(position)
+            position = plain.find(bracket, position + 1)
+    positions.sort()
+    outside = quotes = last = 0
+    for position in positions:
+        quotes += plain.count('"', last, position)
+        last = position
+        if not quotes % 2:
+            outside += 1
+            if outside > MAX_CONTAINERS:
+                break
+    return outside
+
+
+def _bad_json(text: str) -> RemoteProtocolError:
+    return RemoteProtocolError("bad-json", text, fatal=False)
 
 
 def decode(body: bytes) -> Message:
@@ -106,25 +175,76 @@ def decode(body: bytes) -> Message:
 
     @raise RemoteProtocolError: C{bad-json} (not fatal) unless C{body} is a
         UTF-8 JSON object with a string C{type}, no NaN or Infinity, no
-        lone surrogate and no nesting deeper than L{MAX_DEPTH}.
+        lone surrogate and at most L{MAX_CONTAINERS} arrays and objects.
     """
     try:
         text = body.decode("utf-8")
-        message = _decode(text)
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        raise RemoteProtocolError("bad-json", "not a UTF-8 JSON object", fatal=False)
+    except UnicodeDecodeError:
+        raise _bad_json("not a UTF-8 JSON object") from None
+    if count_containers(text) > MAX_CONTAINERS:
+        raise _bad_json(f"more than {MAX_CONTAINERS} JSON arrays and objects")
+    try:
+        message = _decode(text) if _may_overflow(body) else _fast_decode(text)
+    except (ValueError, RecursionError):
+        raise _bad_json("not a UTF-8 JSON object") from None
     if not isinstance(message, dict) or not isinstance(message.get("type"), str):
-        raise RemoteProtocolError(
-            "bad-json", "a message is a JSON object with a string 'type'", fatal=False
-        )
-    # A lone surrogate can only arrive as a \u escape: strict UTF-8 decoding
-    # refuses encoded ones. Deep nesting needs more brackets than MAX_DEPTH.
-    # Only walk the object when either is possible.
-    if "\\u" in text or text.count("[") + text.count("{") > MAX_DEPTH:
-        problem = _value_problem(message)
-        if problem is not None:
-            raise RemoteProtocolError("bad-json", problem, fatal=False)
+        raise _bad_json("a message is a JSON object with a string 'type'")
+    if ("\\ud" in text or "\\uD" in text) and _SURROGATE_ESCAPE.search(text) is not None:
+        # An escaped pair is fine, a lone half is not: the C encoder finds
+        # out at C speed (no walk over the message in Python).
+        try:
+            _encode(message).encode("utf-8")
+        except UnicodeEncodeError:
+            raise _bad_json("a string holds a lone surrogate") from None
     return message
+
+
+def ping_error(message: Message) -> Optional[RemoteProtocolError]:
+    """
+    Return C{bad-json} if C{message} (a C{ping}) carries a token over
+    L{MAX_PING_TOKEN} bytes as compact UTF-8 JSON, else C{None}.
+
+    Cheap whatever the token: it stops as soon as the size is known to be
+    over. Not done by L{decode}: a C{ping} is first counted in its own
+    bucket (PROTOCOL.md section 6), and only one that is not dropped is
+    answered.
+    """
+    if "token" not in message or _json_size(message["token"], MAX_PING_TOKEN) <= MAX_PING_TOKEN:
+        return None
+    return _bad_json(f"a ping token is limited to {MAX_PING_TOKEN} bytes of JSON")
+
+
+def _json_size(value: Any, limit: int) -> int:
+    """
+    The size of C{value} as compact UTF-8 JSON, or some size over C{limit}
+    as soon as it is known to be over (at most about C{limit} values are
+    looked at; a non-finite float counts as over).
+    """
+    size = 0
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, (list, dict)):
+            n = len(item)
+            size += 2 + max(n - 1, 0) + (n if isinstance(item, dict) else 0)  # commas, colons
+            if size > limit or 2 * n > limit:
+                return limit + 1
+            if isinstance(item, dict):
+                for key, member in item.items():
+                    stack.append(key)
+                    stack.append(member)
+            else:
+                stack.extend(item)
+        elif isinstance(item, str) and len(item) + 2 > limit:
+            return limit + 1
+        else:
+            try:
+                size += len(_encode(item).encode("utf-8"))
+            except ValueError:  # inf or nan: not JSON
+                return limit + 1
+        if size > limit:
+            return size
+    return size
 
 
 def text_error(text: object, max_bytes: int = DEFAULT_MAX_TEXT) -> Optional[RemoteProtocolError]:

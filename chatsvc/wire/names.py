@@ -4,17 +4,29 @@ User names (PROTOCOL.md section 4.3), without I/O.
 
     >>> normalize("Ｂob")           # NFC, checked; raises InvalidName if bad
     >>> name_key("ALICE") == name_key("alice")
+    >>> look_alike_key("\u0430lice") == look_alike_key("alice")   # Cyrillic a
     >>> with_suffix("alice", 2)    # 'alice_2', shortened to fit 32 code points
+
+A name table keeps two keys per name (v2): L{name_key}, under which two names
+are the same name, and L{look_alike_key}, under which they look alike. A new
+name whose look-alike key is taken counts as taken (C{hello} gets a suffix,
+C{nick} gets C{name-taken}), unless the one who holds it is the one asking.
 """
 
 from __future__ import annotations
 
 import unicodedata
 
+from .confusables import skeleton
+
 MAX_NAME = 32
 """The longest name, in code points after NFC normalisation."""
 
 _EXTRA = frozenset("_-.")
+
+FILLERS = frozenset("\u115f\u1160\u3164\uffa0")
+"""The Hangul and halfwidth fillers: letters (Lo) that show as nothing, so
+not name characters (v2)."""
 
 
 class InvalidName(ValueError):
@@ -40,7 +52,7 @@ def normalize(name: object) -> str:
         if ch in _EXTRA:
             continue
         category = unicodedata.category(ch)
-        if category[0] != "L" and category != "Nd":
+        if (category[0] != "L" and category != "Nd") or ch in FILLERS:
             raise InvalidName(
                 "a name may hold only letters, digits, '_', '-' and '.'"
             )
@@ -53,6 +65,18 @@ def name_key(name: str) -> str:
     """
     return unicodedata.normalize(
         "NFC", unicodedata.normalize("NFC", name).casefold()
+    )
+
+
+def look_alike_key(name: str) -> str:
+    """
+    The key under which two names look alike:
+    C{NFC(casefold(skeleton(NFC(name))))}, C{skeleton} being Unicode TR39's
+    (L{chatsvc.wire.confusables}), taken before case folding so that
+    C{PayPaI} with a capital i looks like C{paypal}.
+    """
+    return unicodedata.normalize(
+        "NFC", skeleton(unicodedata.normalize("NFC", name)).casefold()
     )
 
 

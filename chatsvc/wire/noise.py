@@ -280,6 +280,9 @@ class HandshakeState:
         self._symmetric = SymmetricState(PROTOCOL_NAME)
         self._symmetric.mix_hash(prologue)
         self._re = b""
+        # The responder's "ee", computed as soon as message 1 is read, so that
+        # a low-order key fails there (handshake-failed), not in write_message.
+        self._ee = b""
         # Index of the next message of the pattern; 2 means complete, -1 failed.
         self._index = 0
         self._split = False
@@ -318,9 +321,14 @@ class HandshakeState:
         self._symmetric.mix_hash(public)
         self._symmetric.mix_key(public)
 
-    def _mix_ee(self, remote_public: bytes) -> None:
-        shared = self._e.exchange(X25519PublicKey.from_public_bytes(remote_public))
-        self._symmetric.mix_key(shared)
+    def _dh(self, remote_public: bytes) -> bytes:
+        """
+        X25519 with the peer's ephemeral key.
+
+        @raise ValueError: for a low-order point (an all-zero result), which
+            C{cryptography} refuses; the callers make it C{handshake-failed}.
+        """
+        return self._e.exchange(X25519PublicKey.from_public_bytes(remote_public))
 
     def write_message(self, payload: bytes = b"") -> bytes:
         """Return the next handshake message, carrying C{payload}."""
@@ -333,7 +341,8 @@ class HandshakeState:
             self._mix_ephemeral(e_public)  # "e"
         else:
             self._mix_ephemeral(e_public)  # "e"
-            self._mix_ee(self._re)  # "ee"
+            self._symmetric.mix_key(self._ee)  # "ee", computed by read_message
+            self._ee = b""
         message = e_public + self._symmetric.encrypt_and_hash(payload)
         self._index += 1
         return message
@@ -359,10 +368,15 @@ class HandshakeState:
                 self._mix_ephemeral(re)  # "e"
             else:
                 self._mix_ephemeral(re)  # "e"
-                self._mix_ee(re)  # "ee"
+                self._symmetric.mix_key(self._dh(re))  # "ee"
             payload = self._symmetric.decrypt_and_hash(message[DHLEN:])
+            if not self.initiator:
+                # The "ee" of our reply, now: a low-order key is refused here,
+                # with the authenticated message that brought it.
+                self._ee = self._dh(re)
         except (RemoteProtocolError, ValueError):
-            # ValueError: X25519 refuses a low-order point (all-zero secret).
+            # ValueError: X25519 refuses a low-order point (all-zero secret),
+            # on either side (PROTOCOL.md 3.1).
             raise RemoteProtocolError(
                 "handshake-failed", "handshake message failed authentication"
             ) from None

@@ -5,7 +5,7 @@ with the chat's Lua scripts loaded, speaking RESP through C{txredisapi}.
 
     link = RedisLink(endpoint, reactor, "commands", on_ready=reconcile)
     link.start()
-    d = link.call("say", keys, [server, request, head, 50, EVENTS_KEPT])
+    d = link.call("say", RoomKeys("team", "#lobby").all, [server, request, ...])
     link.ready          # False between a lost connection and on_ready's end
 
 C{txredisapi} is imported here only, lazily: the single-process server never
@@ -18,6 +18,7 @@ clock we are given.
 from __future__ import annotations
 
 import random
+from time import perf_counter
 from typing import Any, Awaitable, Callable, Dict, List, Optional, Sequence
 
 from twisted.application.internet import ClientService, backoffPolicy
@@ -26,7 +27,7 @@ from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from .redisscripts import SCRIPTS, script_sha
+from .scripts import SCRIPTS, script_sha
 
 _log = Logger()
 
@@ -107,7 +108,8 @@ class RedisLink:
         self._proto: Any = None
         self._on_ready = on_ready
         self._on_lost = on_lost
-        self._shas: Dict[str, str] = {name: script_sha(text) for name, text in SCRIPTS.items()}
+        self._shas: Dict[str, str] = {name: script_sha(text) for name, (_, text) in SCRIPTS.items()}
+        self.client_id: Optional[int] = None
         self._waiters: List[Deferred] = []
         self._was_down = False
         self._service = ClientService(
@@ -157,7 +159,8 @@ class RedisLink:
         if set_no_delay is not None:  # small commands, sent one after another
             set_no_delay(True)
         proto.whenDisconnected().addCallback(self._lost)
-        for name, text in SCRIPTS.items():
+        self.client_id = int(await proto.execute_command("CLIENT", "ID"))
+        for name, (_, text) in SCRIPTS.items():
             sha = await proto.execute_command("SCRIPT", "LOAD", text)
             if isinstance(sha, bytes):
                 sha = sha.decode("ascii")
@@ -198,6 +201,21 @@ class RedisLink:
 
     # -- commands ------------------------------------------------------------
 
+    observer: Optional[Callable[[float], None]] = None
+    """Called with the round trip of each request, in seconds (C{--metrics})."""
+
+    def _timed(self, d: Deferred) -> Deferred:
+        observer = self.observer
+        if observer is not None:
+            started = perf_counter()
+
+            def done(result: Any) -> Any:
+                observer(perf_counter() - started)
+                return result
+
+            d.addBoth(done)
+        return d
+
     def call(self, script: str, keys: Sequence[str], args: Sequence[Any],
              early: bool = False) -> Deferred:
         """
@@ -211,7 +229,8 @@ class RedisLink:
         if proto is None or not (self.ready or early):
             return fail(NotReady(f"{self.label}: not connected to Redis"))
         try:
-            return proto.execute_command("EVALSHA", self._shas[script], len(keys), *keys, *args)
+            return self._timed(proto.execute_command("EVALSHA", self._shas[script], len(keys),
+                                                     *keys, *args))
         except _txredisapi().ConnectionError as e:
             return fail(e)
 
@@ -221,7 +240,8 @@ class RedisLink:
         if proto is None or not self.ready:
             return fail(NotReady(f"{self.label}: not connected to Redis"))
         try:
-            return proto.execute_command(*args, apply_timeout=not blocking)
+            d = proto.execute_command(*args, apply_timeout=not blocking)
+            return d if blocking else self._timed(d)
         except _txredisapi().ConnectionError as e:
             return fail(e)
 
