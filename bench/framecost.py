@@ -127,6 +127,7 @@ def bodies() -> Dict[str, bytes]:
         "ping, 64 KiB of small ints": _pad('{"type":"ping","token":[', "1,", "1]}"),
         "ping, 64 KiB of floats": _pad('{"type":"ping","token":[', "1.5e3,", "1]}"),
         "ping, 4,300-digit integer": ('{"type":"ping","token":' + "9" * 4300 + "}").encode(),
+        "ping, fifteen 4,299-digit integers": ('{"type":"ping","token":[' + ",".join(["7" * 4299] * 15) + "]}").encode(),
         "ping, object of 64 KiB of keys": _pad('{"type":"ping"', ',"k":0', "}"),
         "ping, 64 KiB of \\u00e9 escapes": _pad('{"type":"ping","token":"', "\\u00e9", '"}'),
         "ping, 64 KiB of surrogate-pair escapes": _pad('{"type":"ping","token":"', "\\ud83d\\ude00",

@@ -14,7 +14,8 @@ Speaking four dialects (C{kind}):
   - C{chat}: chatsvc plaintext (hello / welcome / say / message frames);
   - C{chat-enc}: chatsvc through Noise records (L{chatsvc.wire.records});
   - C{relay}: the bare Int32 relay of L{bench.relay} (frames of raw text);
-  - C{irc}: an IRC server (NICK/USER, JOIN #bench, PRIVMSG #bench).
+  - C{irc}: an IRC server (NICK/USER, JOIN #bench, PRIVMSG #bench);
+  - C{irc-gw}: chatsvc's IRC gateway (NICK/USER, in #lobby at once).
 
 Every message text is 64 bytes, C{<Sxx>} (the sender), a 20-digit
 C{time.perf_counter_ns()} stamp, and padding, so a delivery is counted in
@@ -323,7 +324,32 @@ class IrcDialect(Dialect):
         )
 
 
-DIALECTS = {"chat": ChatDialect, "chat-enc": EncChatDialect, "relay": RelayDialect, "irc": IrcDialect}
+class IrcGatewayDialect(IrcDialect):
+    """
+    chatsvc's IRC gateway: NICK/USER, and the client is in the default room
+    #lobby at once (its JOIN, NAMES and 366 come with the registration);
+    no OPER (the gateway has none, and none is needed: --rate 0).
+    """
+
+    def registration(self, c: Client, data: bytes, setup_only: bool) -> tuple:
+        c.reg += data
+        if b"ERROR :" in c.reg:
+            raise LoadError(f"{c.name}: {c.reg[-300:]!r}")
+        if b" 001 " in c.reg and (setup_only or b" 366 " in c.reg):
+            c.reg = b""
+            return True, b""
+        if len(c.reg) > 1 << 22:
+            raise LoadError(f"{c.name}: no end of NAMES in 4 MiB")
+        return False, b""
+
+    def messages(self, sender: int, k: int) -> bytes:
+        return b"".join(
+            b"PRIVMSG #lobby :" + text + b"\r\n" for text in _stamp_texts(sender, k, self.pad)
+        )
+
+
+DIALECTS = {"chat": ChatDialect, "chat-enc": EncChatDialect, "relay": RelayDialect, "irc": IrcDialect,
+            "irc-gw": IrcGatewayDialect}
 
 
 # -- the generator -------------------------------------------------------------

@@ -15,7 +15,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from .servers import server_specs
 
 LABELS = {name: spec.label for name, spec in server_specs().items()}
-ORDER = ["chatsvc", "chatsvc-enc", "chatsvc-log", "relay", "ngircd"]
+ORDER = ["chatsvc", "chatsvc-enc", "chatsvc-log", "chatsvc-irc", "relay", "ngircd"]
 
 
 def _median(values: List[float]) -> Optional[float]:

@@ -35,13 +35,13 @@ from .report import write_report
 from .servers import (DEMO_KEY, LOADGEN_CPU, REPO, ngircd_path, pinned, server_specs,
                       start_server)
 
-ALL_SERVERS = ["chatsvc", "chatsvc-enc", "chatsvc-log", "relay", "ngircd"]
+ALL_SERVERS = ["chatsvc", "chatsvc-enc", "chatsvc-log", "chatsvc-irc", "relay", "ngircd"]
 ALL_SCENARIOS = ["fanout", "overload", "latency", "memory", "setup", "register", "rooms"]
 
 # Which servers take part in which scenario (chatsvc-log only in fanout at
 # the headline size; the relay and ngircd have no flow control to test).
 SCENARIO_SERVERS = {
-    "fanout": ["chatsvc", "chatsvc-enc", "relay", "ngircd"],
+    "fanout": ["chatsvc", "chatsvc-enc", "chatsvc-irc", "relay", "ngircd"],
     "overload": ["chatsvc", "chatsvc-enc"],
     "latency": ["chatsvc", "chatsvc-enc", "relay", "ngircd"],
     # Not ngIRCd: every JOIN into the one channel is sent to every member,

@@ -4,6 +4,8 @@ The servers under test, started as real processes on 127.0.0.1.
   - C{chatsvc}: C{twistd -n chat} in plaintext;
   - C{chatsvc-enc}: the same with C{--encrypted --psk keys/demo.key};
   - C{chatsvc-log}: plaintext with C{--log-messages} (a file in a temp dir);
+  - C{chatsvc-irc}: plaintext chatsvc with its IRC gateway (C{--irc}); the
+    load generator speaks IRC to the gateway's port, as it does to ngIRCd;
   - C{relay}: the bare Twisted relay of L{bench.relay};
   - C{ngircd}: ngIRCd, if installed, from a config written into a temp dir
     (L{ngircd_config}: no flood penalties, no connection limits, no DNS or
@@ -115,6 +117,7 @@ def server_specs() -> Dict[str, ServerSpec]:
         "chatsvc-enc": ServerSpec("chatsvc-enc", "chat-enc", "chatsvc (encrypted)", encrypted=True),
         "chatsvc-log": ServerSpec("chatsvc-log", "chat", "chatsvc (plaintext, message log on)",
                                   log_messages=True),
+        "chatsvc-irc": ServerSpec("chatsvc-irc", "irc-gw", "chatsvc IRC gateway (plaintext)"),
         "relay": ServerSpec("relay", "relay", "bare Twisted Int32 relay"),
         "ngircd": ServerSpec(
             "ngircd", "irc", "ngIRCd", available=ng is not None,
@@ -175,9 +178,12 @@ def start_server(spec: ServerSpec, workdir: str, sendq: int, history: int,
     elif spec.kind == "relay":
         argv = [sys.executable, "-m", "bench.relay", "--port", str(port)]
     else:
+        listen = port
+        if spec.kind == "irc-gw":  # the load generator talks to the IRC port
+            listen = free_port()
         argv = twistd_argv() + [
             "-n", "--pidfile=", "chat",
-            "--listen", f"tcp:{port}:interface=127.0.0.1",
+            "--listen", f"tcp:{listen}:interface=127.0.0.1",
             "--rate", "0", "--max-per-ip", "0", "--max-clients", "0",
             "--sendq", str(sendq), "--history", str(history),
             # silent load clients must not be pinged out during a long run
@@ -186,6 +192,8 @@ def start_server(spec: ServerSpec, workdir: str, sendq: int, history: int,
         ]
         if spec.encrypted:
             argv += ["--encrypted", "--psk", DEMO_KEY]
+        if spec.kind == "irc-gw":
+            argv += ["--irc", f"tcp:{port}:interface=127.0.0.1", "--irc-name", "bench.local"]
         if spec.log_messages:
             argv += ["--log-messages", os.path.join(logdir or workdir, f"messages-{port}.jsonl")]
     argv = pinned(argv, SERVER_CPU)

@@ -9,6 +9,7 @@ C{chat.tac} builds the same service from the same options.
 
 from __future__ import annotations
 
+import socket
 from typing import Any, Optional
 
 from twisted.application.internet import StreamServerEndpointService
@@ -25,6 +26,7 @@ from .server.encryption import EncryptingFactory
 from .server.factory import ChatFactory, ServerConfig
 from .server.msglog import MessageLog
 from .server.ratelimit import parse_rate
+from .server.turns import end_of_turn
 from .wire.errors import RemoteProtocolError
 from .wire.messages import text_error
 from .wire.noise import CipherCache
@@ -91,16 +93,22 @@ class Options(usage.Options):
         ["motd", None, None, "Message of the day, sent in every welcome."],
         ["redis", None, None, "Scale out: serve one chat with every server started with this Redis client endpoint (e.g. tcp:127.0.0.1:6379) and --chat; needs chatsvc[redis]."],
         ["chat", None, "chat", "With --redis: the chat's name in Redis (letters, digits, _ - .)."],
+        ["irc-name", None, socket.gethostname(), "The server name IRC clients see (--irc)."],
         ["redis-lease", None, 10.0, "With --redis: seconds after which the names of a server that stopped (or lost Redis) are released.", _non_negative(float, "redis-lease")],
     ]
 
     def __init__(self) -> None:
         usage.Options.__init__(self)
         self["listen"] = []
+        self["irc"] = []
 
     def opt_listen(self, endpoint: str) -> None:
         """Listen on this endpoint (repeatable; default tcp:8000), e.g. tcp:8000:interface=127.0.0.1."""
         self["listen"].append(endpoint)
+
+    def opt_irc(self, endpoint: str) -> None:
+        """Serve IRC clients on this endpoint too (repeatable; docs/irc.md), e.g. tcp:6667 or ssl:6697:privateKey=key.pem:certKey=cert.pem."""
+        self["irc"].append(endpoint)
 
     def postOptions(self) -> None:
         if not self["listen"]:
@@ -243,6 +251,27 @@ def _redis_room(options: Options, reactor: Any) -> Any:
                      max_rooms_per_client=options["rooms-per-client"])
 
 
+def _irc_services(options: Options, factory: ChatFactory, psk: Optional[bytes], require: bool,
+                  reactor: Any, service: ChatService) -> None:
+    """The IRC gateway's listeners (--irc), beneath the same chat factory."""
+    from .transports.irc.gateway import GatewayConfig, irc_listeners
+
+    try:
+        config = GatewayConfig(server_name=options["irc-name"],
+                               default_room=options.get("default-room", "#lobby"),
+                               max_rooms=options.get("rooms-per-client", 20))
+        irc_factory, descriptions = irc_listeners(options["irc"], factory, config, psk, require)
+    except ValueError as e:
+        raise SystemExit(f"chat: {e}")
+    for description in descriptions:
+        try:
+            endpoint = serverFromString(reactor, description)
+        except (ValueError, TypeError, KeyError, ImportError) as e:
+            raise SystemExit(f"chat: bad --irc endpoint {description!r}: {e}")
+        StreamServerEndpointService(endpoint, irc_factory).setServiceParent(service)
+    _log.info("IRC gateway on {irc} as {name}", irc=", ".join(descriptions), name=options["irc-name"])
+
+
 def makeService(options: Options, reactor: Any = None) -> ChatService:
     """Build the chat service from parsed L{Options}."""
     if reactor is None:
@@ -269,7 +298,8 @@ def makeService(options: Options, reactor: Any = None) -> ChatService:
                           motd=options["motd"], default_room=options["default-room"],
                           presence_limit=options["presence-limit"],
                           max_rooms=options["max-rooms"],
-                          max_rooms_per_client=options["rooms-per-client"])
+                          max_rooms_per_client=options["rooms-per-client"],
+                          end_of_turn=end_of_turn(reactor))
     config = options.config()
     factory = ChatFactory(room, config, reactor)
     wrapper = EncryptingFactory(factory, psk, require_encryption=require, clock=reactor,
@@ -285,6 +315,8 @@ def makeService(options: Options, reactor: Any = None) -> ChatService:
             raise SystemExit(f"chat: --listen {description!r}: no such socket was inherited from "
                              "systemd (LISTEN_FDS); start it through its .socket unit")
         StreamServerEndpointService(endpoint, wrapper).setServiceParent(service)
+    if options["irc"]:
+        _irc_services(options, factory, psk, require, reactor, service)
     # After the chat's own listeners, so that they are logged (and start) first.
     _operations(options, reactor, factory, room, service)
     mode = ("encrypted only" if require else

@@ -60,8 +60,9 @@ def conversation(server_options: List[str], client_options: List[str]):
         script = [
             (alice, "hi bob, hi carol", "alice: hi bob, hi carol", [bob, carol]),
             (bob, "hello alice! naïve café ☕", "bob: hello alice! naïve café ☕", [alice, carol]),
-            (carol, "/msg alice lunch at noon?", "[private] carol: lunch at noon?", [alice]),
-            (alice, "/me waves", "alice: * alice waves", [bob, carol]),
+            # (the client marks plaintext members: "[private] ~carol: ..."; /me is "* alice waves")
+            (carol, "/msg alice lunch at noon?", "carol: lunch at noon?", [alice]),
+            (alice, "/me waves", "alice waves", [bob, carol]),
             (bob, "/nick bobby", "* bob is now bobby", [alice, carol]),
             (carol, "/who", "* users:", [carol]),
         ]

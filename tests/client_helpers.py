@@ -25,6 +25,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from chatsvc.client import ChatClient, RoundRobinEndpoint
+from chatsvc.client.view import LineView
 from chatsvc.wire.framing import FrameDecoder, encode_frame
 from chatsvc.wire.messages import decode, encode
 
@@ -43,6 +44,12 @@ def welcome(name: str = "alice", resume: str = "tok1", **extra: Any) -> dict:
 
 def public(seq: int, text: str = "hi", sender: str = "bob") -> dict:
     return {"type": "message", "from": sender, "text": text, "ts": "2026-11-22T02:50:00.123Z", "seq": seq}
+
+
+def texts(reaction: Any) -> List[str]:
+    """The texts of a L{chatsvc.client.session.Reaction}'s rows (or of a list of rows)."""
+    lines = reaction if isinstance(reaction, list) else reaction.lines
+    return [line.text for line in lines]
 
 
 class FakeOutput:
@@ -153,7 +160,8 @@ class FakeProducer:
 class Harness:
     """A ChatClient on a Clock, a fake endpoint and a fake output."""
 
-    def __init__(self, name: Optional[str] = "alice", endpoints: int = 1, **kwargs: Any) -> None:
+    def __init__(self, name: Optional[str] = "alice", endpoints: int = 1, view: Any = None,
+                 **kwargs: Any) -> None:
         self.clock = Clock()
         self.fakes = [FakeEndpoint() for _ in range(endpoints)]
         self.endpoint = RoundRobinEndpoint(
@@ -162,8 +170,9 @@ class Harness:
         self.output = FakeOutput()
         self.errors: List[str] = []
         kwargs.setdefault("retry_policy", lambda attempt: 1.0)
+        self.view = view if view is not None else LineView(self.output, timestamps=False)
         self.client = ChatClient(
-            self.clock, self.endpoint, self.output, name=name,
+            self.clock, self.endpoint, self.view, name=name,
             errors=self.errors.append, **kwargs,
         )
         self.results: List[int] = []

@@ -29,6 +29,7 @@ from zope.interface import implementer
 
 from chatsvc.chat.memory import MemoryChat
 from chatsvc.server.factory import ChatFactory, ServerConfig
+from chatsvc.server.turns import end_of_turn
 from chatsvc.wire.framing import MAX_FRAME, FrameDecoder
 
 LOOPBACK = "127.0.0.1"
@@ -245,6 +246,7 @@ def make_factory(
     if clock is None:
         clock = Clock()
     room = MemoryChat(clock, history_size=history_size, message_log=message_log, motd=motd,
+                      end_of_turn=end_of_turn(clock),
                       **{k: config.pop(k) for k in _CHAT_OPTIONS if k in config})
     factory = ChatFactory(room, ServerConfig(**config), clock)
     factory.startFactory()

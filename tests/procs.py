@@ -192,9 +192,14 @@ class ChatClientProcess(LineProcess):
     """C{python -m chatsvc.client} as a child process, stdin a pipe."""
 
     @classmethod
-    def start(cls, test: Any, port: int, *options: str, label: str = "client") -> "ChatClientProcess":
+    def start(cls, test: Any, port: int, *options: str, label: str = "client",
+              timestamps: bool = False) -> "ChatClientProcess":
+        """Start a client in line mode; without C{timestamps}, lines have no
+        C{HH:MM} before them (C{--no-timestamps}), so tests can match them whole."""
         client = cls(label)
         args = ["-m", "chatsvc.client", "--connect", f"tcp:host=127.0.0.1:port={port}"] + list(options)
+        if not timestamps:
+            args.append("--no-timestamps")
         _spawn(test, client, args, stdin=True)
         return client
 

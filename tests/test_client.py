@@ -41,7 +41,8 @@ from chatsvc.client import (
     parse_args,
     run,
 )
-from chatsvc.client import app as client_app
+from chatsvc.client import stdio as client_stdio
+from chatsvc.client.view import LineView
 from chatsvc.wire.errors import RemoteProtocolError
 from chatsvc.wire.framing import encode_frame
 from chatsvc.wire.messages import decode, encode, error
@@ -66,7 +67,7 @@ class PackageTests(SynchronousTestCase):
         chatsvc.client:main, the one in chatsvc.client.app."""
         for name in chatsvc.client.__all__:
             self.assertTrue(hasattr(chatsvc.client, name), name)
-        self.assertIs(chatsvc.client.main, client_app.main)
+        self.assertIs(chatsvc.client.main, client_stdio.main)
 
 
 # ---------------------------------------------------------------------------
@@ -409,7 +410,9 @@ class ReconnectTests(SynchronousTestCase):
         server.close(ConnectionLost())
 
     def test_hello_resumes(self) -> None:
-        """One line when the connection goes; the new hello has resume and since."""
+        """One line when the connection goes; the new hello has resume and since:
+        the seq of the last room message (private messages are numbered apart
+        in version 2, PROTOCOL.md 4.2, so their seq is not a since)."""
         h = Harness()
         server = h.connect()
         self.lose(h, server)
@@ -417,7 +420,7 @@ class ReconnectTests(SynchronousTestCase):
         self.assertEqual(h.fake.pending, [])
         h.clock.advance(1)
         server2 = h.fake.accept()
-        self.assertEqual(server2.raw(), frame(b'{"type":"hello","name":"alice","resume":"tok1","since":6}'))
+        self.assertEqual(server2.raw(), frame(b'{"type":"hello","name":"alice","resume":"tok1","since":5}'))
 
     def test_catch_up(self) -> None:
         h = Harness()
@@ -428,7 +431,8 @@ class ReconnectTests(SynchronousTestCase):
         server2.send(welcome(resume="tok2"))
         server2.send({"type": "history", "complete": True,
                       "messages": [public(5, "five"), public(7, "seven")]})
-        self.assertEqual(h.output.lines(), ["* connected as alice", "bob: seven", "* caught up (complete)"])
+        self.assertEqual(h.output.lines(), ["* connected as alice", "-- history: 1 message --", "bob: seven",
+                                            "-- end of history (complete) --"])
         server2.send(public(8, "live"))
         self.assertEqual(h.output.lines(), ["bob: live"])
 
@@ -440,8 +444,8 @@ class ReconnectTests(SynchronousTestCase):
         server2 = h.fake.accept()
         server2.send(welcome(resume="tok2"))
         server2.send({"type": "history", "complete": False, "messages": [public(90, "x")]})
-        self.assertEqual(h.output.lines(), ["* connected as alice", "bob: x",
-                                            "* caught up, but some messages were missed"])
+        self.assertEqual(h.output.lines(), ["* connected as alice", "-- history: 1 message --", "bob: x",
+                                            "-- end of history: some messages before these were missed --"])
 
     def test_one_line_per_outage(self) -> None:
         """Failed attempts during an outage print nothing more."""
@@ -598,7 +602,7 @@ class SwitchTests(SynchronousTestCase):
         self.old.close()
         new.send(welcome(resume="tok2", encrypted=True))
         new.send({"type": "history", "complete": True, "messages": [public(3)]})
-        self.assertEqual(h.output.lines(), ["* connected as alice (encrypted)", "* caught up (complete)"])
+        self.assertEqual(h.output.lines(), ["* connected as alice (encrypted)", "-- end of history (complete) --"])
         self.assertTrue(h.client.encrypted)
         h.type("secret")
         self.assertEqual(new.received(), [{"type": "say", "text": "secret"}])
@@ -740,8 +744,8 @@ class EncryptedTests(SynchronousTestCase):
                                                 clock=self.clock, refusal=_refusal)
         memory = MemoryEndpoint(server_factory, self.clock)
         output, errors = FakeOutput(), []
-        client = ChatClient(self.clock, RoundRobinEndpoint([("memory", memory)]), output,
-                            name="alice", psk=client_psk, encrypted=True, errors=errors.append)
+        client = ChatClient(self.clock, RoundRobinEndpoint([("memory", memory)]),
+                            LineView(output, timestamps=False), name="alice", psk=client_psk, encrypted=True, errors=errors.append)
         client.start()
         for _ in range(5):
             memory.pumps[0].flush()

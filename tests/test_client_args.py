@@ -46,8 +46,24 @@ class ParseArgsTests(SynchronousTestCase):
             (["h", "eighty"], "PORT must be a number"),
             (["h", "--connect", "tcp:host=a:port=1"], "not both"),
             (["--encrypted"], "--encrypted needs --psk FILE"),
+            (["--psk", "k", "--encrypted", "--plaintext"], "not both"),
             (["--name", "a b"], "invalid --name"),
             (["--bogus"], "unrecognized arguments"),
         ]:
             e = self.assertRaises(UsageError, parse_args, argv)
             self.assertIn(message, str(e), argv)
+
+    def test_a_key_means_encrypted(self) -> None:
+        """--psk FILE alone connects encrypted (issue 13); --plaintext asks for
+        plaintext; --encrypted is still accepted."""
+        self.assertTrue(parse_args(["--psk", "k"]).encrypted)
+        self.assertTrue(parse_args(["--psk", "k", "--encrypted"]).encrypted)
+        plain = parse_args(["--psk", "k", "--plaintext"])
+        self.assertEqual((plain.encrypted, plain.psk), (False, "k"))
+        self.assertFalse(parse_args([]).encrypted)
+
+    def test_modes(self) -> None:
+        args = parse_args([])
+        self.assertEqual((args.line_mode, args.timestamps), (False, True))
+        args = parse_args(["--line-mode", "--no-timestamps"])
+        self.assertEqual((args.line_mode, args.timestamps), (True, False))

@@ -6,6 +6,8 @@ L{Clock}. (tests.test_client covers the rest of what connections do.)
 
 from __future__ import annotations
 
+from typing import Any
+
 from twisted.internet.error import ConnectionLost
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -54,3 +56,70 @@ class PingTests(SynchronousTestCase):
         self.assertEqual(self.server.raw(), b"")
         self.h.clock.advance(1)
         self.assertEqual(self.server.raw(), frame(b'{"type":"ping","token":2}'))
+
+
+class HandshakeGate:
+    """
+    An encrypting factory whose connections are not encrypted yet (the
+    handshake has not completed) while C{open} is false: what a man in the
+    middle can answer before the handshake.
+    """
+
+    def __init__(self) -> None:
+        self.open = True
+
+    def __call__(self, wrapped: Any, psk: bytes, clock: Any) -> Any:
+        gate = self
+
+        class Factory:
+            @property
+            def encrypting(self) -> bool:
+                return gate.open
+
+            def buildProtocol(self, addr: Any) -> Any:
+                return wrapped.buildProtocol(addr)
+
+        return Factory()
+
+
+class BeforeHandshakeTests(SynchronousTestCase):
+    """
+    Issue 12, finding 7: before the handshake completes, only the errors
+    that can come then are taken, as the unauthenticated reason the attempt
+    failed; nothing else is shown or acted on.
+    """
+
+    def setUp(self) -> None:
+        self.gate = HandshakeGate()
+        self.h = Harness(psk=b"k" * 32, encrypted=True, encrypting_factory=self.gate)
+        self.server = self.h.connect()
+        self.h.output.lines()
+        self.gate.open = False
+        self.server.close(ConnectionLost())
+        self.h.clock.advance(1)
+        self.fake = self.h.fake.accept()  # a reconnection, answered by someone without the key
+        self.h.output.lines()
+
+    def test_fake_replaced_ignored(self) -> None:
+        """A plaintext 'replaced' before the handshake does not make the client exit."""
+        self.fake.send({"type": "error", "code": "replaced", "text": "gone", "fatal": True})
+        self.fake.send({"type": "error", "code": "key-rotated",
+                        "text": "Server key rotated. Type /encrypt off", "fatal": False})
+        self.fake.send({"type": "welcome", "name": "mallory", "resume": "x"})
+        self.fake.send({"type": "message", "from": "bob", "text": "fake", "seq": 99})
+        self.fake.close()
+        self.assertEqual(self.h.results, [])  # still running: reconnecting
+        self.assertEqual(self.h.output.lines(), [])
+        self.assertEqual(self.h.client.session.name, "alice")
+        self.h.clock.advance(1)
+        self.assertEqual(len(self.h.fake.pending), 1)
+
+    def test_allowed_error_marked_unauthenticated(self) -> None:
+        """An error that can come before the handshake ends the attempt, and
+        says it is unauthenticated; a fatal one in EXIT_ON still exits."""
+        self.fake.send({"type": "error", "code": "encryption-not-enabled", "text": "no key here",
+                        "fatal": True})
+        self.fake.close()
+        self.assertEqual(self.h.results, [1])
+        self.assertEqual(self.h.output.lines(), [
+            "! encryption-not-enabled: no key here [unauthenticated: sent before the handshake]"])

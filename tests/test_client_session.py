@@ -9,9 +9,10 @@ from typing import Any
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from chatsvc.client.session import ClientSession, TokenBucket
+from chatsvc.client.outbox import TokenBucket
+from chatsvc.client.session import ClientSession
 
-from .client_helpers import public, welcome
+from .client_helpers import public, texts, welcome
 
 
 class ClientSessionTests(SynchronousTestCase):
@@ -27,21 +28,23 @@ class ClientSessionTests(SynchronousTestCase):
         self.assertEqual(ClientSession().connect().hello, {"type": "hello"})
 
     def test_hello_after_welcome(self) -> None:
-        """The next hello carries the current name, the token and the last seq."""
+        """The next hello carries the current name, the token and the last seq
+        of a room message (a version 1 server: an integer; private messages
+        are numbered apart)."""
         session = ClientSession("alice")
         conn = self.registered(session)
         session.receive(conn, public(7))
         session.receive(conn, {"type": "private", "from": "bob", "to": "alice", "text": "x", "seq": 9})
         self.assertEqual(
             session.connect().hello,
-            {"type": "hello", "name": "alice", "resume": "tok1", "since": 9},
+            {"type": "hello", "name": "alice", "resume": "tok1", "since": 7},
         )
 
     def test_welcome(self) -> None:
         session = ClientSession("alice")
         conn = session.connect()
         reaction = session.receive(conn, welcome(name="alice_2", resume="r2", motd="hi"))
-        self.assertEqual(reaction.lines, ["* connected as alice_2", "* motd: hi"])
+        self.assertEqual(texts(reaction), ["* connected as alice_2", "* motd: hi"])
         self.assertEqual((session.name, session.resume, session.welcomed, conn.registered),
                          ("alice_2", "r2", True, True))
 
@@ -49,21 +52,30 @@ class ClientSessionTests(SynchronousTestCase):
         """The motd is shown on the first welcome, not after each reconnection."""
         session = ClientSession("alice")
         session.receive(session.connect(), welcome(motd="hi"))
-        self.assertEqual(session.receive(session.connect(), welcome(motd="hi")).lines,
+        self.assertEqual(texts(session.receive(session.connect(), welcome(motd="hi"))),
                          ["* connected as alice"])
+
+    def test_operator_notice(self) -> None:
+        """An operator's notice is shown; an unknown type still is not."""
+        session = ClientSession("alice")
+        conn = self.registered(session)
+        notice = {"type": "notice", "text": "restart at 5", "ts": "2026-12-06T05:00:00.000Z"}
+        self.assertEqual(texts(session.receive(conn, notice)), ["! notice from the operator: restart at 5"])
+        self.assertEqual(texts(session.receive(conn, {"type": "dance", "text": "x"})), [])
 
     def test_welcome_encrypted(self) -> None:
         session = ClientSession("alice")
         conn = session.connect(encrypted=True)
-        self.assertEqual(session.receive(conn, welcome()).lines, ["* connected as alice (encrypted)"])
+        self.assertEqual(texts(session.receive(conn, welcome())), ["* connected as alice (encrypted)"])
 
-    def test_first_history_no_report(self) -> None:
-        """The history of the first connection is shown, without a report."""
+    def test_first_history(self) -> None:
+        """The history of the first connection is shown between markers."""
         session = ClientSession("alice")
         conn = self.registered(session)
-        lines = session.receive(conn, {"type": "history", "messages": [public(1), public(2, "yo")],
-                                       "complete": False}).lines
-        self.assertEqual(lines, ["bob: hi", "bob: yo"])
+        lines = texts(session.receive(conn, {"type": "history", "messages": [public(1), public(2, "yo")],
+                                       "complete": False}))
+        self.assertEqual(lines, ["-- history: 2 messages --", "bob: hi", "bob: yo",
+                                 "-- end of history: some messages before these were missed --"])
         self.assertEqual(session.last_seq, 2)
 
     def test_catch_up_dedup(self) -> None:
@@ -72,11 +84,11 @@ class ClientSessionTests(SynchronousTestCase):
         conn = self.registered(session)
         session.receive(conn, public(5, "five"))
         conn2 = session.connect()
-        self.assertEqual(conn2.since, 5)
+        self.assertEqual(conn2.since, {"#lobby": 5})
         session.receive(conn2, welcome(resume="tok2"))
-        lines = session.receive(conn2, {"type": "history", "complete": True,
-                                        "messages": [public(4), public(5), public(6, "six")]}).lines
-        self.assertEqual(lines, ["bob: six", "* caught up (complete)"])
+        lines = texts(session.receive(conn2, {"type": "history", "complete": True,
+                                        "messages": [public(4), public(5), public(6, "six")]}))
+        self.assertEqual(lines, ["-- history: 1 message --", "bob: six", "-- end of history (complete) --"])
         self.assertEqual(session.last_seq, 6)
 
     def test_catch_up_incomplete(self) -> None:
@@ -85,9 +97,10 @@ class ClientSessionTests(SynchronousTestCase):
         session.receive(conn, public(5))
         conn2 = session.connect()
         session.receive(conn2, welcome())
-        lines = session.receive(conn2, {"type": "history", "complete": False,
-                                        "messages": [public(60, "late")]}).lines
-        self.assertEqual(lines, ["bob: late", "* caught up, but some messages were missed"])
+        lines = texts(session.receive(conn2, {"type": "history", "complete": False,
+                                        "messages": [public(60, "late")]}))
+        self.assertEqual(lines, ["-- history: 1 message --", "bob: late",
+                                 "-- end of history: some messages before these were missed --"])
 
     def test_catch_up_in_parts(self) -> None:
         """History split over messages ('more') is shown once it is whole."""
@@ -97,10 +110,11 @@ class ClientSessionTests(SynchronousTestCase):
         session.receive(conn2, welcome())
         first = session.receive(conn2, {"type": "history", "complete": True, "more": True,
                                         "messages": [public(1)]})
-        self.assertEqual(first.lines, [])
+        self.assertEqual(texts(first), [])
         last = session.receive(conn2, {"type": "history", "complete": True,
                                        "messages": [public(2, "two")]})
-        self.assertEqual(last.lines, ["bob: hi", "bob: two", "* caught up (complete)"])
+        self.assertEqual(texts(last), ["-- history: 2 messages --", "bob: hi", "bob: two",
+                                       "-- end of history (complete) --"])
 
     def test_server_restarted(self) -> None:
         """After a restart without its log, the server's seqs start again:
@@ -110,9 +124,10 @@ class ClientSessionTests(SynchronousTestCase):
         session.receive(conn, public(100))
         conn2 = session.connect()
         session.receive(conn2, welcome())
-        lines = session.receive(conn2, {"type": "history", "complete": False,
-                                        "messages": [public(1, "new1"), public(2, "new2")]}).lines
-        self.assertEqual(lines, ["bob: new1", "bob: new2", "* caught up, but some messages were missed"])
+        lines = texts(session.receive(conn2, {"type": "history", "complete": False,
+                                        "messages": [public(1, "new1"), public(2, "new2")]}))
+        self.assertEqual(lines, ["-- history: 2 messages --", "bob: new1", "bob: new2",
+                                 "-- the server's history was reset --"])
         self.assertEqual(session.last_seq, 2)
         session.receive(conn2, public(3))
         self.assertEqual(session.connect().hello["since"], 3)
@@ -120,10 +135,10 @@ class ClientSessionTests(SynchronousTestCase):
     def test_private_seq(self) -> None:
         session = ClientSession("alice")
         conn = self.registered(session)
-        lines = session.receive(conn, {"type": "private", "from": "alice", "to": "bob",
-                                       "text": "x", "seq": 3}).lines
+        lines = texts(session.receive(conn, {"type": "private", "from": "alice", "to": "bob",
+                                       "text": "x", "seq": 3}))
         self.assertEqual(lines, ["[private] -> bob: x"])
-        self.assertEqual(session.last_seq, 3)
+        self.assertIsNone(session.last_seq)  # a counter of its own (PROTOCOL.md 4.2)
 
     def test_bad_seq_ignored(self) -> None:
         session = ClientSession("alice")
@@ -135,7 +150,7 @@ class ClientSessionTests(SynchronousTestCase):
     def test_renamed_self(self) -> None:
         session = ClientSession("alice")
         conn = self.registered(session)
-        lines = session.receive(conn, {"type": "renamed", "old": "alice", "new": "Al"}).lines
+        lines = texts(session.receive(conn, {"type": "renamed", "old": "alice", "new": "Al"}))
         self.assertEqual(lines, ["* alice is now Al"])
         self.assertEqual(session.name, "Al")
 
@@ -148,8 +163,8 @@ class ClientSessionTests(SynchronousTestCase):
     def test_users_in_parts(self) -> None:
         session = ClientSession("alice")
         conn = self.registered(session)
-        self.assertEqual(session.receive(conn, {"type": "users", "users": ["a", "b"], "more": True}).lines, [])
-        self.assertEqual(session.receive(conn, {"type": "users", "users": ["c"]}).lines,
+        self.assertEqual(texts(session.receive(conn, {"type": "users", "users": ["a", "b"], "more": True})), [])
+        self.assertEqual(texts(session.receive(conn, {"type": "users", "users": ["c"]})),
                          ["* users: a, b, c"])
 
     def test_fatal_before_welcome(self) -> None:
@@ -158,7 +173,7 @@ class ClientSessionTests(SynchronousTestCase):
         conn = session.connect()
         reaction = session.receive(conn, {"type": "error", "code": "server-full",
                                           "text": "full", "fatal": True})
-        self.assertEqual(reaction.lines, [])
+        self.assertEqual(texts(reaction), [])
         self.assertEqual((conn.fatal.code, conn.fatal.text, conn.fatal_shown), ("server-full", "full", False))
 
     def test_fatal_after_welcome(self) -> None:
@@ -166,7 +181,7 @@ class ClientSessionTests(SynchronousTestCase):
         conn = self.registered(session)
         reaction = session.receive(conn, {"type": "error", "code": "shutdown",
                                           "text": "bye", "fatal": True})
-        self.assertEqual(reaction.lines, ["! shutdown: bye"])
+        self.assertEqual(texts(reaction), ["! shutdown: bye"])
         self.assertEqual((conn.fatal.code, conn.fatal_shown), ("shutdown", True))
 
     def test_bad_name_retries_as_guest(self) -> None:
@@ -175,14 +190,14 @@ class ClientSessionTests(SynchronousTestCase):
         conn = session.connect()
         reaction = session.receive(conn, {"type": "error", "code": "bad-name",
                                           "text": "no", "fatal": False})
-        self.assertEqual(reaction.lines, ["! bad-name: no"])
+        self.assertEqual(texts(reaction), ["! bad-name: no"])
         self.assertEqual(reaction.send, [{"type": "hello"}])
         self.assertIsNone(session.name)
 
     def test_unknown_type(self) -> None:
         session = ClientSession("alice")
         conn = self.registered(session)
-        self.assertEqual(session.receive(conn, {"type": "future", "x": 1}).lines, [])
+        self.assertEqual(texts(session.receive(conn, {"type": "future", "x": 1})), [])
 
 
 class TokenBucketTests(SynchronousTestCase):

@@ -1,5 +1,5 @@
 """
-Tests for L{chatsvc.display}: sanitising and formatting what the client prints.
+Tests for L{chatsvc.client.display}: sanitising and formatting what the client prints.
 """
 
 from __future__ import annotations
@@ -9,9 +9,11 @@ import unicodedata
 from hypothesis import given, strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-from chatsvc.display import (
+from chatsvc.client.display import (
     CONTINUATION,
-    format_catch_up,
+    HISTORY_RESET,
+    history_end,
+    history_head,
     format_message,
     format_users,
     format_welcome,
@@ -151,6 +153,15 @@ class FormatMessageTests(SynchronousTestCase):
         message = {"type": "private", "from": "bob", "to": "alice", "text": "psst", "seq": 2}
         self.assertEqual(format_message(message, "alice"), ["[private] bob: psst"])
 
+
+    def test_operator_notice(self) -> None:
+        """An operator's notice (docs/protocol.md 8), to everyone or to a room, sanitised."""
+        message = {"type": "notice", "text": "restart at 5\x1b[2J", "ts": "2026-12-06T05:00:00.000Z"}
+        self.assertEqual(format_message(message, "alice"),
+                         ["! notice from the operator: restart at 5\\x1b[2J"])
+        message["room"] = "#dev"
+        self.assertEqual(format_message(message, "alice"),
+                         ["! notice from the operator to #dev: restart at 5\\x1b[2J"])
     def test_private_echo(self) -> None:
         """The echo of our own private message names the recipient."""
         message = {"type": "private", "from": "alice", "to": "bob", "text": "psst", "seq": 2}
@@ -236,6 +247,38 @@ class OtherFormatsTests(SynchronousTestCase):
     def test_users(self) -> None:
         self.assertEqual(format_users(["a", "b", "c\u202e"]), ["* users: a, b, c\\u202e"])
 
-    def test_catch_up(self) -> None:
-        self.assertEqual(format_catch_up(True), ["* caught up (complete)"])
-        self.assertEqual(format_catch_up(False), ["* caught up, but some messages were missed"])
+    def test_history_markers(self) -> None:
+        self.assertEqual(history_head(1), "-- history: 1 message --")
+        self.assertEqual(history_head(12), "-- history: 12 messages --")
+        self.assertEqual(history_end(True), "-- end of history (complete) --")
+        self.assertEqual(history_end(False), "-- end of history: some messages before these were missed --")
+        self.assertEqual(HISTORY_RESET, "-- the server's history was reset --")
+
+    def test_action(self) -> None:
+        """An action is '* alice waves', never 'alice: * alice waves'."""
+        message = {"type": "message", "from": "alice", "text": "waves", "action": True}
+        self.assertEqual(format_message(message), ["* alice waves"])
+        private = {"type": "private", "from": "bob", "to": "alice", "text": "nods", "action": True}
+        self.assertEqual(format_message(private, "alice"), ["[private] bob: * bob nods"])
+
+    def test_v1_action(self) -> None:
+        """A version 1 client's /me ('* NAME text' from NAME) shows as an action;
+        the same text from someone else does not."""
+        self.assertEqual(format_message({"type": "message", "from": "bob", "text": "* bob waves"}),
+                         ["* bob waves"])
+        self.assertEqual(format_message({"type": "message", "from": "eve", "text": "* bob waves"}),
+                         ["eve: * bob waves"])
+
+    def test_plaintext_marked(self) -> None:
+        message = {"type": "message", "from": "Dave", "text": "hi"}
+        self.assertEqual(format_message(message, "alice", frozenset({"dave"})), ["~Dave: hi"])
+        self.assertEqual(format_users(["a", "Dave"], frozenset({"dave"})), ["* users: a, ~Dave"])
+        joined = {"type": "joined", "room": "#lobby", "name": "dave", "plaintext": True}
+        self.assertEqual(format_message(joined),
+                         ["* dave joined (plaintext: anyone on the network can read dave)"])
+
+    def test_parted_and_topic(self) -> None:
+        self.assertEqual(format_message({"type": "parted", "room": "#dev", "name": "bob", "reason": "part"}),
+                         ["* bob left #dev (part)"])
+        self.assertEqual(format_message({"type": "topic", "room": "#dev", "by": "bob", "text": ""}),
+                         ["* bob cleared the topic of #dev"])

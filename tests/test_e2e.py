@@ -55,6 +55,7 @@ class ChatTests(TestCase):
     def chat_three(self, server_options: tuple, client_options: tuple):
         server = yield ChatServer.start(self, *server_options)
         mode = " (encrypted)" if "--encrypted" in client_options else ""
+        mark = "" if mode else "~"  # the client marks plaintext members (PROTOCOL.md 4.8)
         alice = ChatClientProcess.start(self, server.port, "--name", "alice", *client_options, label="alice")
         yield alice.wait_for(f"* connected as alice{mode}")
         bob = ChatClientProcess.start(self, server.port, "--name", "bob", *client_options, label="bob")
@@ -67,8 +68,8 @@ class ChatTests(TestCase):
         for who in (alice, bob, carol):
             yield who.wait_for("alice: hello everyone")
         bob.send("/msg carol psst, carol")
-        yield carol.wait_for("[private] bob: psst, carol")
-        yield bob.wait_for("[private] -> carol: psst, carol")
+        yield carol.wait_for(f"[private] {mark}bob: psst, carol")
+        yield bob.wait_for(f"[private] -> {mark}carol: psst, carol")
         carol.send("/nick caz")
         yield alice.wait_for("* carol is now caz")
         # The server sends to alice in order: had it sent her the private
@@ -77,7 +78,8 @@ class ChatTests(TestCase):
         bob.send("/who")
         yield bob.wait_for("* users:")
         users = [l for l in bob.lines if l.startswith("* users:")][-1]
-        self.assertEqual(sorted(users[len("* users: "):].split(", ")), ["alice", "bob", "caz"])
+        self.assertEqual(sorted(users[len("* users: "):].split(", ")),
+                         [f"{mark}alice", f"{mark}bob", f"{mark}caz"])
         alice.send("evil \x1b[2J text")
         yield alice.wait_for("! bad-text")  # refused by the server: nobody gets it
         alice.send("after the escape")
@@ -173,8 +175,8 @@ class ChatTests(TestCase):
         server2 = yield ChatServer.start(self, *options, port=port)
         yield server2.wait_for("seq 1")  # restored from the message log
         mark = len(bob.lines)
-        yield alice.wait_for("caught up", after=0)
-        yield bob.wait_for("caught up (complete)")
+        yield alice.wait_for("end of history", after=0)
+        yield bob.wait_for("end of history (complete)")
         alice.send("after the restart")
         yield bob.wait_for("alice: after the restart", after=mark)
         # Names were kept, and nothing was printed twice.

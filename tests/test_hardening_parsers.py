@@ -123,7 +123,7 @@ TRAPS: List[bytes] = [
     b'{"type":"say","text":"\\ud83d\\ude00"}',  # a valid pair
     b'{"type":"ping","token":' + b"1" * 5000 + b"}",  # 5,000-digit integers
     b'{"type":"ping","token":-' + b"9" * 5000 + b"}",
-    b'{"type":"ping","token":' + b"1" * 4300 + b"}",
+    b'{"type":"ping","token":' + b"1" * 100 + b"}",
     b'{"type":"ping","token":0.' + b"1" * 5000 + b"}",
     b'{"type":"ping","token":1' + b"0" * 5000 + b"e-5000}",
     b'{"type":"say","type":"hello"}',  # duplicate keys: the last wins
@@ -319,10 +319,10 @@ class TrapTests(SynchronousTestCase):
         self.assertEqual(decode(TRAPS[14])["text"], "\U0001F600")
 
     def test_huge_integers(self) -> None:
-        """5,000 digits are bad-json on every Python, not a CPU sink."""
+        """Over 100 digits is bad-json on every Python, not a CPU sink."""
         self.assertBadJson(TRAPS[15])
         self.assertBadJson(TRAPS[16])
-        self.assertEqual(len(str(check_message(TRAPS[17])["token"])), 4300)
+        self.assertEqual(len(str(check_message(TRAPS[17])["token"])), 100)
         check_message(TRAPS[18])
         self.assertEqual(decode(TRAPS[19])["token"], 1.0)
 

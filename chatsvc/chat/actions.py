@@ -18,7 +18,7 @@ from twisted.logger import Logger
 from ..wire.errors import RemoteProtocolError
 from ..wire.framing import MAX_FRAME, encode_frame
 from ..wire.messages import Message, encode
-from ..wire.names import InvalidName, name_key, normalize
+from ..wire.names import InvalidName, normalize
 from ..wire.rooms import room_key, room_name
 from .common import (
     MAX_PUBLIC_BODY,
@@ -148,7 +148,7 @@ class RoomActions:
         audience = [room for room in rooms if self._presence(room, len(room.members))]
         for room in rooms:
             del room.members[member]
-        del self._members[name_key(member.name)]
+        self._names.remove(member.name)
         del self._listed[member]
         token = self._token_of.pop(member, None)
         if token is not None:
@@ -248,14 +248,12 @@ class RoomActions:
         except InvalidName as e:
             raise RemoteProtocolError("bad-name", str(e), fatal=False)
         old = member.name
-        new_key = name_key(new)
-        holder = self._members.get(new_key)
-        if holder is not None and holder is not member:
+        if not self._names.free(new, member):  # in use, or like a name in use (v2)
             raise RemoteProtocolError("name-taken", f"the name {new} is in use", fatal=False)
         if new == old:
             return new
-        del self._members[name_key(old)]
-        self._members[new_key] = member
+        self._names.remove(old)
+        self._names.add(new, member)
         member.name = new
         self._listed[member] = json_str(new)
         frame = encode_frame(encode({"type": "renamed", "old": old, "new": new,
@@ -281,7 +279,7 @@ class RoomActions:
     def who_frames(self, room: object = None) -> List[bytes]:
         """The C{users} answer for C{room}, or for everyone online."""
         if room is None:
-            members = self._members.values()
+            members = self._names.members()
             head = b'{"type":"users","users":['
         else:
             name = room_name(room)

@@ -2,18 +2,19 @@
 """
 The pieces both chat backends share (the single-process one in
 L{chatsvc.chat.memory} and the Redis one): list splitting over frames, the
-per-room history, the limits of C{welcome}, and the reasons for which
-nobody is told that a member left. No I/O.
+per-room history, the name table, the limits of C{welcome}, and the reasons
+for which nobody is told that a member left. No I/O.
 """
 
 from __future__ import annotations
 
 import json
 from collections import deque
-from typing import Deque, Iterable, List, Optional, Tuple
+from typing import Any, Deque, Dict, Iterable, List, Optional, Tuple
 
 from ..wire.errors import RemoteProtocolError
 from ..wire.framing import MAX_FRAME
+from ..wire.names import name_key, name_keys
 
 MAX_WELCOME_USERS = 1000
 """The most names a C{welcome} (or a C{room}) lists (PROTOCOL.md 4.2)."""
@@ -67,6 +68,56 @@ def split_list_frames(
         size += extra
     bodies.append(head + b",".join(part) + tail)
     return bodies
+
+
+class NameTable:
+    """
+    Who holds which name (PROTOCOL.md 4.3): each member under its name's
+    L{name_key <chatsvc.wire.names.name_key>} (two names are the same name)
+    and its L{look_alike_key <chatsvc.wire.names.look_alike_key>} (two names
+    look alike, v2). A name is free for a member when neither key is held by
+    another member, so a look-alike of a name in use counts as in use, and a
+    member may take a look-alike of its own name as it may change its case.
+
+    Two dicts; when a name's two keys are equal (most names) the second
+    shares the first's string, so it costs a dict slot per member.
+    """
+
+    def __init__(self) -> None:
+        self._same: Dict[str, Any] = {}  # name key -> member, in order of arrival
+        self._alike: Dict[str, Any] = {}  # look-alike key -> member
+
+    def __len__(self) -> int:
+        return len(self._same)
+
+    def members(self) -> Iterable[Any]:
+        """Every member, oldest first (a live view)."""
+        return self._same.values()
+
+    def find(self, name: str) -> Optional[Any]:
+        """The member whose name is the same as C{name} (not a look-alike), or C{None}."""
+        return self._same.get(name_key(name))
+
+    def free(self, name: str, member: Any = None) -> bool:
+        """Whether C{member} (C{None}: a newcomer) may take C{name}."""
+        same, alike = name_keys(name)
+        holder = self._same.get(same)
+        if holder is not None and holder is not member:
+            return False
+        holder = self._alike.get(alike)
+        return holder is None or holder is member
+
+    def add(self, name: str, member: Any) -> None:
+        """C{member} holds C{name} now (checked with L{free} first)."""
+        same, alike = name_keys(name)
+        self._same[same] = member
+        self._alike[alike] = member
+
+    def remove(self, name: str) -> None:
+        """Nobody holds C{name} any more."""
+        same, alike = name_keys(name)
+        del self._same[same]
+        del self._alike[alike]
 
 
 class History:

@@ -10,7 +10,7 @@ audience are joined into one write, so a busy room costs one write per
 member per turn however many messages it carried, and every member gets
 everything in the order it was broadcast::
 
-    outbox = Outbox(end_of_turn(clock))
+    outbox = Outbox(end_of_turn)       # the server's IEndOfTurn
     outbox.to_room(room, frame)
     outbox.joined(room, member)        # gets only what comes after this
     outbox.flush()                     # at the end of the turn (scheduled)

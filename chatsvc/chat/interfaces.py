@@ -53,6 +53,21 @@ class IChatMember(Interface):
         """
 
 
+class IEndOfTurn(Interface):
+    """
+    The pass at the end of a reactor turn that hands out the chat's
+    broadcasts. The server gives the chat its own
+    (L{chatsvc.server.turns.end_of_turn}), whose pass also encrypts each
+    connection's writes of the turn, so a broadcast costs no extra turn.
+    """
+
+    def schedule(f):
+        """Call C{f()} at the end of this turn (after what is already there)."""
+
+    def cancel(f):
+        """Forget a scheduled C{f} that has not run yet, if any."""
+
+
 class IChat(Interface):
     """What a connection asks of the chat."""
 

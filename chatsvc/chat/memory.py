@@ -19,20 +19,19 @@ from __future__ import annotations
 import itertools
 import os
 import secrets
-from typing import Any, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from ..server.turns import end_of_turn
 from ..wire.errors import RemoteProtocolError
 from ..wire.framing import MAX_FRAME, encode_frame
 from ..wire.messages import Message, encode, timestamp
-from ..wire.names import InvalidName, name_key, normalize, with_suffix
+from ..wire.names import InvalidName, normalize, with_suffix
 from ..wire.rooms import hello_rooms, room_key, room_name, since_map
-from .common import MAX_WELCOME_USERS, History, json_str
+from .common import MAX_WELCOME_USERS, History, NameTable, json_str
 from .fanout import Outbox
-from .interfaces import IChat
+from .interfaces import IChat, IEndOfTurn
 from .actions import RoomActions
 from .operators import OperatorActions
 from .rooms import ChatRoom, RoomDirectory
@@ -43,6 +42,34 @@ _log = Logger()
 def new_epoch() -> str:
     """A fresh history epoch (PROTOCOL.md 4.5)."""
     return secrets.token_urlsafe(9)
+
+
+@implementer(IEndOfTurn)
+class NextTurn:
+    """
+    The end of turn of a chat made without the server's
+    (L{chatsvc.server.turns.end_of_turn}): a C{callLater(0)} per scheduled
+    callable, each scheduled at most once at a time (as the outbox does).
+    Enough for tests and benchmarks; a server passes its own, so that a
+    broadcast is encrypted in the same pass.
+    """
+
+    def __init__(self, clock: Any) -> None:
+        self._clock = clock
+        self._pending: Dict[Callable[[], object], Any] = {}
+
+    def schedule(self, f: Callable[[], object]) -> None:
+        if f not in self._pending:
+            self._pending[f] = self._clock.callLater(0, self._run, f)
+
+    def cancel(self, f: Callable[[], object]) -> None:
+        delayed = self._pending.pop(f, None)
+        if delayed is not None:
+            delayed.cancel()
+
+    def _run(self, f: Callable[[], object]) -> None:
+        del self._pending[f]
+        f()
 
 
 @implementer(IChat)
@@ -60,6 +87,9 @@ class MemoryChat(RoomActions, OperatorActions):
     @param presence_limit: rooms larger than this send no presence (4.7).
     @param max_rooms: rooms the server holds at most (0: no limit).
     @param max_rooms_per_client: rooms a client is in at most (0: no limit).
+    @param end_of_turn: the L{IEndOfTurn} whose pass hands out each turn's
+        broadcasts: the server's (L{chatsvc.server.turns.end_of_turn}), or
+        by default a L{NextTurn} on C{clock}.
     """
 
     available = True
@@ -67,7 +97,7 @@ class MemoryChat(RoomActions, OperatorActions):
     def __init__(self, clock: Any, history_size: int = 50, message_log: Any = None,
                  motd: Optional[str] = None, default_room: str = "#lobby",
                  presence_limit: int = 1000, max_rooms: int = 10_000,
-                 max_rooms_per_client: int = 20) -> None:
+                 max_rooms_per_client: int = 20, end_of_turn: Any = None) -> None:
         self._clock = clock
         self._log_file = message_log
         self.motd = motd
@@ -75,7 +105,7 @@ class MemoryChat(RoomActions, OperatorActions):
         self._default_key = room_key(self.default_room)
         self.presence_limit = presence_limit
         self.max_rooms_per_client = max_rooms_per_client
-        self._members: Dict[str, Any] = {}  # name key -> member
+        self._names = NameTable()  # who holds which name (and its look-alikes)
         self._listed: Dict[Any, bytes] = {}  # member -> its name as JSON
         # member -> its rooms, in the order it joined them (a list: a few at most)
         self._rooms_of: Dict[Any, List[ChatRoom]] = {}
@@ -86,7 +116,7 @@ class MemoryChat(RoomActions, OperatorActions):
         self._guests = itertools.count(1)
         self.private_seq = 0
         self.rooms = RoomDirectory(history_size, max_rooms, pinned=self._default_key)
-        self._outbox = Outbox(end_of_turn(clock))
+        self._outbox = Outbox(end_of_turn if end_of_turn is not None else NextTurn(clock))
         self.epoch = new_epoch()
         if message_log is not None:
             self._restore(message_log, history_size)
@@ -135,22 +165,25 @@ class MemoryChat(RoomActions, OperatorActions):
         return self.rooms.get(room_key(name or self.default_room))
 
     def __len__(self) -> int:
-        return len(self._members)
+        return len(self._names)
 
     def __contains__(self, member: Any) -> bool:
         return member in self._rooms_of
 
     def names(self) -> List[str]:
-        return [m.name for m in self._members.values()]
+        return [m.name for m in self._names.members()]
 
     def members(self) -> Iterable[Any]:
-        return list(self._members.values())
+        return list(self._names.members())
 
     def find(self, name: object) -> Optional[Any]:
-        """The member called C{name} (same-name rules of 4.3), or C{None}."""
+        """
+        The member called C{name} by the same-name rule of 4.3, or C{None}:
+        not a look-alike (C{msg} to C{\u0430lice} does not reach C{alice}).
+        """
         if not isinstance(name, str):
             return None
-        return self._members.get(name_key(name))
+        return self._names.find(name)
 
     def rooms_of(self, member: Any) -> List[str]:
         return [room.name for room in self._rooms_of.get(member, ())]
@@ -169,17 +202,18 @@ class MemoryChat(RoomActions, OperatorActions):
     # -- registration -------------------------------------------------
 
     def _free_name(self, wanted: Optional[str]) -> str:
-        members = self._members
+        """C{wanted}, or the first of its suffixed forms neither in use nor like one."""
+        free = self._names.free
         if wanted is None:
             while True:
                 name = f"guest_{next(self._guests)}"
-                if name_key(name) not in members:
+                if free(name):
                     return name
-        if name_key(wanted) not in members:
+        if free(wanted):
             return wanted
         for n in itertools.count(2):
             name = with_suffix(wanted, n)
-            if name_key(name) not in members:
+            if free(name):
                 return name
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -221,7 +255,7 @@ class MemoryChat(RoomActions, OperatorActions):
             session_id = self._id_prefix + str(next(self._ids))
         member.name = assigned
         member.session_id = session_id
-        self._members[name_key(assigned)] = member
+        self._names.add(assigned, member)
         self._listed[member] = json_str(assigned)
         self._rooms_of.setdefault(member, [])
         token = secrets.token_urlsafe(18)
@@ -260,7 +294,7 @@ class MemoryChat(RoomActions, OperatorActions):
         rooms = self._rooms_of.pop(old, [])
         for room in rooms:
             del room.members[old]
-        del self._members[name_key(old.name)]
+        self._names.remove(old.name)
         del self._listed[old]
         token = self._token_of.pop(old, None)
         if token is not None:
@@ -290,7 +324,7 @@ class MemoryChat(RoomActions, OperatorActions):
         users: List[bytes] = []
         plaintext: List[bytes] = []
         size = base
-        for other in itertools.chain((member,), self._members.values()):
+        for other in itertools.chain((member,), self._names.members()):
             if other is member and users:
                 continue
             if len(users) >= MAX_WELCOME_USERS:

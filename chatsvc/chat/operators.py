@@ -36,7 +36,7 @@ class OperatorActions:
         self._outbox.metrics = metrics
 
     def stats(self) -> Dict[str, int]:
-        return {"users": len(self._members), "rooms": len(self.rooms.occupied()),
+        return {"users": len(self), "rooms": len(self.rooms.occupied()),
                 "history": sum(len(room.history) for room in self.rooms)}
 
     def room_list(self) -> List[Dict[str, Any]]:

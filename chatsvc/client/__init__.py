@@ -7,18 +7,28 @@ down):
 
   - pure, no Twisted, no I/O: L{args} (L{parse_args}, the command line),
     L{commands} (L{parse_command}, a typed line to an action),
-    L{session} (L{ClientSession}: name, resume token, last C{seq},
-    history de-duplication; server messages in, lines to print out; and
+    L{session} (L{ClientSession}: name, resume token, epoch, rooms with
+    their last C{seq}, history de-duplication; server messages in, rows
+    to show out); L{outbox} (L{Outbox}, what waits to be sent, and
     L{TokenBucket}, which keeps our sending under the server's rate limit);
   - L{endpoints}: L{RoundRobinEndpoint}, an C{IStreamClientEndpoint} over
     several servers;
   - L{protocol}: L{ChatClientProtocol}, one connection (C{Int32StringReceiver}
     frames, ping/pong, keepalive), reporting to L{ChatClient};
+  - pure too: L{display} (sanitising, what each message says), L{lines}
+    (a row as data, and line mode's text with timestamps), L{rooms},
+    L{catchup}, L{parts} (bounded gathering of split lists), L{outgoing}
+    (an action to a message), L{editor} (the input line: editing, recall,
+    completion, UTF-8 typing), L{layout} (the screen's rows, cells and
+    colours);
   - L{app}: L{ChatClient}, the controller, which keeps a connection up
     through C{ClientService}, reconnects and resumes, switches between
-    plaintext and encrypted mode, and decides when to exit; L{LineInput},
-    stdin lines (C{StandardIO} + C{LineReceiver}); L{main}: arguments, key,
-    stdio, C{react}.
+    plaintext and encrypted mode, and decides when to exit; it shows rows
+    through an L{view.IView};
+  - L{stdio}: L{LineInput}, stdin lines (C{StandardIO} + C{LineReceiver});
+    L{main}: arguments, key, line mode or full screen, C{react};
+  - L{screen} and L{terminal}: the full screen on Twisted's insults and
+    C{HistoricRecvLine}, over C{StandardIO} on a raw tty.
 
 Driving a client without a terminal (what L{main} does, less stdio)::
 
@@ -37,7 +47,8 @@ C{python -m chatsvc.client} runs it too.
 
 # Every public name of the former single module chatsvc/client.py is still
 # importable from here.
-from .app import EXIT_ON, PROMPT, ChatClient, LineInput, TransportOutput, main, run
+from .app import EXIT_ON, PROMPT, ChatClient
+from .stdio import LineInput, TransportOutput, main, run
 from .args import DEFAULT_HOST, DEFAULT_PORT, ClientArgs, UsageError, parse_args
 from .commands import (
     HELP,
@@ -51,11 +62,17 @@ from .commands import (
     Say,
     SwitchEncryption,
     Who,
+    Join,
+    Part,
+    Topic,
+    Rooms,
+    Switch,
     parse_command,
 )
 from .endpoints import CannotConnect, RoundRobinEndpoint, build_endpoint, describe_error
 from .protocol import ChatClientFactory, ChatClientProtocol, Link
-from .session import ClientSession, ConnectionState, Reaction, TokenBucket
+from .outbox import Outbox, TokenBucket
+from .session import ClientSession, ConnectionState, Reaction
 
 __all__ = [
     "main",
@@ -67,6 +84,7 @@ __all__ = [
     "ConnectionState",
     "Reaction",
     "TokenBucket",
+    "Outbox",
     "RoundRobinEndpoint",
     "CannotConnect",
     "ChatClientProtocol",
@@ -85,6 +103,11 @@ __all__ = [
     "Private",
     "Nick",
     "Who",
+    "Join",
+    "Part",
+    "Topic",
+    "Rooms",
+    "Switch",
     "Quit",
     "SwitchEncryption",
     "Help",

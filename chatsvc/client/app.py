@@ -1,63 +1,36 @@
 # -*- test-case-name: tests.test_client -*-
 """
-The application, on Twisted: L{ChatClient} (the controller, which keeps a
-connection up through C{ClientService}, reconnects and resumes, switches
-between plaintext and encrypted mode, paces what it sends and decides when
-to exit), L{LineInput} (stdin lines: C{StandardIO} + C{LineReceiver}),
-L{TransportOutput} (stdout), and L{run} / L{main} (arguments, key,
-stdio, C{react}).
-
-The layers below it hold no Twisted application logic of their own:
-L{chatsvc.client.args}, L{chatsvc.client.commands} and
-L{chatsvc.client.session} are pure; L{chatsvc.client.endpoints} and
-L{chatsvc.client.protocol} are the connection adapters.
+The application, on Twisted: L{ChatClient}, the controller, which keeps a
+connection up (L{chatsvc.client.links}), reconnects and resumes, switches
+between plaintext and encrypted mode, sends through an
+L{chatsvc.client.outbox.Outbox}, shows rows through an L{IView} (plain
+lines, or the full screen) and decides when to exit. Standard input and
+output, C{run} and C{main} are in L{chatsvc.client.stdio}.
 """
 
 from __future__ import annotations
 
-import sys
-import traceback
-from collections import deque
-from typing import Any, Callable, Deque, NoReturn, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
-from twisted.application.internet import ClientService, backoffPolicy
-from twisted.internet.defer import CancelledError, Deferred
-from twisted.internet.defer import TimeoutError as DeferredTimeoutError
-from twisted.internet.interfaces import (
-    IHalfCloseableProtocol,
-    IProtocolFactory,
-    IPushProducer,
-    IReactorTime,
-)
-from twisted.internet.protocol import connectionDone
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IProtocolFactory, IPushProducer, IReactorTime
 from twisted.logger import Logger
-from twisted.protocols.basic import LineReceiver
 from twisted.python.failure import Failure
-from zope.interface import implementer
 
-from .. import display
 from ..wire.errors import RemoteProtocolError
 from ..wire.framing import MAX_FRAME
 from ..wire.messages import Message
 from ..wire.names import InvalidName, normalize
-from .args import ClientArgs, UsageError, parse_args
-from .commands import (
-    HELP,
-    Action,
-    Help,
-    Hint,
-    Me,
-    Nick,
-    Private,
-    Quit,
-    Say,
-    SwitchEncryption,
-    Who,
-    parse_command,
-)
-from .endpoints import CannotConnect, RoundRobinEndpoint, build_endpoint, describe_error
-from .protocol import ChatClientFactory, ChatClientProtocol, Link
-from .session import ClientSession, ConnectionState, TokenBucket
+from . import display
+from .commands import HELP, Action, Help, Hint, Me, Quit, Say, SwitchEncryption, parse_command
+from .endpoints import CannotConnect, RoundRobinEndpoint, describe_error
+from .lines import Line
+from .outbox import Outbox, TokenBucket
+from .outgoing import local, pending_rows, to_message
+from .links import LinkMaker
+from .protocol import ChatClientProtocol, Link
+from .session import ClientSession, ConnectionState
+from .view import IView, LineView, Status, status_of
 
 # The namespace the single chatsvc.client module logged under.
 _log = Logger(namespace="chatsvc.client")
@@ -79,14 +52,6 @@ EXIT_ON = frozenset(
 )
 
 
-def _default_encrypting_factory(
-    factory: IProtocolFactory, psk: bytes, clock: IReactorTime
-) -> IProtocolFactory:
-    from ..server.encryption import EncryptingFactory
-
-    return EncryptingFactory(factory, psk, initiator=True, clock=clock)
-
-
 # ---------------------------------------------------------------------------
 # The controller
 
@@ -99,7 +64,8 @@ class ChatClient:
     @param reactor: an C{IReactorTime} (timers, reconnection backoff).
     @param endpoint: where to connect; L{RoundRobinEndpoint} (for its
         C{current} and C{stay}).
-    @param output: has C{write(text)}; gets every line for the user.
+    @param output: an L{IView}, or anything with C{write(text)}, which
+        then gets every row as a plain line (a L{LineView}).
     @param name: the user name, or C{None} to ask for one on the first
         input line (an empty answer lets the server choose C{guest_N}).
     @param psk: the pre-shared key, needed for encrypted mode.
@@ -109,8 +75,7 @@ class ChatClient:
         start (C{chat-client: cannot connect to ...}); defaults to C{output}.
     @param retry_policy: C{ClientService}'s retry policy.
     @param encrypting_factory: C{(factory, psk, clock) -> factory}, wraps a
-        protocol factory for encrypted mode; defaults to
-        L{chatsvc.server.encryption.EncryptingFactory} with C{initiator=True}.
+        protocol factory for encrypted mode (see L{LinkMaker}).
 
     @ivar done: fires with the exit status (0 after C{quit} or the end of
         input, 1 after a failure, 2 never: that is for usage errors).
@@ -118,11 +83,6 @@ class ChatClient:
 
     QUIT_TIMEOUT = 3.0
     """How long to wait for the server to close after C{quit}."""
-
-    QUEUE_HIGH = 100
-    QUEUE_LOW = 20
-    """Stop reading input while more lines than this wait to be sent; read
-    again once they are down to L{QUEUE_LOW}."""
 
     def __init__(
         self,
@@ -143,29 +103,30 @@ class ChatClient:
             raise ValueError("encrypted mode needs a key")
         self._reactor = reactor
         self._endpoint = endpoint
-        self._output = output
+        self._view: Any = output if IView.providedBy(output) else LineView(output)
         self._psk = psk
         self._encrypted = encrypted
         self._reconnect = reconnect
         self._errors = errors if errors is not None else (lambda line: self._print([line]))
-        self._retry_policy = retry_policy or backoffPolicy(initialDelay=1.0, maxDelay=30.0)
-        self._encrypting_factory = encrypting_factory or _default_encrypting_factory
-        self._bucket = bucket or TokenBucket(now=reactor.seconds())
+        self._links = LinkMaker(reactor, endpoint, self, psk, encrypting_factory, retry_policy,
+                                on_retry=self.update_status)
+        self._outbox = Outbox(reactor, bucket or TokenBucket(now=reactor.seconds()),
+                              self._ready, self._perform)
         self.session = ClientSession(name)
         self.done: Deferred[int] = Deferred()
         self._asking_name = name is None
         self._current: Optional[Link] = None
         self._switch: Optional[Link] = None
-        self._outbox: Deque[Action] = deque()
-        self._input: Optional[IPushProducer] = None
-        self._input_paused = False
-        self._pump_call: Any = None
-        self._pumping = False
-        self._pump_again = False
         self._quitting = False
         self._quit_call: Any = None
         self._outage = False
         self._finished = False
+        self._status: Optional[Status] = None
+
+    @property
+    def view(self) -> Any:
+        """The L{IView} the client shows its rows on."""
+        return self._view
 
     # -- the user's side ---------------------------------------------------
 
@@ -176,14 +137,15 @@ class ChatClient:
 
     def attach_input(self, producer: IPushProducer) -> None:
         """Pause and resume C{producer} when too many lines wait to be sent."""
-        self._input = producer
+        self._outbox.attach_input(producer)
 
     def start(self) -> None:
         """Ask for a name if needed, then connect."""
         if self._asking_name:
-            self._output.write(PROMPT)
+            self._view.prompt(PROMPT)
         else:
             self._begin()
+        self.update_status()
 
     def line_received(self, line: str) -> None:
         """One typed line, without its line end."""
@@ -195,17 +157,46 @@ class ChatClient:
         action = parse_command(line)
         if action is None:
             return
-        if isinstance(action, Help):
+        shown = local(self.session, action)
+        if shown is not None:
+            self._view.show(shown)
+            self.update_status()
+        elif isinstance(action, Help):
             self._print(HELP)
         elif isinstance(action, Hint):
-            self._print([action.line])
+            self._print([action.line], "error")
         elif isinstance(action, SwitchEncryption) and action.on and self._psk is None:
             self._print(["! /encrypt on needs a key: start chat-client with --psk FILE"])
         elif isinstance(action, Quit) and self._disconnected():
             self._finish(0)
         else:
-            self._outbox.append(action)
-            self._pump()
+            if isinstance(action, (Say, Me)) and not (self._current and self._current.registered):
+                self._pending(action)
+            self._outbox.add(action)
+            self.update_status()
+
+    def switch_room(self, by: int) -> None:
+        """Make the next (C{by=1}) or previous (C{-1}) room the active one."""
+        names = self.session.rooms.names()
+        if names:
+            active = self.session.rooms.active_name
+            self.switch_to(((names.index(active) if active in names else 0) + by) % len(names))
+
+    def switch_to(self, index: int) -> None:
+        """Make the C{index}th room (from 0) the active one."""
+        names = self.session.rooms.names()
+        if 0 <= index < len(names):
+            self.line_received(f"/switch {names[index]}")
+
+    def _pending(self, action: Action) -> None:
+        # Typed while the connection is down (or not up yet): shown as
+        # pending until the server's copy arrives.
+        if not self.session.welcomed:
+            return
+        assert isinstance(action, (Say, Me))
+        self.session.unconfirmed.append(action)
+        del self.session.unconfirmed[:-Outbox.HIGH * 2]
+        self._view.show(pending_rows(self.session, action))
 
     def line_too_long(self, limit: int) -> None:
         """A typed line over C{limit} bytes was dropped."""
@@ -221,8 +212,7 @@ class ChatClient:
         elif self._disconnected():
             self._finish(0)
         else:
-            self._outbox.append(Quit())
-            self._pump()
+            self._outbox.add(Quit())
 
     def _disconnected(self) -> bool:
         # Reconnecting after having been connected: a quit cannot wait for a
@@ -237,8 +227,8 @@ class ChatClient:
             try:
                 name = normalize(text)
             except InvalidName as e:
-                self._print([f"! invalid name: {e}"])
-                self._output.write(PROMPT)
+                self._print([f"! invalid name: {e}"], "error")
+                self._view.prompt(PROMPT)
                 return
         self._asking_name = False
         self.session.name = name
@@ -247,37 +237,9 @@ class ChatClient:
     # -- connections ---------------------------------------------------------
 
     def _begin(self) -> None:
-        self._current = self._new_link(self._encrypted)
-        self._start_link(self._current, first=True)
-
-    def _new_link(self, encrypted: bool) -> Link:
-        link = Link(encrypted)
-        factory: IProtocolFactory = ChatClientFactory(self, link, self._reactor)
-        if encrypted:
-            factory = self._encrypting_factory(factory, self._psk, self._reactor)
-        link.service = ClientService(
-            self._endpoint, factory, retryPolicy=self._retry_policy, clock=self._reactor
-        )
-        return link
-
-    def _start_link(self, link: Link, first: bool = False) -> None:
-        # Only once the link is current (or the switch target): an endpoint
-        # may connect before startService returns.
-        assert link.service is not None
-        if first:
-            # Asked before starting, so that an endpoint failing at once
-            # still counts as the first failure.
-            link.service.whenConnected(failAfterFailures=1).addErrback(
-                self._first_attempt_failed, link
-            )
-        link.service.startService()
-
-    def _first_attempt_failed(self, failure: Failure, link: Link) -> None:
-        if failure.check(CancelledError):
-            return
-        # We are inside ClientService's state machine, which must not be
-        # re-entered (by stopping the service): act on the next turn.
-        self._reactor.callLater(0, self._first_attempt_lost, failure, link)
+        self._current = self._links.new(self._encrypted)
+        self.update_status()
+        self._links.start(self._current, self._first_attempt_lost)
 
     def _first_attempt_lost(self, failure: Failure, link: Link) -> None:
         if self._finished:
@@ -309,12 +271,26 @@ class ChatClient:
         ):
             return  # expected: the switch link resumed our session
         reaction = self.session.receive(link.conn, message)
-        self._print(reaction.lines)
+        self._view.show(reaction.lines)
+        if reaction.confirmed:
+            self._view.confirm(reaction.confirmed)
         for answer in reaction.send:
             if link.protocol is not None:
                 link.protocol.send(answer)
-        if message["type"] == "welcome":
+        if message["type"] == "welcome" and link.conn.registered:
             self._registered(link)
+        self.update_status()
+
+    def unauthenticated_error(self, link: Link, code: str, text: str) -> None:
+        """
+        An error that came before the handshake completed (issue 12, finding
+        7): anyone on the path could have sent it, so it is only ever the
+        reason a connection attempt failed, marked unauthenticated.
+        """
+        if link.conn is not None and link.conn.fatal is None:
+            link.conn.fatal = RemoteProtocolError(
+                code, f"{text} [unauthenticated: sent before the handshake]"
+            )
 
     def _registered(self, link: Link) -> None:
         if link is self._switch:
@@ -323,10 +299,7 @@ class ChatClient:
             if old is not None:
                 old.stop()
         self._outage = False
-        if self._pump_call is not None and self._pump_call.active():
-            self._pump_call.cancel()
-        self._bucket.reset(self._reactor.seconds(), used=1)  # the hello
-        self._pump()
+        self._outbox.restart(used=1)  # the hello
 
     def connection_lost(self, link: Link, reason: Failure) -> None:
         """A L{ChatClientProtocol} of C{link} is gone."""
@@ -356,7 +329,8 @@ class ChatClient:
             error = reason.value
         if error is not None and error.code in EXIT_ON:
             if conn is None or not conn.fatal_shown:
-                self._print(display.text_lines(f"! {display.sanitize(error.code)}: ", error.text))
+                self._print(display.text_lines(f"! {display.sanitize(error.code)}: ", error.text),
+                            "error")
             self._finish(1)
             return
         if conn is not None and not conn.registered:
@@ -370,6 +344,7 @@ class ChatClient:
         if not self._outage:
             self._outage = True
             self._print(["* connection lost; reconnecting..."])
+        self.update_status()
 
     def _loss_reason(self, conn: Optional[ConnectionState], reason: Failure) -> str:
         if conn is not None and conn.fatal is not None:
@@ -382,103 +357,70 @@ class ChatClient:
             return
         self._endpoint.stay()
         self._print([f"* switching to {'encrypted' if on else 'plaintext'} mode..."])
-        self._switch = self._new_link(on)
-        self._start_link(self._switch, first=True)
+        self._switch = self._links.new(on)
+        self._links.start(self._switch, self._first_attempt_lost)
 
     def _switch_failed(self, link: Link, reason: str) -> None:
         self._switch = None
         link.stop()
-        self._print([f"! cannot switch to {link.mode} mode: {reason}"])
+        self._print([f"! cannot switch to {link.mode} mode: {reason}"], "error")
         if self._current is None:
             # The old connection is gone too: reconnect in the old mode.
             if self._quitting:
                 self._finish(0)
                 return
-            self._current = self._new_link(self._encrypted)
-            self._start_link(self._current)
+            self._current = self._links.new(self._encrypted)
+            self._links.start(self._current)
             self._outage = True
             self._print(["* connection lost; reconnecting..."])
-        self._pump()
+        self._outbox.pump()
 
     # -- sending -------------------------------------------------------------
 
-    def _pump(self) -> None:
-        if self._pumping:
-            self._pump_again = True
-            return
-        self._pumping = True
-        try:
-            again = True
-            while again:
-                self._pump_again = False
-                self._send_ready()
-                self._throttle_input()
-                again = self._pump_again
-        finally:
-            self._pumping = False
+    def _ready(self) -> bool:
+        link = self._current
+        return (link is not None and link.registered and self._switch is None
+                and not self._quitting and not self._finished)
 
-    def _send_ready(self) -> None:
-        while self._outbox and not self._finished:
-            link = self._current
-            if (
-                link is None
-                or not link.registered
-                or self._switch is not None
-                or self._quitting
-                or (self._pump_call is not None and self._pump_call.active())
-            ):
-                return
-            action = self._outbox[0]
-            if not isinstance(action, (Quit, SwitchEncryption)):
-                wait = self._bucket.take(self._reactor.seconds())
-                if wait > 0:
-                    self._pump_call = self._reactor.callLater(wait, self._pump)
-                    return
-            self._outbox.popleft()
-            self._perform(action, link)
-
-    def _perform(self, action: Action, link: Link) -> None:
-        assert link.protocol is not None  # checked by _send_ready
-        message: Message
-        if isinstance(action, Say):
-            message = {"type": "say", "text": action.text}
-        elif isinstance(action, Me):
-            message = {"type": "say", "text": f"* {self.session.name} {action.text}"}
-        elif isinstance(action, Private):
-            message = {"type": "msg", "to": action.to, "text": action.text}
-        elif isinstance(action, Nick):
-            message = {"type": "nick", "name": action.name}
-        elif isinstance(action, Who):
-            message = {"type": "who"}
-        elif isinstance(action, Quit):
-            message = {"type": "quit"}
-            if action.reason is not None:
-                message["reason"] = action.reason
-            self._quitting = True
-            self._quit_call = self._reactor.callLater(self.QUIT_TIMEOUT, self._finish, 0)
-        elif isinstance(action, SwitchEncryption):
+    def _perform(self, action: Action) -> None:
+        link = self._current
+        assert link is not None and link.protocol is not None  # checked by _ready
+        if isinstance(action, SwitchEncryption):
             self._start_switch(action.on)
             return
-        else:  # Help and Hint never reach the outbox
+        message = to_message(self.session, action)
+        if isinstance(message, list):
+            self._view.show(message)
             return
+        if isinstance(action, Quit):
+            self._quitting = True
+            self._quit_call = self._reactor.callLater(self.QUIT_TIMEOUT, self._finish, 0)
         if not link.protocol.send(message):
-            self._print([f"! too-long: not sent, a message must fit in {MAX_FRAME} bytes"])
-
-    def _throttle_input(self) -> None:
-        if self._input is None:
-            return
-        if not self._input_paused and len(self._outbox) >= self.QUEUE_HIGH:
-            self._input_paused = True
-            self._input.pauseProducing()
-        elif self._input_paused and len(self._outbox) <= self.QUEUE_LOW:
-            self._input_paused = False
-            self._input.resumeProducing()
+            self._print([f"! too-long: not sent, a message must fit in {MAX_FRAME} bytes"], "error")
 
     # -- output and the end --------------------------------------------------
 
-    def _print(self, lines: Sequence[str]) -> None:
-        for line in lines:
-            self._output.write(line + "\n")
+    def _print(self, texts: Sequence[str], kind: str = "info") -> None:
+        self._view.show([Line(text, kind) for text in texts])
+
+    def status(self) -> Status:
+        """What a status line shows now."""
+        link = self._current
+        if self._finished:
+            state = "offline"
+        elif link is not None and link.registered:
+            state = "connected"
+        else:
+            state = "reconnecting" if self.session.welcomed else "connecting"
+        return status_of(self.session, state, self._encrypted, self._endpoint.current,
+                         self._links.retry_at, self._outbox.waiting())
+
+    def update_status(self) -> None:
+        """Tell the view the status, if it changed."""
+        status = self.status()
+        if status != self._status:
+            self._status = status
+            self._view.update(status)
 
     def _fail(self, text: str) -> None:
         self._errors(f"chat-client: {text}")
@@ -488,208 +430,13 @@ class ChatClient:
         if self._finished:
             return
         self._finished = True
-        for call in (self._pump_call, self._quit_call):
-            if call is not None and call.active():
-                call.cancel()
+        if self._quit_call is not None and self._quit_call.active():
+            self._quit_call.cancel()
+        self._outbox.close()
         for link in (self._current, self._switch):
             if link is not None:
                 link.stop()
-        if self._input is not None and self._input_paused:
-            self._input_paused = False
-            self._input.resumeProducing()
+        self.update_status()
         self.done.callback(code)
 
 
-# ---------------------------------------------------------------------------
-# stdio
-
-
-@implementer(IHalfCloseableProtocol)
-class LineInput(LineReceiver):
-    """
-    Typed (or piped) lines from C{StandardIO}, given to a L{ChatClient}.
-
-    Lines end with C{\\n}; a trailing C{\\r} is removed; bytes that are not
-    UTF-8 become U+FFFD. A last line without its C{\\n} still counts. The end
-    of input is reported once every line before it has been handed over.
-
-    @ivar closed: fires when stdio is closed in both directions.
-    """
-
-    delimiter = b"\n"
-    MAX_LENGTH = MAX_FRAME
-
-    def __init__(self, client: Optional[ChatClient] = None) -> None:
-        self.client = client
-        self.closed: Deferred[None] = Deferred()
-        self.output_open = True
-        self._eof = False
-        self._ended = False
-        self._discarding = False
-
-    def attach(self, client: ChatClient) -> None:
-        self.client = client
-        client.attach_input(self)
-
-    def lineReceived(self, line: bytes) -> None:
-        if self._discarding:
-            self._discarding = False  # the tail of a line that was too long
-            return
-        if line.endswith(b"\r"):
-            line = line[:-1]
-        assert self.client is not None, "attach() a client before data arrives"
-        self.client.line_received(line.decode("utf-8", "replace"))
-
-    def lineLengthExceeded(self, line: bytes) -> None:
-        # LineReceiver has dropped its buffer (this line and anything after
-        # it); keep what follows the long line, and skip the rest of a line
-        # whose end has not arrived yet.
-        if not self._discarding and self.client is not None:
-            self.client.line_too_long(self.MAX_LENGTH)
-        _, found, rest = line.partition(self.delimiter)
-        if found:
-            self._discarding = False
-            self._buffer = rest + self._buffer
-        else:
-            self._discarding = True
-
-    def dataReceived(self, data: bytes) -> None:
-        super().dataReceived(data)
-        # Lines kept after lineLengthExceeded wait in the buffer: go on.
-        while self.delimiter in self._buffer and not self.paused and not self._busyReceiving:
-            before = self._buffer
-            super().dataReceived(b"")
-            if self._buffer == before:
-                break
-
-    def readConnectionLost(self) -> None:
-        self._eof = True
-        self._end_if_drained()
-
-    def writeConnectionLost(self) -> None:
-        # Nobody can see our output any more: leave.
-        self.output_open = False
-        if self.client is not None:
-            self.client.input_ended()
-
-    def resumeProducing(self) -> None:
-        super().resumeProducing()
-        self._end_if_drained()
-
-    def _end_if_drained(self) -> None:
-        if not self._eof or self._ended or self.paused:
-            return
-        if self.delimiter in self._buffer:
-            self.dataReceived(b"")
-            if self.paused:
-                return
-        rest = self.clearLineBuffer()
-        self._ended = True
-        if rest and not self._discarding:
-            self.lineReceived(rest)
-        if self.client is not None:
-            self.client.input_ended()
-
-    def connectionLost(self, reason: Failure = connectionDone) -> None:
-        self.output_open = False
-        if not self.closed.called:
-            self.closed.callback(None)
-
-
-class TransportOutput:
-    """C{write(text)} to a transport (stdout), UTF-8 encoded."""
-
-    def __init__(self, transport: Any) -> None:
-        self.transport = transport
-
-    def write(self, text: str) -> None:
-        self.transport.write(text.encode("utf-8", "replace"))
-
-
-# ---------------------------------------------------------------------------
-# main
-
-
-def _stderr_line(text: str) -> None:
-    try:
-        sys.stderr.write(text + "\n")
-        sys.stderr.flush()
-    except (OSError, ValueError):
-        pass  # stderr closed or not writable: nothing better to do
-
-
-async def run(
-    reactor: Any,
-    args: ClientArgs,
-    errors: Callable[[str], None] = _stderr_line,
-) -> int:
-    """Run a client on stdin/stdout with a parsed command line; return the exit status."""
-    psk = None
-    if args.psk:
-        from ..keys import KeyFileError, load_key
-
-        try:
-            psk = load_key(args.psk, warn=lambda text: errors(f"chat-client: warning: {display.sanitize(text)}"))
-        except KeyFileError as e:
-            errors(f"chat-client: {display.sanitize(str(e))}")
-            return 2
-    try:
-        endpoint = build_endpoint(reactor, args)
-    except ValueError as e:
-        errors(f"chat-client: bad --connect endpoint {e}")
-        return 2
-
-    from twisted.internet.stdio import StandardIO
-
-    lines = LineInput()
-    stdio = StandardIO(lines, reactor=reactor)
-    client = ChatClient(
-        reactor,
-        endpoint,
-        TransportOutput(stdio),
-        name=args.name,
-        psk=psk,
-        encrypted=args.encrypted,
-        reconnect=args.reconnect,
-        errors=errors,
-    )
-    lines.attach(client)
-    client.start()
-    code = await client.done
-    # Flush what is still queued for stdout before the reactor stops.
-    if lines.output_open:
-        stdio.loseConnection()
-        lines.closed.addTimeout(2, reactor)
-        try:
-            await lines.closed
-        except DeferredTimeoutError:
-            pass  # a stuck stdout: exit anyway
-    return code
-
-
-async def _main(reactor: Any, args: ClientArgs) -> None:
-    try:
-        code = await run(reactor, args)
-    except Exception:
-        # A bug: show it, which react's logging would not (nothing observes it).
-        traceback.print_exc()
-        code = 1
-    if code:
-        raise SystemExit(code)
-
-
-def main(argv: Optional[Sequence[str]] = None) -> NoReturn:
-    """The C{chat-client} console script; C{argv} excludes the program name."""
-    try:
-        args = parse_args(sys.argv[1:] if argv is None else argv)
-    except UsageError as e:
-        _stderr_line(f"chat-client: {e} (see chat-client --help)")
-        raise SystemExit(2)
-    if args.debug:
-        from twisted.logger import globalLogBeginner, textFileLogObserver
-
-        globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stderr)])
-
-    from twisted.internet.task import react
-
-    react(_main, (args,))

@@ -18,7 +18,7 @@ import argparse
 from dataclasses import dataclass
 from typing import NoReturn, Optional, Sequence, Tuple
 
-from .. import display
+from . import display
 from ..wire.names import InvalidName, normalize
 
 DEFAULT_HOST = "127.0.0.1"
@@ -52,10 +52,19 @@ def _parser() -> argparse.ArgumentParser:
                              " (a private CA, or the server's own) instead of the system's")
     parser.add_argument("--name", "-n", metavar="NAME",
                         help="your user name (asked on stdin when not given)")
-    parser.add_argument("--encrypted", "-e", action="store_true",
-                        help="connect in encrypted mode (needs --psk)")
     parser.add_argument("--psk", metavar="FILE",
-                        help="the pre-shared key file (for --encrypted and /encrypt on)")
+                        help="the pre-shared key file: with a key the client connects"
+                             " encrypted, unless --plaintext")
+    parser.add_argument("--encrypted", "-e", action="store_true",
+                        help="connect in encrypted mode (needs --psk; the default with a key)")
+    parser.add_argument("--plaintext", action="store_true",
+                        help="connect without encryption even with --psk (then /encrypt on"
+                             " switches); anyone on the network can read you")
+    parser.add_argument("--line-mode", action="store_true",
+                        help="plain lines instead of the full screen (the default when"
+                             " standard input or output is not a terminal)")
+    parser.add_argument("--no-timestamps", action="store_true",
+                        help="in line mode, no HH:MM before each line (for scripts)")
     parser.add_argument("--no-reconnect", action="store_true",
                         help="exit (status 1) when the connection is lost")
     parser.add_argument("--debug", action="store_true",
@@ -82,6 +91,8 @@ class ClientArgs:
     encrypted: bool = False
     reconnect: bool = True
     debug: bool = False
+    line_mode: bool = False
+    timestamps: bool = True
 
 
 def parse_args(argv: Sequence[str]) -> ClientArgs:
@@ -114,6 +125,8 @@ def parse_args(argv: Sequence[str]) -> ClientArgs:
         raise UsageError("--ca is for --connect tls:host=HOST:port=PORT endpoints")
     if ns.encrypted and not ns.psk:
         raise UsageError("--encrypted needs --psk FILE")
+    if ns.encrypted and ns.plaintext:
+        raise UsageError("give --encrypted or --plaintext, not both")
     name = ns.name
     if name is not None:
         try:
@@ -127,7 +140,10 @@ def parse_args(argv: Sequence[str]) -> ClientArgs:
         port=port,
         name=name,
         psk=ns.psk,
-        encrypted=ns.encrypted,
+        # A key means encrypted (PROTOCOL.md section 2), unless asked otherwise.
+        encrypted=bool(ns.psk) and not ns.plaintext,
         reconnect=not ns.no_reconnect,
         debug=ns.debug,
+        line_mode=ns.line_mode,
+        timestamps=not ns.no_timestamps,
     )

@@ -17,20 +17,30 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional, Union
 
-from .. import display
+from . import display
 
 HELP = [
     "* commands:",
-    "*   /msg NAME TEXT    send a private message to NAME",
-    "*   /me TEXT          send an action, shown as 'NAME: * NAME TEXT'",
-    "*   /nick NAME        change your name",
-    "*   /who              list the users online",
-    "*   /encrypt on|off   reconnect with or without encryption (on needs --psk)",
-    "*   /quit [REASON]    leave (so does 'quit', or the end of input)",
-    "*   /help             this list",
-    "*   //TEXT            send a line that starts with '/'",
-    "* any other line is sent to everyone",
+    "*   /join #ROOM            join a room (and make it the active room)",
+    "*   /part [#ROOM] [REASON] leave a room (the active one by default)",
+    "*   /switch #ROOM          send plain lines to that room (full screen: Alt-1..9, Ctrl-N/Ctrl-P)",
+    "*   /topic [TEXT]          show or set the active room's topic (/topic - clears it)",
+    "*   /rooms                 list the rooms",
+    "*   /who [#ROOM]           list the users online, or a room's members",
+    "*   /msg NAME TEXT         send a private message to NAME",
+    "*   /me TEXT               send an action, shown as '* NAME TEXT'",
+    "*   /nick NAME             change your name",
+    "*   /encrypt on|off        reconnect with or without encryption (on needs --psk)",
+    "*   /quit [REASON]         leave (so does 'quit', or the end of input)",
+    "*   /help                  this list",
+    "*   //TEXT                 send a line that starts with '/'",
+    "* any other line goes to the active room",
+    "* ~NAME: NAME is connected without encryption: anyone on the network can read it",
 ]
+
+COMMANDS = ("/encrypt", "/help", "/join", "/me", "/msg", "/nick", "/part", "/quit", "/rooms",
+            "/switch", "/topic", "/who")
+"""What Tab completes after a C{/}."""
 
 
 @dataclass(frozen=True)
@@ -40,7 +50,7 @@ class Say:
 
 @dataclass(frozen=True)
 class Me:
-    """C{/me TEXT}: sent as C{say} with the text C{* NAME TEXT}."""
+    """C{/me TEXT}: a C{say} with C{action: true} (version 1 servers: the text C{* NAME TEXT})."""
 
     text: str
 
@@ -58,7 +68,35 @@ class Nick:
 
 @dataclass(frozen=True)
 class Who:
+    room: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class Join:
+    room: str
+
+
+@dataclass(frozen=True)
+class Part:
+    room: Optional[str] = None
+    reason: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class Topic:
+    """C{/topic}: show the topic (C{text} None) or set it."""
+
+    text: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class Rooms:
     pass
+
+
+@dataclass(frozen=True)
+class Switch:
+    room: str
 
 
 @dataclass(frozen=True)
@@ -83,7 +121,8 @@ class Hint:
     line: str
 
 
-Action = Union[Say, Me, Private, Nick, Who, Quit, SwitchEncryption, Help, Hint]
+Action = Union[Say, Me, Private, Nick, Who, Quit, SwitchEncryption, Help, Hint, Join, Part,
+               Topic, Rooms, Switch]
 
 
 def parse_command(line: str) -> Optional[Action]:
@@ -109,8 +148,9 @@ def parse_command(line: str) -> Optional[Action]:
         return Quit(rest.strip() or None)
     if command == "help":
         return Help()
-    if command == "who":
-        return Who()
+    room_action = _room_command(command, rest)
+    if room_action is not None:
+        return room_action
     if command == "nick":
         args = rest.split()
         if len(args) != 1:
@@ -131,3 +171,31 @@ def parse_command(line: str) -> Optional[Action]:
             return Hint("! usage: /encrypt on|off")
         return SwitchEncryption(mode == "on")
     return Hint(f"! unknown command /{display.sanitize(command)}; type /help for the list")
+
+
+def _room_command(command: str, rest: str) -> Optional[Action]:
+    """The room commands (version 2): C{/who}, C{/join}, C{/switch}, C{/part}, C{/topic}, C{/rooms}."""
+    args = rest.split()
+    if command == "who":
+        if len(args) > 1 or args and not args[0].startswith("#"):
+            return Hint("! usage: /who [#ROOM]")
+        return Who(args[0] if args else None)
+    if command in ("join", "j"):
+        return Join(_hash(args[0])) if len(args) == 1 else Hint("! usage: /join #ROOM")
+    if command in ("switch", "s", "window"):
+        return Switch(_hash(args[0])) if len(args) == 1 else Hint("! usage: /switch #ROOM")
+    if command in ("part", "leave"):
+        words = rest.split(None, 1)
+        if words and words[0].startswith("#"):
+            return Part(words[0], (words[1].strip() if len(words) > 1 else "") or None)
+        return Part(None, rest.strip() or None)
+    if command == "topic":
+        return Topic(rest.strip() or None)
+    if command in ("rooms", "list"):
+        return Rooms()
+    return None
+
+
+def _hash(room: str) -> str:
+    """C{dev} means C{#dev}: a room name always starts with C{#}."""
+    return room if room.startswith("#") else "#" + room

@@ -29,7 +29,7 @@ from twisted.internet.interfaces import IProtocolFactory, IStreamClientEndpoint
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from .. import display
+from . import display
 from ..wire.errors import ChatsvcError, RemoteProtocolError
 from .args import ClientArgs
 

@@ -30,7 +30,7 @@ from twisted.python.failure import Failure
 from ..wire.errors import RemoteProtocolError
 from ..wire.framing import MAX_FRAME
 from ..wire.messages import Message, decode, encode
-from .session import ConnectionState
+from .session import PRE_HANDSHAKE_ERRORS, ConnectionState
 
 # The namespace the single chatsvc.client module logged under.
 _log = Logger(namespace="chatsvc.client")
@@ -51,6 +51,9 @@ class Controller(_TypingProtocol):
     def connection_lost(self, link: Link, reason: Failure) -> None:
         ...
 
+    def unauthenticated_error(self, link: Link, code: str, text: str) -> None:
+        ...
+
 
 class NoAnswer(Exception):
     """The server stopped answering (or never did): the client gave up."""
@@ -65,9 +68,10 @@ class ChatClientProtocol(Int32StringReceiver):
     C{ping}; if L{GIVE_UP_AFTER} more seconds pass in silence, it aborts the
     connection (a half-open connection is otherwise never noticed).
 
-    In encrypted mode, nothing but C{error} is accepted before the handshake
-    has completed: a plaintext C{welcome} or C{message} there could only
-    come from someone who does not hold the key.
+    In encrypted mode, nothing but the errors of L{PRE_HANDSHAKE_ERRORS} is
+    taken before the handshake has completed, as the unauthenticated reason
+    the attempt failed: a plaintext C{welcome}, C{message} or C{replaced}
+    there could only come from someone who does not hold the key.
     """
 
     MAX_LENGTH = MAX_FRAME
@@ -109,12 +113,8 @@ class ChatClientProtocol(Int32StringReceiver):
             _log.warn("ignoring a bad message from the server: {error}", error=e)
             return
         kind = message["type"]
-        if (
-            self.link.encrypted
-            and not getattr(self.transport, "encrypted", False)
-            and kind != "error"
-        ):
-            _log.warn("ignoring a {kind!r} sent before the handshake", kind=kind)
+        if self.link.encrypted and not getattr(self.transport, "encrypted", False):
+            self._before_handshake(message)
             return
         if kind == "ping":
             answer: Message = {"type": "pong"}
@@ -125,6 +125,18 @@ class ChatClientProtocol(Int32StringReceiver):
         if kind == "pong":
             return  # any frame proves the connection alive
         self.client.message_received(self.link, message)
+
+    def _before_handshake(self, message: Message) -> None:
+        # Anyone on the path can send a plaintext frame before the handshake
+        # has completed (issue 12, finding 7): take only the errors that can
+        # come then, as the unauthenticated reason the attempt failed, and
+        # act on nothing else.
+        code = message.get("code")
+        if message["type"] != "error" or code not in PRE_HANDSHAKE_ERRORS:
+            _log.warn("ignoring a {kind!r} sent before the handshake", kind=message["type"])
+            return
+        text = message.get("text")
+        self.client.unauthenticated_error(self.link, code, text if isinstance(text, str) else "")
 
     def lengthLimitExceeded(self, length: int) -> None:
         _log.warn("the server sent a frame of {length} bytes; closing", length=length)

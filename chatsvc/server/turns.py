@@ -21,7 +21,12 @@ from collections import deque
 from time import perf_counter
 from typing import Any, Callable, Deque, MutableMapping, Optional
 
+from zope.interface import implementer
 
+from ..chat.interfaces import IEndOfTurn
+
+
+@implementer(IEndOfTurn)
 class EndOfTurn:
     """
     Calls to make once the input of the current reactor turn is handled.

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import math
 import re
-import sys
 from datetime import datetime, timezone
 from typing import Any, Dict, Optional
 
@@ -48,32 +47,25 @@ def _finite_float(text: str) -> float:
     return value
 
 
-MAX_INT_DIGITS = 4300
-"""The longest integer literal (CPython's C{int} limit since 3.11, made the
-rule on every Python: converting a long digit string costs quadratic time)."""
+MAX_INT_DIGITS = 100
+"""The longest integer literal, in digits. Converting a decimal string to an
+C{int} costs quadratic time: fifteen 4,299-digit integers (each within
+CPython 3.11's own limit) took 1.75 ms, over the 1 ms a frame may cost. No
+message needs more than 19 digits (a C{seq})."""
 
 
 def _bounded_int(text: str) -> int:
-    if len(text) > MAX_INT_DIGITS + 1:  # one more for a minus sign
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
         raise ValueError("integer too long")
     return int(text)
 
 
-def _c_int_limit() -> bool:
-    """Whether C{int()} itself refuses over L{MAX_INT_DIGITS} digits (CPython
-    3.11, and the security releases of 3.9 and 3.10, unless turned off)."""
-    limit = getattr(sys, "get_int_max_str_digits", lambda: 0)()
-    return 0 < limit <= MAX_INT_DIGITS
-
-
 # The fast decoder converts numbers in C (no Python call per number: a
-# 64 KiB body holds 30,000 of them); it cannot overflow a float unless the
-# body holds a long exponent or a long run of digits, which sends it to the
-# checked decoder. See _may_overflow.
-_fast_decode = json.JSONDecoder(
-    parse_constant=_refuse_constant,
-    **({} if _c_int_limit() else {"parse_int": _bounded_int}),
-).decode
+# 64 KiB body holds 30,000 of them). A body with a run of more than
+# MAX_INT_DIGITS digits (an integer that may be too long, or a float that
+# may be too large, with the exponent check below) goes to the checked
+# decoder instead. See _may_overflow.
+_fast_decode = json.JSONDecoder(parse_constant=_refuse_constant).decode
 _decode = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_finite_float,
                            parse_int=_bounded_int).decode
 
@@ -82,15 +74,16 @@ _NUMBER_SHAPE = bytes(
     ord("0") if chr(b).isdigit() and b < 128 else ord("e") if b in b"eE" else ord(" ")
     for b in range(256)
 )
-_LONG_RUN = b"0" * 200
+_LONG_RUN = b"0" * (MAX_INT_DIGITS + 1)
 
 
 def _may_overflow(body: bytes) -> bool:
     """
-    Whether a number in C{body} might be too large for a float: one with an
-    exponent of three digits or more, or with 200 digits or more (an
-    exponent of two digits adds at most 99 to those). Two searches at C
-    speed; a false alarm only costs the checked decoder.
+    Whether a number in C{body} might be too long an integer or too large a
+    float: one with an exponent of three digits or more, or with more than
+    L{MAX_INT_DIGITS} digits (so a float with a two-digit exponent, which
+    adds at most 99, cannot pass 1e308 unnoticed). Two searches at C speed;
+    a false alarm only costs the checked decoder.
     """
     shape = body.translate(_NUMBER_SHAPE, b"+")
     return b"e000" in shape or _LONG_RUN in shape
@@ -165,6 +158,61 @@ def _count_brackets_outside(plain: str) -> int:
     return outside
 
 
+MAX_ITEMS = 1024
+"""The most elements and members a message's arrays and objects may hold in
+all, the message object's own members included (docs/protocol.md 4.6 and
+8.1, this project's choice over the shared version 2 text). More is
+C{bad-json}, found before the body is parsed: a 64 KiB body of 32,000
+one-digit integers costs CPython's C decoder about 1.5 ms, over the 1 ms a
+frame may cost; no client message needs more than a few dozen (C{hello}'s
+C{rooms} and C{since} hold at most the 20 rooms of a client)."""
+
+_FEW_COMMAS = MAX_ITEMS - MAX_CONTAINERS
+"""With at most this many commas in all, a message of at most
+L{MAX_CONTAINERS} containers cannot hold more than L{MAX_ITEMS} items."""
+
+
+_MANY_QUOTES = 4 * MAX_ITEMS
+"""With more unescaped quotes than this, JSON holds more than L{MAX_ITEMS}
+items: every string is an element, a member's key or a member's value, so
+there are at most two strings per item and two quotes per string."""
+
+
+def count_items(text: str) -> int:
+    """
+    Return how many elements and members the arrays and objects of C{text}
+    hold in all, if it is JSON: the commas outside strings, plus the
+    containers that are not empty.
+
+    The strings are cut out as L{count_containers} does (each replaced by
+    one character, so that C{["x"]} does not look empty), the white space
+    dropped, and C{,}, C{[}, C{{}, C{[]} and C{{}} counted: a few passes at
+    C speed, no parse.
+    """
+    plain = text.replace("\\\\", "").replace('\\"', "")
+    bare = "".join("s".join(plain.split('"')[::2]).split())
+    containers = bare.count("[") + bare.count("{")
+    empty = bare.count("[]") + bare.count("{}")
+    return bare.count(",") + containers - empty
+
+
+def too_many_items(text: str) -> bool:
+    """
+    Whether C{text}, JSON of at most L{MAX_CONTAINERS} containers, holds
+    more than L{MAX_ITEMS} items (L{count_items}). One C{count} when the
+    text has few commas at all: the items are at most the commas plus the
+    containers. With many strings, their quotes alone decide, without
+    cutting the text into thousands of pieces. (For text that is not JSON
+    the answer may be anything: it is C{bad-json} either way.)
+    """
+    if text.count(",") <= _FEW_COMMAS:
+        return False
+    if text.count('"') > _MANY_QUOTES and (
+            text.replace("\\\\", "").replace('\\"', "").count('"') > _MANY_QUOTES):
+        return True
+    return count_items(text) > MAX_ITEMS
+
+
 def _bad_json(text: str) -> RemoteProtocolError:
     return RemoteProtocolError("bad-json", text, fatal=False)
 
@@ -175,7 +223,8 @@ def decode(body: bytes) -> Message:
 
     @raise RemoteProtocolError: C{bad-json} (not fatal) unless C{body} is a
         UTF-8 JSON object with a string C{type}, no NaN or Infinity, no
-        lone surrogate and at most L{MAX_CONTAINERS} arrays and objects.
+        lone surrogate, at most L{MAX_CONTAINERS} arrays and objects and at
+        most L{MAX_ITEMS} elements and members in them.
     """
     try:
         text = body.decode("utf-8")
@@ -183,6 +232,8 @@ def decode(body: bytes) -> Message:
         raise _bad_json("not a UTF-8 JSON object") from None
     if count_containers(text) > MAX_CONTAINERS:
         raise _bad_json(f"more than {MAX_CONTAINERS} JSON arrays and objects")
+    if too_many_items(text):
+        raise _bad_json(f"more than {MAX_ITEMS} elements and members in JSON arrays and objects")
     try:
         message = _decode(text) if _may_overflow(body) else _fast_decode(text)
     except (ValueError, RecursionError):

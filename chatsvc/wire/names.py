@@ -5,6 +5,7 @@ User names (PROTOCOL.md section 4.3), without I/O.
     >>> normalize("Ｂob")           # NFC, checked; raises InvalidName if bad
     >>> name_key("ALICE") == name_key("alice")
     >>> look_alike_key("\u0430lice") == look_alike_key("alice")   # Cyrillic a
+    >>> name_keys("Alice")         # ('alice', 'alice'): both keys at once
     >>> with_suffix("alice", 2)    # 'alice_2', shortened to fit 32 code points
 
 A name table keeps two keys per name (v2): L{name_key}, under which two names
@@ -16,6 +17,7 @@ C{nick} gets C{name-taken}), unless the one who holds it is the one asking.
 from __future__ import annotations
 
 import unicodedata
+from typing import Tuple
 
 from .confusables import skeleton
 
@@ -78,6 +80,19 @@ def look_alike_key(name: str) -> str:
     return unicodedata.normalize(
         "NFC", skeleton(unicodedata.normalize("NFC", name)).casefold()
     )
+
+
+def name_keys(name: str) -> Tuple[str, str]:
+    """
+    C{(name_key(name), look_alike_key(name))}, the second the very same
+    string as the first when they are equal (most names), so a table that
+    keeps both keys stores one string. A name is taken when either key is
+    held by someone else: what a name table, in memory or in a store,
+    checks and claims.
+    """
+    same = name_key(name)
+    alike = look_alike_key(name)
+    return same, same if alike == same else alike
 
 
 def with_suffix(name: str, n: int) -> str:

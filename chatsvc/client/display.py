@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import json
 import unicodedata
-from typing import Any, Iterable, List, Mapping, Optional
+from typing import AbstractSet, Any, Iterable, List, Mapping, Optional
 
-from .wire.names import name_key
+from ..wire.names import name_key
 
 __all__ = [
     "CONTINUATION",
@@ -33,7 +33,12 @@ __all__ = [
     "format_message",
     "format_welcome",
     "format_users",
-    "format_catch_up",
+    "format_rooms",
+    "shown_name",
+    "history_head",
+    "history_end",
+    "HISTORY_RESET",
+    "PLAINTEXT_MARK",
 ]
 
 CONTINUATION = "    "
@@ -127,52 +132,128 @@ def _is_me(name: Any, me: Optional[str]) -> bool:
     return isinstance(name, str) and me is not None and name_key(name) == name_key(me)
 
 
-def format_message(message: Mapping[str, Any], me: Optional[str] = None) -> List[str]:
+PLAINTEXT_MARK = "~"
+"""Put before the name of a member connected without encryption (4.8). It
+is not a name character, so no peer can fake it."""
+
+
+def shown_name(name: Any, plaintext: AbstractSet[str] = frozenset()) -> str:
+    """A name as shown: sanitised, with L{PLAINTEXT_MARK} for plaintext members."""
+    text = sanitize(_render(name))
+    if isinstance(name, str) and name_key(name) in plaintext:
+        return PLAINTEXT_MARK + text
+    return text
+
+
+def format_message(
+    message: Mapping[str, Any],
+    me: Optional[str] = None,
+    plaintext: AbstractSet[str] = frozenset(),
+) -> List[str]:
     """
     The lines for one server message of a type that is simply shown
-    (C{message}, C{private}, C{joined}, C{left}, C{renamed}, C{error});
-    an empty list for any other type.
+    (C{message}, C{private}, C{joined}, C{parted}, C{left}, C{renamed},
+    C{topic}, C{notice}, C{error}); an empty list for any other type.
 
     @param me: the client's current name, to tell the echo of its own
         private message (C{[private] -> bob: text}) from one received.
+    @param plaintext: the name keys (L{name_key}) of members connected
+        without encryption, marked with L{PLAINTEXT_MARK}.
     """
     kind = message.get("type")
+    who = shown_name(message.get("from"), plaintext)
+    action = message.get("action") is True
+    if kind == "message" and not action and _v1_action(message):
+        # A version 1 client's /me: the text "* NAME rest" from NAME itself.
+        return text_lines(f"* {who} ", message["text"][len(message["from"]) + 3:])
     if kind == "message":
-        return text_lines(f"{_field(message, 'from')}: ", message.get("text"))
+        if action:
+            return text_lines(f"* {who} ", message.get("text"))
+        return text_lines(f"{who}: ", message.get("text"))
     if kind == "private":
         if _is_me(message.get("from"), me):
-            return text_lines(f"[private] -> {_field(message, 'to')}: ", message.get("text"))
-        return text_lines(f"[private] {_field(message, 'from')}: ", message.get("text"))
+            head = f"[private] -> {shown_name(message.get('to'), plaintext)}"
+        else:
+            head = f"[private] {who}"
+        if action:
+            return text_lines(f"{head}: * {sanitize(_render(message.get('from')))} ", message.get("text"))
+        return text_lines(f"{head}: ", message.get("text"))
     if kind == "joined":
-        return [f"* {_field(message, 'name')} joined"]
-    if kind == "left":
-        head = f"* {_field(message, 'name')} left ({_field(message, 'reason')}"
+        name = _field(message, "name")
+        if message.get("plaintext") is True:
+            return [f"* {name} joined (plaintext: anyone on the network can read {name})"]
+        return [f"* {shown_name(message.get('name'), plaintext)} joined"]
+    if kind in ("left", "parted"):
+        verb = "left" if kind == "left" else f"left {_field(message, 'room')}"
+        head = f"* {_field(message, 'name')} {verb} ({_field(message, 'reason')}"
         text = message.get("text")
         if isinstance(text, str) and text:
             return text_lines(head + ": ", text, ")")
         return [head + ")"]
     if kind == "renamed":
         return [f"* {_field(message, 'old')} is now {_field(message, 'new')}"]
+    if kind == "topic":
+        text = message.get("text")
+        if isinstance(text, str) and text:
+            return text_lines(f"* {_field(message, 'by')} set the topic of {_field(message, 'room')}: ", text)
+        return [f"* {_field(message, 'by')} cleared the topic of {_field(message, 'room')}"]
+    if kind == "notice":  # from the server's operator (docs/protocol.md 8)
+        room = message.get("room")
+        where = f" to {_field(message, 'room')}" if isinstance(room, str) else ""
+        return text_lines(f"! notice from the operator{where}: ", message.get("text"))
     if kind == "error":
         return text_lines(f"! {_field(message, 'code')}: ", message.get("text"))
     return []
 
 
+def _v1_action(message: Mapping[str, Any]) -> bool:
+    sender, text = message.get("from"), message.get("text")
+    return (isinstance(sender, str) and isinstance(text, str)
+            and text.startswith(f"* {sender} ") and len(text) > len(sender) + 3)
+
+
 def format_welcome(name: Any, encrypted: bool, motd: Any = None) -> List[str]:
-    """C{* connected as NAME}, with C{(encrypted)} and the message of the day."""
-    lines = [f"* connected as {sanitize(_render(name))}" + (" (encrypted)" if encrypted else "")]
+    """C{* connected as NAME}, with C{(encrypted)} or C{(plaintext)} and the message of the day."""
+    mode = " (encrypted)" if encrypted else ""
+    lines = [f"* connected as {sanitize(_render(name))}{mode}"]
     if isinstance(motd, str) and motd:
         lines.extend(text_lines("* motd: ", motd))
     return lines
 
 
-def format_users(names: Iterable[Any]) -> List[str]:
-    """C{* users: a, b, c}."""
-    return ["* users: " + ", ".join(sanitize(_render(name)) for name in names)]
+def format_users(
+    names: Iterable[Any], plaintext: AbstractSet[str] = frozenset(), room: Optional[str] = None
+) -> List[str]:
+    """C{* users: a, b, ~c} (C{* users in #dev: ...} for a room)."""
+    where = f" in {sanitize(room)}" if room else ""
+    return [f"* users{where}: " + ", ".join(shown_name(name, plaintext) for name in names)]
 
 
-def format_catch_up(complete: bool) -> List[str]:
-    """The report that ends the history received after a reconnection."""
+def format_rooms(rooms: Iterable[Any]) -> List[str]:
+    """The answer to C{/rooms}: one line per room, largest first as sent."""
+    lines = ["* rooms:"]
+    for item in rooms:
+        if not isinstance(item, dict):
+            continue
+        head = f"*   {_field(item, 'room')} ({_field(item, 'count')})"
+        topic = item.get("topic")
+        if isinstance(topic, str) and topic:
+            lines.extend(text_lines(head + " ", topic))
+        else:
+            lines.append(head)
+    return lines
+
+
+HISTORY_RESET = "-- the server's history was reset --"
+
+
+def history_head(count: int) -> str:
+    """The marker before a room's catch-up."""
+    return f"-- history: {count} message{'s' if count != 1 else ''} --"
+
+
+def history_end(complete: bool) -> str:
+    """The marker after a room's catch-up."""
     if complete:
-        return ["* caught up (complete)"]
-    return ["* caught up, but some messages were missed"]
+        return "-- end of history (complete) --"
+    return "-- end of history: some messages before these were missed --"

@@ -1,0 +1,1 @@
+"""Ways into the chat other than the framed TCP protocol (WebSocket, IRC)."""
