@@ -15,7 +15,11 @@ Speaking four dialects (C{kind}):
   - C{chat-enc}: chatsvc through Noise records (L{chatsvc.wire.records});
   - C{relay}: the bare Int32 relay of L{bench.relay} (frames of raw text);
   - C{irc}: an IRC server (NICK/USER, JOIN #bench, PRIVMSG #bench);
-  - C{irc-gw}: chatsvc's IRC gateway (NICK/USER, in #lobby at once).
+  - C{irc-gw}: chatsvc's IRC gateway (NICK/USER, in #lobby at once);
+  - C{chat-ws}, C{chat-ws-enc}: chatsvc over its WebSocket (L{bench.wsclient}),
+    on C{ws_port}; with C{ws_share} below 1 only that share of the receivers
+    use it and the others (and the senders) speak C{chat}/C{chat-enc} over
+    TCP on C{port}, in the same room (a mixed run).
 
 Every message text is 64 bytes, C{<Sxx>} (the sender), a 20-digit
 C{time.perf_counter_ns()} stamp, and padding, so a delivery is counted in
@@ -58,6 +62,8 @@ import struct
 import sys
 import time
 from typing import Any, Dict, List, Optional
+
+from . import wsclient
 
 RECV_SIZE = 1 << 18
 MARK = b"<S"
@@ -140,7 +146,7 @@ class Client:
         "idx", "role", "sock", "fd", "state", "count", "lt", "out", "reg",
         "session", "sent", "last", "closed_how", "pbuf", "stage",
         "name", "tags", "tagtails", "t_start", "fast", "recv_into",
-        "decrypt", "nonce", "rbuf",
+        "decrypt", "nonce", "rbuf", "ws",
     )
 
     def __init__(self, idx: int, role: int, name: str) -> None:
@@ -168,6 +174,7 @@ class Client:
         self.tags: Optional[List[int]] = None
         self.tagtails: Optional[List[bytes]] = None
         self.t_start = 0.0
+        self.ws = False  # speaks the WebSocket dialect (bench.wsclient)
 
 
 # -- dialects ------------------------------------------------------------------
@@ -360,8 +367,14 @@ class LoadGen:
         self.opts = opts
         self.addr = (opts.get("host", "127.0.0.1"), int(opts["port"]))
         self.kind = opts["kind"]
-        self.dialect: Dialect = DIALECTS[self.kind](opts)
-        self.encrypted = self.kind == "chat-enc"
+        self.ws_dialect: Any = None
+        self.ws_share = 0.0
+        if self.kind in wsclient.DIALECTS:
+            self.ws_dialect = wsclient.DIALECTS[self.kind](opts)
+            self.ws_addr = (opts.get("host", "127.0.0.1"), int(opts["ws_port"]))
+            self.ws_share = float(opts.get("ws_share", 1.0))
+        self.dialect: Dialect = DIALECTS[wsclient.BASE_KIND.get(self.kind, self.kind)](opts)
+        self.encrypted = self.kind in ("chat-enc", "chat-ws-enc")
         self.server_pid = opts.get("server_pid")
         self.deadline = time.monotonic() + float(opts.get("deadline", 300))
         self.ep = select.epoll()
@@ -389,6 +402,15 @@ class LoadGen:
         sys.stdout.write(json.dumps(obj) + "\n")
         sys.stdout.flush()
 
+    def dialect_of(self, c: Client) -> Any:
+        return self.ws_dialect if c.ws else self.dialect
+
+    def wire(self, c: Client, k: int) -> bytes:
+        """C{k} stamped messages from sender C{c}, as its socket carries them."""
+        dialect = self.dialect_of(c)
+        c.sent += k
+        return dialect.wrap(c, dialect.messages(c.idx, k))
+
     def server_cpu(self) -> int:
         return proc_cpu_ns(self.server_pid) if self.server_pid else 0
 
@@ -399,7 +421,7 @@ class LoadGen:
         s.setblocking(False)
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
-            s.connect(self.addr)
+            s.connect(self.ws_addr if c.ws else self.addr)
         except BlockingIOError:
             pass
         except OSError as e:
@@ -496,7 +518,7 @@ class LoadGen:
                 raise LoadError(f"{c.name}: connect failed: {os.strerror(err) if err else 'hang-up'}")
             c.state = REGISTERING
             self.set_out_interest(c, False)
-            first = self.dialect.start(c, self.setup_only)
+            first = self.dialect_of(c).start(c, self.setup_only)
             if first:
                 self.write(c, first)
             if c.sock is None or not ev & EPOLLIN:
@@ -526,7 +548,7 @@ class LoadGen:
             return
         self.last_data = time.monotonic()
         if c.state == REGISTERING:
-            done, out = self.dialect.registration(c, bytes(_VIEW[:n]), self.setup_only)
+            done, out = self.dialect_of(c).registration(c, bytes(_VIEW[:n]), self.setup_only)
             if out:
                 self.write(c, out)
             if done:
@@ -646,7 +668,7 @@ class LoadGen:
         receiver = session._receiver  # the bench may look inside
         c.decrypt = AESGCM(receiver._key).decrypt
         c.nonce = receiver.nonce
-        c.rbuf = bytes(session._decoder.buffered)
+        c.rbuf = wsclient.inline_state(c) if c.ws else bytes(session._decoder.buffered)
 
     def count_records(self, c: Client) -> bool:
         try:
@@ -669,6 +691,9 @@ class LoadGen:
         else:
             plains = None
         data = c.rbuf + _VIEW[:n] if c.rbuf else bytes(_VIEW[:n])
+        if c.ws:
+            wsclient.ws_records(self, c, data, _pack_nonce, MARK)
+            return
         view = memoryview(data)
         end = len(data)
         pos = 0
@@ -724,6 +749,14 @@ class LoadGen:
             self.tracker.tags = [0] * senders
             self.tracker.tagtails = [b""] * senders
         self.tag_bytes = [b"<S%02d>" % s for s in range(senders)]
+        if self.ws_share >= 1.0:
+            for c in self.clients:
+                c.ws = True
+        elif self.ws_share > 0:
+            # that share of the receivers (senders stay on TCP), the tracker included
+            step = max(1, round(1 / self.ws_share))
+            for c in self.clients[senders:]:
+                c.ws = (c.idx - senders) % step == step - 1
         # probes: spread over the registration order, never the tracker
         pool = [c for c in self.clients if c.role == SINK]
         if probes and pool:
@@ -796,8 +829,6 @@ class LoadGen:
     def feed_senders(self, window: int, batch: int) -> None:
         tracker = self.tracker
         acked = tracker.tags if (window and tracker is not None) else None
-        dialect = self.dialect
-        enc = self.encrypted
         for c in self.senders:
             if c.out or c.sock is None:
                 continue
@@ -808,9 +839,7 @@ class LoadGen:
                     continue
                 if room < k:
                     k = room
-            plain = dialect.messages(c.idx, k)
-            c.sent += k
-            self.write(c, c.session.send(plain) if enc else plain)
+            self.write(c, self.wire(c, k))
 
     def total_count(self) -> int:
         return sum(c.count for c in self.clients)
@@ -926,8 +955,6 @@ class LoadGen:
         c0 = (self.total_count(), self.server_cpu(), proc_cpu_ns(None))
         j0 = cpu_jiffies()
         self.emit({"event": "window_start", "seconds": duration})
-        dialect = self.dialect
-        enc = self.encrypted
         while True:
             self.check_deadline()
             active = False
@@ -938,9 +965,7 @@ class LoadGen:
                 if c.out:
                     continue
                 k = min(BATCH, budget - c.sent)
-                plain = dialect.messages(c.idx, k)
-                c.sent += k
-                self.write(c, c.session.send(plain) if enc else plain)
+                self.write(c, self.wire(c, k))
             if not active or time.monotonic() - t0 >= duration:
                 break
             blocked = all(c.out or c.sent >= budget for c in self.senders if c.sock is not None)
@@ -971,7 +996,6 @@ class LoadGen:
         warmup = float(o.get("warmup", 1.0))
         s = len(self.senders)
         interval = 1.0 / rate
-        dialect = self.dialect
         t0 = time.monotonic() + 0.05
         nxt = t0
         k = 0
@@ -993,9 +1017,7 @@ class LoadGen:
                 k += 1
                 nxt = t0 + k * interval
                 if c.sock is not None:
-                    plain = dialect.messages(c.idx, 1)
-                    c.sent += 1
-                    self.write(c, c.session.send(plain) if self.encrypted else plain)
+                    self.write(c, self.wire(c, 1))
                 continue
             self.pump(max(0.0, min(nxt - now, 0.01)))
         end = (time.monotonic(), self.server_cpu(), proc_cpu_ns(None), self.total_count())
@@ -1111,6 +1133,8 @@ class LoadGen:
             })
         elif mode == "fanout":
             result.update(self.run_fanout(int(o.get("window", 128))))
+            if 0 < self.ws_share < 1:
+                result["by_transport"] = self.by_transport()
         elif mode == "overload":
             result.update(self.run_overload())
         elif mode == "latency":
@@ -1118,6 +1142,18 @@ class LoadGen:
         else:
             raise LoadError(f"unknown mode {mode!r}")
         return result
+
+
+    def by_transport(self) -> Dict[str, Any]:
+        """A mixed run: receivers per transport, and how many got every message."""
+        out: Dict[str, Any] = {}
+        total = sum(c.sent for c in self.senders)
+        for label, ws in (("tcp", False), ("ws", True)):
+            group = [c for c in self.clients if c.ws == ws and c.role != SENDER]
+            out[label] = {"receivers": len(group),
+                          "complete": sum(1 for c in group if c.count >= total),
+                          "closed": sum(1 for c in group if c.state == CLOSED)}
+        return out
 
 
 def _pct(values: List[int], q: float) -> Optional[float]:

@@ -41,13 +41,14 @@ ALL_SCENARIOS = ["fanout", "overload", "latency", "memory", "setup", "register",
 # Which servers take part in which scenario (chatsvc-log only in fanout at
 # the headline size; the relay and ngircd have no flow control to test).
 SCENARIO_SERVERS = {
-    "fanout": ["chatsvc", "chatsvc-enc", "chatsvc-irc", "relay", "ngircd"],
+    "fanout": ["chatsvc", "chatsvc-enc", "chatsvc-irc", "relay", "ngircd", "chatsvc-ws",
+               "chatsvc-ws-enc", "chatsvc-mixed", "chatsvc-mixed-enc"],
     "overload": ["chatsvc", "chatsvc-enc"],
     "latency": ["chatsvc", "chatsvc-enc", "relay", "ngircd"],
     # Not ngIRCd: every JOIN into the one channel is sent to every member,
     # so registering 10,000 clients outlasts the run's deadline (19 min; it
     # had 9,000 at 100% CPU when it ran out, in two runs).
-    "memory": ["chatsvc", "chatsvc-enc", "relay"],
+    "memory": ["chatsvc", "chatsvc-enc", "relay", "chatsvc-ws", "chatsvc-ws-enc"],
     "setup": ["chatsvc", "chatsvc-enc", "ngircd"],
 }
 SCENARIO_SERVERS.update(rooms_plan.SCENARIO_SERVERS)  # issue 9: register, rooms
@@ -184,7 +185,8 @@ def build_plan(args: argparse.Namespace, servers: List[str], scenarios: List[str
                         warmup=0.5 if not smoke else 0.2,
                         concurrency=args.setup_concurrency, deadline=60)
     if not args.no_profile and profiling.py_spy():
-        for name in ("chatsvc", "chatsvc-enc"):
+        for name in ("chatsvc", "chatsvc-enc", "chatsvc-ws", "chatsvc-ws-enc", "chatsvc-mixed",
+                     "chatsvc-mixed-enc"):
             if name in servers and "fanout" in scenarios:
                 job = Job("fanout", name, -1, dict(common, mode="fanout", clients=head,
                                                     window=args.window, duration=args.duration,
@@ -211,6 +213,8 @@ def run_job(job: Job, args: argparse.Namespace, workdir: str, outdir: str,
     try:
         server = start_server(spec, workdir, args.sendq, args.history, logdir=logdir)
         opts = dict(job.opts, kind=spec.kind, port=server.port, server_pid=server.pid)
+        if spec.web:
+            opts.update(ws_port=server.web_port, ws_share=spec.ws_share)
         module = opts.get("loadgen", "bench.loadgen")
         argv = pinned([sys.executable, "-m", module, json.dumps(opts)], LOADGEN_CPU)
         env = dict(os.environ)

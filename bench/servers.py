@@ -6,6 +6,9 @@ The servers under test, started as real processes on 127.0.0.1.
   - C{chatsvc-log}: plaintext with C{--log-messages} (a file in a temp dir);
   - C{chatsvc-irc}: plaintext chatsvc with its IRC gateway (C{--irc}); the
     load generator speaks IRC to the gateway's port, as it does to ngIRCd;
+  - C{chatsvc-ws}, C{chatsvc-ws-enc}: the same with C{--web}, every client
+    on the WebSocket; C{chatsvc-mixed}, C{chatsvc-mixed-enc}: half the
+    receivers on the WebSocket, the others and the senders on TCP, one room;
   - C{relay}: the bare Twisted relay of L{bench.relay};
   - C{ngircd}: ngIRCd, if installed, from a config written into a temp dir
     (L{ngircd_config}: no flood penalties, no connection limits, no DNS or
@@ -108,6 +111,8 @@ class ServerSpec:
     available: bool = True
     note: str = ""
     tree: Optional[str] = None  # run chatsvc from this directory instead of REPO
+    web: bool = False  # also serve --web (the load generator's ws_port)
+    ws_share: float = 0.0  # the share of clients on the WebSocket
 
 
 def server_specs() -> Dict[str, ServerSpec]:
@@ -118,6 +123,15 @@ def server_specs() -> Dict[str, ServerSpec]:
         "chatsvc-log": ServerSpec("chatsvc-log", "chat", "chatsvc (plaintext, message log on)",
                                   log_messages=True),
         "chatsvc-irc": ServerSpec("chatsvc-irc", "irc-gw", "chatsvc IRC gateway (plaintext)"),
+        "chatsvc-ws": ServerSpec("chatsvc-ws", "chat-ws", "chatsvc (plaintext, WebSocket)",
+                                 web=True, ws_share=1.0),
+        "chatsvc-ws-enc": ServerSpec("chatsvc-ws-enc", "chat-ws-enc", "chatsvc (encrypted, WebSocket)",
+                                     encrypted=True, web=True, ws_share=1.0),
+        "chatsvc-mixed": ServerSpec("chatsvc-mixed", "chat-ws", "chatsvc (plaintext, half WebSocket)",
+                                    web=True, ws_share=0.5),
+        "chatsvc-mixed-enc": ServerSpec("chatsvc-mixed-enc", "chat-ws-enc",
+                                        "chatsvc (encrypted, half WebSocket)",
+                                        encrypted=True, web=True, ws_share=0.5),
         "relay": ServerSpec("relay", "relay", "bare Twisted Int32 relay"),
         "ngircd": ServerSpec(
             "ngircd", "irc", "ngIRCd", available=ng is not None,
@@ -134,6 +148,7 @@ class RunningServer:
     workdir: str
     logfile: str
     argv: List[str] = field(default_factory=list)
+    web_port: int = 0
 
     @property
     def pid(self) -> int:
@@ -194,6 +209,9 @@ def start_server(spec: ServerSpec, workdir: str, sendq: int, history: int,
             argv += ["--encrypted", "--psk", DEMO_KEY]
         if spec.kind == "irc-gw":
             argv += ["--irc", f"tcp:{port}:interface=127.0.0.1", "--irc-name", "bench.local"]
+        if spec.web:
+            web_port = free_port()
+            argv += ["--web", f"tcp:{web_port}:interface=127.0.0.1"]
         if spec.log_messages:
             argv += ["--log-messages", os.path.join(logdir or workdir, f"messages-{port}.jsonl")]
     argv = pinned(argv, SERVER_CPU)
@@ -203,7 +221,8 @@ def start_server(spec: ServerSpec, workdir: str, sendq: int, history: int,
         # the cwd is on sys.path first (python -c): the baseline's tree, if any
         proc = subprocess.Popen(argv, cwd=spec.tree or REPO, stdin=subprocess.DEVNULL, stdout=log,
                                 stderr=subprocess.STDOUT, env=env)
-    server = RunningServer(spec, port, proc, workdir, logfile, argv)
+    server = RunningServer(spec, port, proc, workdir, logfile, argv,
+                           web_port=web_port if spec.web else 0)
     deadline = time.monotonic() + timeout
     while True:
         if proc.poll() is not None:

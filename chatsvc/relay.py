@@ -5,12 +5,20 @@ server and shows what crosses the wire, frame by frame, in both directions.
 
     python -m chatsvc.relay --listen tcp:8001 --connect tcp:host=127.0.0.1:port=8000
 
-Point clients at port 8001. Plaintext frames are shown as their JSON;
+Point clients at port 8001. With C{--websocket}, put it in front of a
+C{--web} endpoint instead and point a browser at it: the page's own files
+pass through (only their requests are shown), and every WebSocket message
+is shown as the frame body it carries (PROTOCOL.md 7.1)::
+
+    python -m chatsvc.relay --websocket --listen tcp:8081 --connect tcp:host=127.0.0.1:port=8080
+
+Plaintext frames are shown as their JSON;
 encrypted records as their type, size and the start of their ciphertext (the
 relay has no key, and with the per-connection keys of Noise a key would not
 help a passive observer anyway). Bytes are forwarded untouched.
 
-L{WireDescriber} is the pure part: bytes in, printable lines out.
+L{WireDescriber} and L{WebSocketDescriber} are the pure part: bytes in,
+printable lines out.
 """
 
 from __future__ import annotations
@@ -74,6 +82,75 @@ class WireDescriber:
         return f"record {kind:9s} {len(payload):5d} B  {shown}{more}"
 
 
+_WS_OPCODES = {0x0: "continuation", 0x1: "text", 0x2: "binary", 0x8: "close", 0x9: "ping", 0xA: "pong"}
+_MAX_HEAD = 16384
+
+
+class WebSocketDescriber(WireDescriber):
+    """
+    Describe one direction of an HTTP connection that may become a
+    WebSocket: the request or status line, then (after an upgrade) every
+    message; a binary message as the frame body it carries.
+    """
+
+    def __init__(self, label: str, width: int = 24) -> None:
+        WireDescriber.__init__(self, label, width)
+        self._buffer = b""
+        self._state = "head"  # then "frames", or "opaque" (plain HTTP bodies)
+
+    def feed(self, data: bytes) -> List[str]:
+        if self._state == "opaque":
+            return []
+        self._buffer += data
+        lines: List[str] = []
+        if self._state == "head":
+            head, found, rest = self._buffer.partition(b"\r\n\r\n")
+            if not found:
+                if len(self._buffer) > _MAX_HEAD:
+                    self._state = "opaque"
+                    return [f"{self.label} not HTTP; raw bytes follow unshown"]
+                return []
+            first = _printable(head.split(b"\r\n", 1)[0].decode("latin-1"))
+            upgraded = b" 101 " in head.split(b"\r\n", 1)[0] or b"upgrade: websocket" in head.lower()
+            self._state = "frames" if upgraded else "opaque"
+            self._buffer = rest if upgraded else b""
+            note = "" if upgraded else " (plain HTTP: the rest of this connection is not shown)"
+            lines.append(f"{self.label} http {first}{note}")
+        while self._state == "frames":
+            message = self._next_message()
+            if message is None:
+                break
+            lines.append(f"{self.label} {message}")
+        return lines
+
+    def _next_message(self) -> Optional[str]:
+        buf = self._buffer
+        if len(buf) < 2:
+            return None
+        opcode, masked, size, head = buf[0] & 0x0F, buf[1] & 0x80, buf[1] & 0x7F, 2
+        if size >= 126:
+            head = 4 if size == 126 else 10
+            if len(buf) < head:
+                return None
+            size = int.from_bytes(buf[2:head], "big")
+        mask_size = 4 if masked else 0
+        end = head + mask_size + size
+        if len(buf) < end:
+            if size > 2 * MAX_FRAME:
+                self._state = "opaque"
+                return f"message of {size} bytes: raw bytes follow unshown"
+            return None
+        mask = buf[head:head + mask_size]
+        payload = buf[head + mask_size:end]
+        self._buffer = buf[end:]
+        if mask:
+            payload = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        kind = _WS_OPCODES.get(opcode, f"opcode 0x{opcode:x}")
+        if opcode == 0x2 and payload:
+            return self.describe(payload)
+        return f"websocket {kind} {len(payload)} B"
+
+
 class _Upstream(Protocol):
     def __init__(self, downstream: "_Downstream") -> None:
         self.downstream = downstream
@@ -94,8 +171,9 @@ class _Downstream(Protocol):
         self.number = number
         self.upstream: Optional[_Upstream] = None
         self._early: List[bytes] = []
-        self._to_server = WireDescriber(f"#{number} client->server")
-        self._to_client = WireDescriber(f"#{number} server->client")
+        describer = WebSocketDescriber if relay.websocket else WireDescriber
+        self._to_server = describer(f"#{number} client->server")
+        self._to_client = describer(f"#{number} server->client")
 
     def connectionMade(self) -> None:
         peer = self.transport.getPeer()
@@ -142,9 +220,10 @@ class Relay(Factory):
 
     noisy = False
 
-    def __init__(self, target: Any, emit: Callable[[str], None]) -> None:
+    def __init__(self, target: Any, emit: Callable[[str], None], websocket: bool = False) -> None:
         self.target = target
         self.emit = emit
+        self.websocket = websocket
         self._count = 0
 
     def buildProtocol(self, addr: Any) -> _Downstream:
@@ -162,6 +241,8 @@ def main(argv: Optional[List[str]] = None, out: TextIO = sys.stdout) -> int:
     parser.add_argument("--connect", default="tcp:host=127.0.0.1:port=8000",
                         help="the chat server (default %(default)s)")
     parser.add_argument("--record", metavar="FILE", help="also append the lines to FILE")
+    parser.add_argument("--websocket", action="store_true",
+                        help="relay a --web endpoint: HTTP, and WebSocket messages as frames")
     args = parser.parse_args(argv)
 
     from twisted.internet import reactor
@@ -189,7 +270,7 @@ def main(argv: Optional[List[str]] = None, out: TextIO = sys.stdout) -> int:
         print(f"relay: cannot listen: {failure.getErrorMessage()}", file=sys.stderr)
         reactor.stop()
 
-    listener.listen(Relay(target, emit)).addCallbacks(listening, failed)
+    listener.listen(Relay(target, emit, args.websocket)).addCallbacks(listening, failed)
     reactor.run()
     if record is not None:
         record.close()

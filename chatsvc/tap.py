@@ -100,12 +100,25 @@ class Options(usage.Options):
     def __init__(self) -> None:
         usage.Options.__init__(self)
         self["listen"] = []
+        self["web"] = []
+        self["web-origin"] = []
         self["irc"] = []
 
     def opt_listen(self, endpoint: str) -> None:
         """Listen on this endpoint (repeatable; default tcp:8000), e.g. tcp:8000:interface=127.0.0.1."""
         self["listen"].append(endpoint)
 
+    def opt_web(self, endpoint: str) -> None:
+        """Serve the browser page and its WebSocket on this endpoint (repeatable), e.g. tcp:8080 or ssl:8443:privateKey=KEY:certKey=CERT; needs chatsvc[web]."""
+        self["web"].append(endpoint)
+
+    def opt_web_origin(self, origin: str) -> None:
+        """Also accept WebSockets from pages of this origin, e.g. https://chat.example (repeatable; the page's own origin is always accepted)."""
+        from .transports.site import normalise_origin
+
+        if normalise_origin(origin) is None:
+            raise usage.UsageError(f"--web-origin takes an origin like https://chat.example, got {origin!r}")
+        self["web-origin"].append(origin)
     def opt_irc(self, endpoint: str) -> None:
         """Serve IRC clients on this endpoint too (repeatable; docs/irc.md), e.g. tcp:6667 or ssl:6697:privateKey=key.pem:certKey=cert.pem."""
         self["irc"].append(endpoint)
@@ -251,6 +264,24 @@ def _redis_room(options: Options, reactor: Any) -> Any:
                      max_rooms_per_client=options["rooms-per-client"])
 
 
+def _web_services(options: Options, reactor: Any, wrapper: Any, service: MultiService) -> None:
+    """The --web endpoints: the page and the WebSocket, into the same chat."""
+    if not options["web"]:
+        return
+    try:
+        from .transports.site import web_site
+        site = web_site(wrapper, options["web-origin"])
+    except ImportError as e:
+        raise SystemExit(f"chat: --web needs the web extra (pip install \"chatsvc[web]\"): {e}")
+    for description in options["web"]:
+        try:
+            endpoint = serverFromString(reactor, description)
+        except (ValueError, TypeError, KeyError) as e:
+            raise SystemExit(f"chat: bad --web endpoint {description!r}: {e}")
+        StreamServerEndpointService(endpoint, site).setServiceParent(service)
+    _log.info("browser page and WebSocket on {web}", web=", ".join(options["web"]))
+
+
 def _irc_services(options: Options, factory: ChatFactory, psk: Optional[bytes], require: bool,
                   reactor: Any, service: ChatService) -> None:
     """The IRC gateway's listeners (--irc), beneath the same chat factory."""
@@ -315,6 +346,7 @@ def makeService(options: Options, reactor: Any = None) -> ChatService:
             raise SystemExit(f"chat: --listen {description!r}: no such socket was inherited from "
                              "systemd (LISTEN_FDS); start it through its .socket unit")
         StreamServerEndpointService(endpoint, wrapper).setServiceParent(service)
+    _web_services(options, reactor, wrapper, service)
     if options["irc"]:
         _irc_services(options, factory, psk, require, reactor, service)
     # After the chat's own listeners, so that they are logged (and start) first.

@@ -82,6 +82,68 @@ def conversation(server_options: List[str], client_options: List[str]):
         yield cleanups.run()
 
 
+@defer.inlineCallbacks
+def browser_conversation():
+    """dana in Chromium (through the relay, --websocket) and alice in chat-client, encrypted."""
+    from tests.web_support import Browser, start_web_server
+
+    cleanups = Cleanups()
+    try:
+        server, _ = yield start_web_server(cleanups, "--encrypted", "--psk", DEMO_KEY)
+        line = yield server.wait_for(re.compile(r"ChatSite starting on (\d+)"))
+        web_port = int(re.search(r"on (\d+)", line).group(1))
+        relay = LineProcess("relay")
+        _spawn(cleanups, relay, ["-m", "chatsvc.relay", "--websocket", "--listen",
+                                 "tcp:0:interface=127.0.0.1",
+                                 "--connect", f"tcp:host=127.0.0.1:port={web_port}"], stdin=False)
+        line = yield relay.wait_for("listening on port")
+        port = int(re.search(r"port (\d+)", line).group(1))
+        alice = ChatClientProcess.start(cleanups, server.port, "--name", "alice", "--encrypted",
+                                        "--psk", DEMO_KEY, label="alice")
+        yield alice.wait_for("* connected as alice")
+        browser = yield Browser.start(cleanups)
+        yield browser.call(browser.open, f"http://127.0.0.1:{port}/")
+        with open(DEMO_KEY) as f:
+            key_line = [k.strip() for k in f if k.strip() and not k.startswith("#")][0]
+        yield browser.call(browser.login, "dana", key_line)
+        yield browser.call(browser.wait_open)
+        yield alice.wait_for("* dana joined")
+        yield browser.call(browser.type, "hi alice, from a browser")
+        yield alice.wait_for("dana: hi alice, from a browser")
+        alice.send("hello dana! naïve café ☕")
+        yield browser.call(browser.wait_text, "lines", "hello dana!")
+        yield browser.call(browser.type, "/msg alice lunch at noon?")
+        yield alice.wait_for("[private] dana: lunch at noon?")
+        private = yield browser.call(browser.text_of, "lines")
+        yield browser.call(browser.type, "/switch #lobby")
+        alice.send("/quit")
+        yield alice.wait_exit()
+        yield browser.call(browser.wait_text, "lines", "alice quit")
+        lobby = yield browser.call(browser.text_of, "lines")
+        dana = lobby.splitlines() + ["", "(the conversation @alice)"] + private.splitlines()
+        return {"dana": dana, "alice": list(alice.lines)}, list(relay.lines)
+    finally:
+        yield cleanups.run()
+
+
+def browser_section(transcripts: dict, wire: List[str]) -> str:
+    out = ["## A browser user (WebSocket, encrypted)", "", "Server and relay:", "", "```",
+           "twistd -n chat --encrypted --psk keys/demo.key --web tcp:8080",
+           "python -m chatsvc.relay --websocket --listen tcp:8081 "
+           "--connect tcp:host=127.0.0.1:port=8080",
+           "```", "",
+           "**dana** opened the relay's address in Chromium, pasted the demo key's line and",
+           "chatted with **alice** (`chat-client`, straight to the TCP port). The page ran",
+           "the Noise handshake itself: the relay sees the same 48-byte handshake records",
+           "and `data` records as on TCP, one per WebSocket message, and the page's own",
+           "files going by.", ""]
+    for name, lines in transcripts.items():
+        out += [f"What **{name}** saw:", "", "```"] + lines + ["```", ""]
+    out += ["What crossed the relay (the WebSocket's messages as frame bodies):", "", "```"]
+    out += wire + ["```", ""]
+    return "\n".join(out)
+
+
 def section(title: str, command: str, transcripts: dict, wire: List[str]) -> str:
     out = [f"## {title}", "", "Server:", "", "```", command, "```", ""]
     for name, lines in transcripts.items():
@@ -97,6 +159,7 @@ def main(reactor: Any, output: str = os.path.join(REPO, "docs", "demo.md")):
     plain = yield conversation([], [])
     encrypted = yield conversation(["--encrypted", "--psk", DEMO_KEY],
                                    ["--encrypted", "--psk", DEMO_KEY])
+    browser = yield browser_conversation()
     page = [
         "# chatsvc demo",
         "",
@@ -117,6 +180,7 @@ def main(reactor: Any, output: str = os.path.join(REPO, "docs", "demo.md")):
         "",
         section("Plaintext", "twistd -n chat", *plain),
         section("Encrypted", "twistd -n chat --encrypted --psk keys/demo.key", *encrypted),
+        browser_section(*browser),
     ]
     with open(output, "w", encoding="utf-8") as f:
         f.write("\n".join(page))

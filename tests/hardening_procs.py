@@ -31,7 +31,7 @@ from twisted.python.failure import Failure
 from chatsvc.keys import load_key
 from chatsvc.wire.errors import RemoteProtocolError
 from chatsvc.wire.framing import FrameDecoder, encode_frame
-from chatsvc.wire.messages import decode, encode
+from chatsvc.wire.messages import decode_from_server, encode
 from chatsvc.wire.records import DataReceived, HandshakeComplete, PlaintextFrame, RecordSession
 
 from .procs import DEMO_KEY, ChatServer, deadline
@@ -136,7 +136,7 @@ class RawClient(Protocol):
         self.decoder.receive_data(data)
         for body in self.decoder.frames():
             try:
-                message = decode(body)
+                message = decode_from_server(body)
             except RemoteProtocolError:
                 self.bad_frames.append(body)
                 continue

@@ -128,3 +128,61 @@ class RedisAdminTests(TestCase):
         self.assertIn("welcome", [m["type"] for m in again.messages])
         self.assertNotIn("enough", "\n".join(a.output.lines + b.output.lines))
         self.no_tracebacks()
+
+    @defer.inlineCallbacks
+    def test_room_controls_on_every_server(self):
+        """
+        C{chat-admin rooms}, C{topic} and C{clear} through either server act
+        on the whole chat: the rooms of both servers, a topic that reaches
+        the members on both, a history forgotten for both (members stay,
+        C{seq} carries on).
+        """
+        a = yield self.server("a")
+        b = yield self.server("b")
+        alice = yield self.client(a, "alice")
+        alice.send({"type": "join", "room": "#Dev"})
+        yield alice.wait_for(lambda m: m["type"] == "history" and m["room"] == "#Dev", start=0)
+        bob = yield FrameClient.connect(b.port)
+        self.addCleanup(bob.close)
+        yield bob.hello("bob", rooms=["#dev"])
+        for n in range(3):
+            alice.send({"type": "say", "room": "#dev", "text": f"spam {n}"})
+        yield bob.wait_for(lambda m: m.get("text") == "spam 2", start=0, what="the spam")
+
+        code, out = yield chat_admin(self, b.socket, "rooms")
+        self.assertEqual(code, 0, out)
+        rows = [line.split() for line in out.splitlines()]
+        self.assertIn(["#Dev", "2", "3"], rows, out)
+        self.assertIn(["#lobby", "1", "0"], rows, out)
+
+        code, out = yield chat_admin(self, a.socket, "list")  # rooms per connection too
+        self.assertEqual(code, 0, out)
+        [row] = [line.split() for line in out.splitlines() if line.startswith("alice")]
+        self.assertEqual(row[4], "#lobby,#Dev", out)
+
+        code, out = yield chat_admin(self, a.socket, "topic", "#DEV", "release", "day")
+        self.assertEqual(code, 0, out)
+        for who in (alice, bob):
+            topic = yield who.wait_for(lambda m: m["type"] == "topic", start=0, what="topic")
+            self.assertEqual((topic["room"], topic["text"], topic["by"]),
+                             ("#Dev", "release day", "(operator)"))
+
+        code, out = yield chat_admin(self, b.socket, "clear", "#dev")
+        self.assertEqual((code, out.strip()), (0, 'clear: done {"forgotten": 3}'))
+        bob.send({"type": "say", "room": "#dev", "text": "after"})
+        after = yield alice.wait_for(lambda m: m.get("text") == "after", start=0, what="after")
+        self.assertEqual(after["seq"], 4)
+        late = yield FrameClient.connect(a.port)
+        self.addCleanup(late.close)
+        yield late.hello("late", rooms=["#dev"])
+        history = late.history("#Dev")
+        self.assertEqual(([m["text"] for m in history["messages"]], history["complete"]),
+                         (["after"], False))
+        code, out = yield chat_admin(self, a.socket, "rooms")
+        self.assertIn(["#Dev", "3", "1", "release", "day"], [l.split() for l in out.splitlines()])
+
+        code, out = yield chat_admin(self, a.socket, "clear", "#nowhere")
+        self.assertEqual(code, 1, out)
+        self.assertIn("no room called", out)
+        self.assertNotIn("release day", "\n".join(a.output.lines + b.output.lines))
+        self.no_tracebacks()

@@ -123,3 +123,16 @@ class BeforeHandshakeTests(SynchronousTestCase):
         self.assertEqual(self.h.results, [1])
         self.assertEqual(self.h.output.lines(), [
             "! encryption-not-enabled: no key here [unauthenticated: sent before the handshake]"])
+
+    def test_allowed_error_then_handshake_forgotten(self) -> None:
+        """An allowed error before a handshake that then completes was not
+        the server's: a later loss reconnects (it exited 1 on the stale
+        fake, printing its text; bench/client_malicious.py found it)."""
+        self.fake.send({"type": "error", "code": "encryption-required",
+                        "text": "Server key rotated. Type /encrypt off", "fatal": True})
+        self.fake.transport.encrypted = True  # the real handshake completes
+        self.fake.send({"type": "welcome", "name": "alice", "resume": "r2"})
+        self.h.output.lines()
+        self.fake.close(ConnectionLost())
+        self.assertEqual(self.h.results, [])
+        self.assertEqual(self.h.output.lines(), ["* connection lost; reconnecting..."])

@@ -91,6 +91,16 @@ class SendNowTests(SynchronousTestCase):
         tls.TLS = True  # type: ignore[attr-defined]
         self.assertFalse(supports(tls), "TLS must go through the transport's write")
 
+    def test_not_through_a_wrapper(self) -> None:
+        """A TLS wrapper forwards the socket transport's attributes: not supported."""
+        from twisted.internet.protocol import Factory
+        from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
+
+        wrapper = ProtocolWrapper(WrappingFactory(Factory()), Protocol())
+        wrapper.transport = FakeTCP()
+        self.assertTrue(supports(wrapper.transport))
+        self.assertFalse(supports(wrapper))  # though it forwards every attribute asked
+
 
 class Collect(Protocol):
     def __init__(self, expected: int) -> None:

@@ -53,7 +53,7 @@ from chatsvc.chat.memory import MemoryChat
 from chatsvc.server.factory import ChatFactory, ServerConfig
 from chatsvc.wire.errors import RemoteProtocolError
 from chatsvc.wire.framing import FrameDecoder, encode_frame
-from chatsvc.wire.messages import decode, encode
+from chatsvc.wire.messages import decode_from_server, encode
 from chatsvc.wire.names import name_key
 from chatsvc.wire.rooms import room_key
 from chatsvc.wire.records import DataReceived, HandshakeComplete, PlaintextFrame, RecordSession
@@ -227,7 +227,7 @@ class Conn:
     def inner(self, data: bytes) -> None:
         self.decoder.receive_data(data)
         for body in self.decoder.frames():
-            message = decode(body)  # the server never sends bad JSON
+            message = decode_from_server(body)  # the server never sends bad JSON
             if message["type"] == "error" and "Traceback" in message.get("text", ""):
                 raise AssertionError(f"{self.label} got a traceback: {message}")
             self.messages.append(message)

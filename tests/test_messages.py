@@ -13,6 +13,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from chatsvc.wire.errors import RemoteProtocolError
 from chatsvc.wire.messages import (
+    decode_from_server,
     CLIENT_TYPES,
     DEFAULT_MAX_TEXT,
     MAX_CONTAINERS,
@@ -316,6 +317,35 @@ class DecodeTests(SynchronousTestCase):
         else:
             self.assertEqual(message["type"], "ping")
             encode(message)  # whatever decodes can be sent back
+
+
+class ServerMessageTests(SynchronousTestCase):
+    """
+    The bounds on containers and items hold for what clients send; a
+    client parses the server's long lists (regression: a client refused a
+    C{welcome} naming 537 users and 484 plaintext ones as C{bad-json}).
+    """
+
+    def test_long_lists_from_the_server(self) -> None:
+        users = [f"user{i}" for i in range(1000)]
+        bodies = [
+            encode({"type": "welcome", "name": "me", "users": users, "plaintext": users[:900]}),
+            encode({"type": "rooms", "rooms": [{"room": f"#r{i}", "count": 1, "topic": ""} for i in range(200)]}),
+            encode({"type": "history", "room": "#lobby", "complete": True, "messages": [
+                {"type": "message", "room": "#lobby", "from": "a", "text": "x", "ts": "t", "seq": i}
+                for i in range(100)]}),
+        ]
+        for body in bodies:
+            self.assertRaises(RemoteProtocolError, decode, body)  # from a client: bounded
+            self.assertEqual(decode_from_server(body), json.loads(body))
+
+    def test_other_rules_still_hold(self) -> None:
+        for body in (b'{"type":"x","a":NaN}', b"[1]", b'{"type":"x","t":"\\ud800"}', b"\xff",
+                     b'{"type":"x","t":' + b"[" * 100000 + b"]" * 100000 + b"}",
+                     b'{"type":"x","n":' + b"1" * 101 + b"}"):
+            with self.assertRaises(RemoteProtocolError) as caught:
+                decode_from_server(body)
+            self.assertEqual(caught.exception.code, "bad-json")
 
 
 class TextTests(SynchronousTestCase):

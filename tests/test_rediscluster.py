@@ -16,7 +16,8 @@ from typing import Any, Dict, List
 
 from twisted.trial.unittest import TestCase
 
-from chatsvc.chat.redis.entries import message_head, private_parts
+from chatsvc.chat.redis.admin import topic_parts
+from chatsvc.chat.redis.entries import GUEST_DIGITS, message_head, private_parts
 from chatsvc.chat.redis.keys import ChatKeys, RoomKeys, hash_slot
 from chatsvc.chat.redis.scripts import SCRIPTS, script_sha
 
@@ -54,7 +55,7 @@ class Router:
 
     @staticmethod
     def check_scope(scope: str, keys: List[str]) -> None:
-        assert len(keys) == (9 if scope == "chat" else 4), (scope, keys)
+        assert len(keys) == (10 if scope == "chat" else 4), (scope, keys)
 
     def close(self) -> None:
         for connection in self.connections.values():
@@ -91,7 +92,7 @@ class ClusterTests(TestCase):
         call = self.call
         self.assertEqual(call("beat", chat, "s1", 10000, EV)[0], 0)
         reply = call("register", chat, "s1", "s1-1", "tok1", "", "0", EV, "0", 20, 10000, "1",
-                     "epoch1", 3, "#a", "#b", "#c", "alice", "alice")
+                     "epoch1", 3, GUEST_DIGITS, "#a", "#b", "#c", "alice", "alice", "alice")
         self.assertEqual(reply[0:3] + reply[4:], [b"j", b"alice", b"alice", b"s1-1", b"epoch1",
                                                   [b"#a", b"#b", b"#c"], []])
         for key in ("#a", "#b", "#c"):
@@ -112,7 +113,7 @@ class ClusterTests(TestCase):
         part1, part2 = private_parts("alice", "psst", TS)
         self.assertEqual(call("private", chat, "s1", 2, "s1-1", "alice", part1, part2, EV)[0], 1)
         renamed = call("rename", chat, "s1", "s1-1", "alice", "alicia", "Alicia", EV, "tok1",
-                       b"{}", "d1")
+                       b"{}", "d1", "alicia", "alice")
         self.assertEqual(renamed, [b"ok", b"#a,#b,#c"])
         for key in ("#a", "#b", "#c"):
             self.assertEqual(call("rename_in", rooms[key], "s1-1", "Alicia", b"{}", "d1",
@@ -121,15 +122,20 @@ class ClusterTests(TestCase):
         index: Dict[bytes, bytes] = dict(zip(*[iter(call("rooms", chat))] * 2))
         self.assertEqual(sorted(index), [b"#a", b"#b", b"#c"])
         self.assertEqual(call("reconcile", chat, "s1", 10000, EV, "epoch2", 0, 0, "alicia",
-                              "s1-1", "tok1", "0", "Alicia", "#a,#b,#c"), [b"epoch1", []])
+                              "s1-1", "tok1", "0", "Alicia", "#a,#b,#c", "alicia"), [b"epoch1", []])
         for key in ("#a", "#b", "#c"):
             self.assertEqual(call("rejoin", rooms[key], "s1", ROOM_EV, TS, 1000, 0, 0,
                                   "s1-1", "0", "Alicia")[1], 1)
         caught = call("catch_up", rooms["#a"], 1)
         self.assertEqual((caught[1], len(caught[2])), (1, 1))
+        head, tail = topic_parts("by the operator", TS)
+        self.assertEqual(call("operator_topic", rooms["#b"], "by the operator", head, tail,
+                              ROOM_EV)[1:], [1, b"#b"])
+        self.assertEqual(call("clear", rooms["#a"]), 1)
+        self.assertEqual(call("clear", rooms["#d"]), -1)  # no members
         self.assertEqual(call("sync", chat)[1], b"epoch1")
         for key in ("#a", "#b", "#c"):
             self.assertEqual(call("part", rooms[key], "s1", "s1-1", b"{}", ROOM_EV, 1000, "l",
                                   "s1-1")[0], 1)
-        self.assertEqual(call("leave", chat, "s1", "s1-1", "alicia", EV, "tok1"), 1)
+        self.assertEqual(call("leave", chat, "s1", "s1-1", "alicia", EV, "tok1", "alicia"), 1)
         self.assertEqual(call("sync", chat)[2], [])

@@ -16,6 +16,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from chatsvc.chat.common import History
 from chatsvc.chat.redis.entries import (
+    GUEST_DIGITS,
     MAX_NAME_BYTES,
     Holder,
     entry_number,
@@ -46,7 +47,7 @@ from chatsvc.chat.redis.scripts import SCRIPTS, script_sha
 from chatsvc.wire.errors import RemoteProtocolError
 from chatsvc.wire.framing import MAX_FRAME
 from chatsvc.wire.messages import encode
-from chatsvc.wire.names import MAX_NAME, name_key
+from chatsvc.wire.names import MAX_NAME, look_alike_key, name_key
 
 TS = "2026-11-22T02:50:00.123Z"
 
@@ -55,7 +56,8 @@ class KeyTests(SynchronousTestCase):
     def test_chat_keys_share_one_slot(self) -> None:
         keys = ChatKeys("team")
         self.assertEqual(keys.all[:2], ["chatsvc:{team}:meta", "chatsvc:{team}:names"])
-        self.assertEqual(len(keys.all), 9)
+        self.assertEqual(len(keys.all), 10)
+        self.assertEqual(keys.all[9], "chatsvc:{team}:alike")
         self.assertEqual(len({hash_slot(k) for k in keys.all}), 1)
 
     def test_room_keys_share_one_slot_of_their_own(self) -> None:
@@ -91,12 +93,13 @@ class KeyTests(SynchronousTestCase):
 
 class ScriptTests(SynchronousTestCase):
     def test_scopes_and_keys(self) -> None:
-        """Chat scripts take the chat's 9 keys, room scripts the room's 4: never both."""
+        """Chat scripts take the chat's 10 keys, room scripts the room's 4: never both."""
         self.assertEqual({n for n, (scope, _) in SCRIPTS.items() if scope == "room"},
-                         {"join", "say", "part", "topic", "rename_in", "who", "rejoin", "catch_up"})
+                         {"join", "say", "part", "topic", "rename_in", "who", "rejoin", "catch_up",
+                          "operator_topic", "clear"})
         for name, (scope, text) in SCRIPTS.items():
             used = {int(k) for k in re.findall(r"KEYS\[(\d+)\]", text)}
-            self.assertEqual(used, set(range(1, 10 if scope == "chat" else 5)), name)
+            self.assertEqual(used, set(range(1, 11 if scope == "chat" else 5)), name)
             self.assertNotIn("redis.call('KEYS'", text)
             self.assertNotIn("SCAN', 0, 'MATCH", text, name)
 
@@ -220,10 +223,29 @@ class AnswerTests(SynchronousTestCase):
 class CandidateTests(SynchronousTestCase):
     def test_suffixes(self) -> None:
         self.assertEqual(name_candidates("Bob", 1, 3),
-                         [("Bob", "bob"), ("Bob_2", "bob_2"), ("Bob_3", "bob_3")])
-        for name, key in name_candidates("x" * MAX_NAME, 1, 12):
+                         [("Bob", "bob", "bob"), ("Bob_2", "bob_2", "bob_2"),
+                          ("Bob_3", "bob_3", "bob_3")])
+        for name, key, alike in name_candidates("x" * MAX_NAME, 1, 12):
             self.assertLessEqual(len(name), MAX_NAME)
             self.assertEqual(key, name_key(name))
+            self.assertEqual(alike, look_alike_key(name))
+
+    def test_look_alike_keys(self) -> None:
+        """The third key is the look-alike key (v2): a Cyrillic a looks like a Latin one."""
+        [(name, key, alike)] = name_candidates("\u0430lice", 1, 1)
+        self.assertNotEqual(key, name_key("alice"))
+        self.assertEqual(alike, "alice")
+        self.assertEqual(name_candidates("PayPaI", 2, 1)[0][1:], ("paypai_2", "paypal_2"))
+
+    def test_guest_digits(self) -> None:
+        """
+        What the register script builds for C{guest_N} from L{GUEST_DIGITS}
+        is C{guest_N}'s look-alike key (0 looks like o, 1 like l).
+        """
+        self.assertEqual(GUEST_DIGITS, "ol23456789")
+        for n in (1, 10, 101, 2048, 9_876_543_210):
+            built = "guest_" + "".join(GUEST_DIGITS[int(d)] for d in str(n))
+            self.assertEqual(built, look_alike_key(f"guest_{n}"), n)
 
 
 class HistoryAnswerTests(SynchronousTestCase):

@@ -8,7 +8,7 @@ from typing import List
 from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 
-from chatsvc.relay import Relay, WireDescriber
+from chatsvc.relay import Relay, WebSocketDescriber, WireDescriber
 from chatsvc.wire.framing import encode_frame
 from chatsvc.wire.records import RecordSession
 
@@ -70,3 +70,38 @@ class RelayTests(SynchronousTestCase):
         self.assertTrue(any("server->client plaintext" in l for l in lines))
         up.connectionLost(None)
         self.assertTrue(down_transport.disconnecting)
+
+
+class WebSocketDescriberTests(SynchronousTestCase):
+    """The relay in front of a --web endpoint (chatsvc.relay --websocket)."""
+
+    def test_upgrade_then_masked_frames(self) -> None:
+        describer = WebSocketDescriber("c->s")
+        head = b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"
+        body = b'{"type":"hello","name":"dana"}'
+        mask = b"\x01\x02\x03\x04"
+        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(body))
+        frame = bytes((0x82, 0x80 | len(body))) + mask + masked
+        data = head + frame + bytes((0x89, 0x80)) + mask
+        lines = []
+        for i in range(len(data)):
+            lines += describer.feed(data[i:i + 1])
+        self.assertEqual(lines, [
+            "c->s http GET /ws HTTP/1.1",
+            'c->s plaintext    30 B  {"type":"hello","name":"dana"}',
+            "c->s websocket ping 0 B",
+        ])
+
+    def test_server_records(self) -> None:
+        describer = WebSocketDescriber("s->c", width=2)
+        record = b"\x01" + b"\xab" * 48
+        lines = describer.feed(b"HTTP/1.1 101 Switching Protocols\r\n\r\n" + bytes((0x82, 49)) + record)
+        self.assertEqual(lines, ["s->c http HTTP/1.1 101 Switching Protocols",
+                                 "s->c record handshake    48 B  abab..."])
+
+    def test_plain_http_is_not_parsed(self) -> None:
+        describer = WebSocketDescriber("s->c")
+        lines = describer.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n\x82\x01hello")
+        self.assertEqual(len(lines), 1)
+        self.assertIn("plain HTTP", lines[0])
+        self.assertEqual(describer.feed(b"\x82\x01x"), [])

@@ -341,3 +341,27 @@ class ScaleOutTests(TestCase):
         self.assertEqual([m for m in watcher.of_type("left", "joined") if m["name"] == "alice"][1:], [])
         # (the watcher is a plaintext member: its name carries the client's ~ mark)
         self.assertEqual(sum(line.endswith("watcher: before the crash") for line in alice.lines), 1)
+
+    async def test_look_alike_names_across_servers(self) -> None:
+        """
+        C{аlice} (Cyrillic а) on server B while C{alice} is on server A gets
+        a suffix; a C{nick} to it from B is C{name-taken}; C{msg} to the
+        look-alike reaches nobody (PROTOCOL.md 4.3, v2).
+        """
+        a, b = await self.servers(2)
+        alice = await self.client(a, "alice")
+        other = await self.client(b, "\u0430lice")
+        self.assertEqual(other.name, "\u0430lice_2")
+        bob = await self.client(b, "bob")
+        start = len(bob.messages)
+        bob.send({"type": "nick", "name": "\u0430lice"})
+        taken = await bob.wait_for(lambda m: m["type"] == "error", start=start, what="name-taken")
+        self.assertEqual(taken["code"], "name-taken")
+        start = len(bob.messages)
+        bob.send({"type": "msg", "to": "\u0430lice", "text": "psst"})
+        nobody = await bob.wait_for(lambda m: m["type"] == "error", start=start,
+                                    what="no-such-user")
+        self.assertEqual(nobody["code"], "no-such-user")
+        alice.send({"type": "nick", "name": "\u0430lice"})  # a look-alike of her own name
+        renamed = await other.wait_for(lambda m: m["type"] == "renamed", start=0, what="renamed")
+        self.assertEqual((renamed["old"], renamed["new"]), ("alice", "\u0430lice"))

@@ -44,7 +44,10 @@ class IBanList(Interface):
 class IOperator(Interface):
     """
     Everything an operator can do. Requests that cannot be done raise
-    L{OperatorError}; results are plain JSON-able values.
+    L{OperatorError}; results are plain JSON-able values. C{notice} to a
+    room, C{set_topic}, C{rooms} and C{clear_room} may return a Deferred of
+    the result instead (failing with L{OperatorError}), when the chat
+    answers them later (L{IChatAdmin} of a Redis chat).
     """
 
     def connections():

@@ -11,8 +11,9 @@ them with L{LocalOperator.apply}.
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
+from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from zope.interface import implementer
 
@@ -55,6 +56,17 @@ def _checked_text(text: object, what: str, empty_ok: bool = False) -> str:
     if problem is not None:
         raise OperatorError(f"{what}: {problem.text}")
     return text  # type: ignore[return-value]
+
+
+def then(value: Any, action: Callable[[Any], Any]) -> Any:
+    """
+    C{action(value)}, or a Deferred of it if C{value} is a Deferred: the
+    room controls of a chat that asks a store (Redis) answer later, those of
+    the single-process chat at once.
+    """
+    if isinstance(value, Deferred):
+        return value.addCallback(action)
+    return action(value)
 
 
 @implementer(IOperator)
@@ -228,11 +240,16 @@ class LocalOperator:
         member.muted = False
         return True
 
-    def notice(self, text: object, room: Optional[str]) -> int:
+    def notice(self, text: object, room: Optional[str]) -> Any:
         message: Message = {"type": "notice", "text": _checked_text(text, "the notice"),
                             "ts": timestamp(self._clock.seconds())}
+        if room is None:
+            return self._send_notice(message, None)
+        return then(self._room(room), lambda row: self._send_notice(message, row["room"]))
+
+    def _send_notice(self, message: Message, room: Optional[str]) -> int:
         if room is not None:
-            room = message["room"] = self._room(room)["room"]
+            message["room"] = room
         chat = self._chat
         frame = encode_frame(encode(message))
         chat.flush()  # after everything already said, for everyone
@@ -253,9 +270,11 @@ class LocalOperator:
             raise OperatorError("this chat backend has no room controls (IChatAdmin) yet")
         return self._rooms
 
-    def _room(self, room: object) -> Dict[str, Any]:
-        """The C{room_list} entry of C{room} (compared as 4.3 compares names)."""
-        rows = self._room_admin().room_list()
+    def _room(self, room: object) -> Any:
+        """The C{room_list} entry of C{room} (compared as 4.3 compares names), or a Deferred of it."""
+        return then(self.rooms(), lambda rows: self._row(rows, room))
+
+    def _row(self, rows: List[Dict[str, Any]], room: object) -> Dict[str, Any]:
         if isinstance(room, str):
             key = room_key(room)
             for row in rows:
@@ -263,21 +282,33 @@ class LocalOperator:
                     return row
         raise OperatorError(f"no room called {str(room)[:64]!r} has members")
 
-    def set_topic(self, room: object, text: object) -> None:
-        self._room(room)
+    def _room_action(self, room: object, action: Callable[..., Any], *args: Any) -> Any:
+        """C{action(*args)} with the chat's C{KeyError} and C{ValueError} as L{OperatorError}s."""
+        def refused(failure: Any) -> None:
+            failure.trap(KeyError, ValueError)
+            if failure.check(KeyError):
+                raise OperatorError(f"no room called {room!r}")
+            raise OperatorError(str(failure.value))
+
         try:
-            self._room_admin().operator_topic(room, _checked_text(text, "the topic", empty_ok=True))
+            result = action(*args)
         except KeyError:
             raise OperatorError(f"no room called {room!r}")
         except ValueError as e:
             raise OperatorError(str(e))
+        if isinstance(result, Deferred):
+            result.addErrback(refused)
+        return result
 
-    def rooms(self) -> List[Dict[str, Any]]:
-        return self._room_admin().room_list()
-
-    def clear_room(self, room: object) -> int:
+    def set_topic(self, room: object, text: object) -> Any:
+        checked = _checked_text(text, "the topic", empty_ok=True)
         rooms = self._room_admin()
-        try:
-            return rooms.clear_room(room)
-        except KeyError:
-            raise OperatorError(f"no room called {room!r}")
+        return then(self._room(room),
+                    lambda row: self._room_action(room, rooms.operator_topic, room, checked))
+
+    def rooms(self) -> Any:
+        return self._room_action(None, self._room_admin().room_list)
+
+    def clear_room(self, room: object) -> Any:
+        rooms = self._room_admin()
+        return self._room_action(room, rooms.clear_room, room)

@@ -13,7 +13,9 @@ on one line; the answer is one JSON object on one line::
     {"ok": false, "error": "unknown action 'nope'; one of: ban, bans, ..."}
 
 Every action is logged (what and on whom, never a notice's or a reason's
-text) and counted by the metrics.
+text) and counted by the metrics. An action the chat answers later (the
+room controls of a Redis chat) makes L{AdminRequests.handle} return a
+Deferred of the reply instead of the reply.
 """
 
 from __future__ import annotations
@@ -21,10 +23,13 @@ from __future__ import annotations
 import json
 from typing import Any, Callable, Dict
 
+from twisted.internet.defer import Deferred
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from ..metrics import NO_METRICS
 from .interfaces import IOperator, OperatorError
+from .operator import then
 
 _log = Logger()
 
@@ -51,12 +56,13 @@ class AdminRequests:
             "clear": self._clear,
         }
 
-    def handle_line(self, line: bytes) -> bytes:
-        """The reply line (without its newline) to one request line."""
-        return json.dumps(self.handle(line), ensure_ascii=False).encode("utf-8")
+    def handle_line(self, line: bytes) -> Any:
+        """The reply line (without its newline) to one request line, or a Deferred of it."""
+        return then(self.handle(line),
+                    lambda reply: json.dumps(reply, ensure_ascii=False).encode("utf-8"))
 
-    def handle(self, line: bytes) -> Reply:
-        """The reply to one request line, as a dict."""
+    def handle(self, line: bytes) -> Any:
+        """The reply to one request line, as a dict (or a Deferred of it)."""
         try:
             request = json.loads(line.decode("utf-8"))
         except (UnicodeDecodeError, ValueError, RecursionError):
@@ -70,16 +76,26 @@ class AdminRequests:
                     + ", ".join(sorted(self._actions))}
         try:
             reply = handler(request)
-        except OperatorError as e:
-            _log.info("operator: {action} refused: {why}", action=action, why=str(e))
-            return {"ok": False, "error": str(e)}
         except Exception:
-            # A bug, not the operator's mistake: say so, keep the endpoint up.
-            _log.failure("operator: {action} failed", action=action)
-            return {"ok": False, "error": f"{action} failed inside the server (see its log)"}
+            return self._failed(action, Failure())
+        if isinstance(reply, Deferred):
+            return reply.addCallbacks(lambda done: self._done(action, done),
+                                      lambda failure: self._failed(action, failure))
+        return self._done(action, reply)
+
+    def _done(self, action: str, reply: Reply) -> Reply:
         self._metrics.operator_action(action)
         reply["ok"] = True
         return reply
+
+    def _failed(self, action: str, failure: Failure) -> Reply:
+        if failure.check(OperatorError):
+            why = str(failure.value)
+            _log.info("operator: {action} refused: {why}", action=action, why=why)
+            return {"ok": False, "error": why}
+        # A bug, not the operator's mistake: say so, keep the endpoint up.
+        _log.failure("operator: {action} failed", failure, action=action)
+        return {"ok": False, "error": f"{action} failed inside the server (see its log)"}
 
     # -- actions ------------------------------------------------------------
 
@@ -124,24 +140,36 @@ class AdminRequests:
         room = request.get("room")
         if room is not None and not isinstance(room, str):
             raise OperatorError("a room is a string such as #lobby")
-        sent = self._operator.notice(request.get("text"), room)
-        _log.info("operator: notice to {to} ({sent} users)", to=room or "everyone", sent=sent)
-        return {"sent": sent}
 
-    def _topic(self, request: Dict[str, Any]) -> Reply:
+        def sent(count: int) -> Reply:
+            _log.info("operator: notice to {to} ({sent} users)", to=room or "everyone",
+                      sent=count)
+            return {"sent": count}
+
+        return then(self._operator.notice(request.get("text"), room), sent)
+
+    def _topic(self, request: Dict[str, Any]) -> Any:
         room = request.get("room")
-        self._operator.set_topic(room, request.get("text", ""))
-        _log.info("operator: set the topic of {room}", room=room)
-        return {}
 
-    def _rooms(self, request: Dict[str, Any]) -> Reply:
-        rooms = self._operator.rooms()
-        _log.info("operator: listed {n} rooms", n=len(rooms))
-        return {"rooms": rooms}
+        def done(_: Any) -> Reply:
+            _log.info("operator: set the topic of {room}", room=room)
+            return {}
 
-    def _clear(self, request: Dict[str, Any]) -> Reply:
+        return then(self._operator.set_topic(room, request.get("text", "")), done)
+
+    def _rooms(self, request: Dict[str, Any]) -> Any:
+        def listed(rooms: list) -> Reply:
+            _log.info("operator: listed {n} rooms", n=len(rooms))
+            return {"rooms": rooms}
+
+        return then(self._operator.rooms(), listed)
+
+    def _clear(self, request: Dict[str, Any]) -> Any:
         room = request.get("room")
-        forgotten = self._operator.clear_room(room)
-        _log.info("operator: cleared the history of {room} ({n} messages)", room=room,
-                  n=forgotten)
-        return {"forgotten": forgotten}
+
+        def cleared(forgotten: int) -> Reply:
+            _log.info("operator: cleared the history of {room} ({n} messages)", room=room,
+                      n=forgotten)
+            return {"forgotten": forgotten}
+
+        return then(self._operator.clear_room(room), cleared)

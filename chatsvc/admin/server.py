@@ -21,6 +21,7 @@ from typing import Any, Optional, Tuple
 
 from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import Service
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
@@ -44,11 +45,13 @@ class AdminProtocol(LineOnlyReceiver):
 
     def __init__(self, requests: AdminRequests) -> None:
         self._requests = requests
+        self._replies: Deferred = succeed(None)  # the replies go out in the requests' order
 
     def lineReceived(self, line: bytes) -> None:
         line = line.rstrip(b"\r")
         if line.strip():
-            self.sendLine(self._requests.handle_line(line))
+            reply = self._requests.handle_line(line)
+            self._replies.addCallback(lambda _: reply).addCallback(self.sendLine)
 
     def lineLengthExceeded(self, line: bytes) -> None:
         self.sendLine(b'{"ok": false, "error": "request line too long"}')

@@ -146,7 +146,12 @@ class IChatStats(Interface):
 
 
 class IChatAdmin(Interface):
-    """What an operator's controls (L{chatsvc.admin}) need of the chat."""
+    """
+    What an operator's controls (L{chatsvc.admin}) need of the chat.
+    C{room_list}, C{operator_topic} and C{clear_room} return their result,
+    or a Deferred of it (failing with the same C{KeyError}) for a chat that
+    asks a store: the Redis chat's answer for the whole chat.
+    """
 
     def room_list():
         """Every room with members: dicts C{{room, count, topic, history}}, largest first."""

@@ -24,7 +24,8 @@ down):
   - L{app}: L{ChatClient}, the controller, which keeps a connection up
     through C{ClientService}, reconnects and resumes, switches between
     plaintext and encrypted mode, and decides when to exit; it shows rows
-    through an L{view.IView};
+    through an L{view.IView}; L{userside} is its side facing the user
+    (typed lines, the name prompt, room keys, the end of input);
   - L{stdio}: L{LineInput}, stdin lines (C{StandardIO} + C{LineReceiver});
     L{main}: arguments, key, line mode or full screen, C{react};
   - L{screen} and L{terminal}: the full screen on Twisted's insults and
@@ -47,7 +48,8 @@ C{python -m chatsvc.client} runs it too.
 
 # Every public name of the former single module chatsvc/client.py is still
 # importable from here.
-from .app import EXIT_ON, PROMPT, ChatClient
+from .app import EXIT_ON, ChatClient
+from .userside import PROMPT
 from .stdio import LineInput, TransportOutput, main, run
 from .args import DEFAULT_HOST, DEFAULT_PORT, ClientArgs, UsageError, parse_args
 from .commands import (

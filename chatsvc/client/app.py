@@ -4,8 +4,10 @@ The application, on Twisted: L{ChatClient}, the controller, which keeps a
 connection up (L{chatsvc.client.links}), reconnects and resumes, switches
 between plaintext and encrypted mode, sends through an
 L{chatsvc.client.outbox.Outbox}, shows rows through an L{IView} (plain
-lines, or the full screen) and decides when to exit. Standard input and
-output, C{run} and C{main} are in L{chatsvc.client.stdio}.
+lines, or the full screen) and decides when to exit. What the user does
+(typed lines, the name prompt, room keys, the end of input) is its
+L{chatsvc.client.userside.UserSide}. Standard input and output, C{run} and
+C{main} are in L{chatsvc.client.stdio}.
 """
 
 from __future__ import annotations
@@ -13,29 +15,27 @@ from __future__ import annotations
 from typing import Any, Callable, Optional, Sequence
 
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IProtocolFactory, IPushProducer, IReactorTime
+from twisted.internet.interfaces import IProtocolFactory, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from ..wire.errors import RemoteProtocolError
 from ..wire.framing import MAX_FRAME
 from ..wire.messages import Message
-from ..wire.names import InvalidName, normalize
 from . import display
-from .commands import HELP, Action, Help, Hint, Me, Quit, Say, SwitchEncryption, parse_command
+from .commands import Action, Quit, SwitchEncryption
 from .endpoints import CannotConnect, RoundRobinEndpoint, describe_error
 from .lines import Line
 from .outbox import Outbox, TokenBucket
-from .outgoing import local, pending_rows, to_message
+from .outgoing import to_message
 from .links import LinkMaker
 from .protocol import ChatClientProtocol, Link
 from .session import ClientSession, ConnectionState
+from .userside import UserSide
 from .view import IView, LineView, Status, status_of
 
 # The namespace the single chatsvc.client module logged under.
 _log = Logger(namespace="chatsvc.client")
-
-PROMPT = "Enter your username: "
 
 # Fatal errors after which reconnecting cannot help: the client exits (1).
 # Any other fatal error (shutdown, timeout, slow, flood, server-full, ...)
@@ -56,7 +56,7 @@ EXIT_ON = frozenset(
 # The controller
 
 
-class ChatClient:
+class ChatClient(UserSide):
     """
     The client: turns typed lines into messages and server messages into
     printed lines, keeps a connection up and decides when to exit.
@@ -128,111 +128,10 @@ class ChatClient:
         """The L{IView} the client shows its rows on."""
         return self._view
 
-    # -- the user's side ---------------------------------------------------
-
     @property
     def encrypted(self) -> bool:
         """Whether the client is (or will connect) in encrypted mode."""
         return self._encrypted
-
-    def attach_input(self, producer: IPushProducer) -> None:
-        """Pause and resume C{producer} when too many lines wait to be sent."""
-        self._outbox.attach_input(producer)
-
-    def start(self) -> None:
-        """Ask for a name if needed, then connect."""
-        if self._asking_name:
-            self._view.prompt(PROMPT)
-        else:
-            self._begin()
-        self.update_status()
-
-    def line_received(self, line: str) -> None:
-        """One typed line, without its line end."""
-        if self._finished:
-            return
-        if self._asking_name:
-            self._name_received(line)
-            return
-        action = parse_command(line)
-        if action is None:
-            return
-        shown = local(self.session, action)
-        if shown is not None:
-            self._view.show(shown)
-            self.update_status()
-        elif isinstance(action, Help):
-            self._print(HELP)
-        elif isinstance(action, Hint):
-            self._print([action.line], "error")
-        elif isinstance(action, SwitchEncryption) and action.on and self._psk is None:
-            self._print(["! /encrypt on needs a key: start chat-client with --psk FILE"])
-        elif isinstance(action, Quit) and self._disconnected():
-            self._finish(0)
-        else:
-            if isinstance(action, (Say, Me)) and not (self._current and self._current.registered):
-                self._pending(action)
-            self._outbox.add(action)
-            self.update_status()
-
-    def switch_room(self, by: int) -> None:
-        """Make the next (C{by=1}) or previous (C{-1}) room the active one."""
-        names = self.session.rooms.names()
-        if names:
-            active = self.session.rooms.active_name
-            self.switch_to(((names.index(active) if active in names else 0) + by) % len(names))
-
-    def switch_to(self, index: int) -> None:
-        """Make the C{index}th room (from 0) the active one."""
-        names = self.session.rooms.names()
-        if 0 <= index < len(names):
-            self.line_received(f"/switch {names[index]}")
-
-    def _pending(self, action: Action) -> None:
-        # Typed while the connection is down (or not up yet): shown as
-        # pending until the server's copy arrives.
-        if not self.session.welcomed:
-            return
-        assert isinstance(action, (Say, Me))
-        self.session.unconfirmed.append(action)
-        del self.session.unconfirmed[:-Outbox.HIGH * 2]
-        self._view.show(pending_rows(self.session, action))
-
-    def line_too_long(self, limit: int) -> None:
-        """A typed line over C{limit} bytes was dropped."""
-        if not self._finished:
-            self._print([f"! too-long: a line of over {limit} bytes was not sent"])
-
-    def input_ended(self) -> None:
-        """The end of input: leave once what was typed has been sent."""
-        if self._finished:
-            return
-        if self._asking_name:
-            self._fail("no username given (end of input)")
-        elif self._disconnected():
-            self._finish(0)
-        else:
-            self._outbox.add(Quit())
-
-    def _disconnected(self) -> bool:
-        # Reconnecting after having been connected: a quit cannot wait for a
-        # server that may never come back. (Before the first welcome, lines,
-        # quit included, wait: piped input arrives before the connection.)
-        return self.session.welcomed and not (self._current and self._current.registered)
-
-    def _name_received(self, line: str) -> None:
-        text = line.strip()
-        name = None
-        if text:
-            try:
-                name = normalize(text)
-            except InvalidName as e:
-                self._print([f"! invalid name: {e}"], "error")
-                self._view.prompt(PROMPT)
-                return
-        self._asking_name = False
-        self.session.name = name
-        self._begin()
 
     # -- connections ---------------------------------------------------------
 
@@ -270,6 +169,10 @@ class ChatClient:
             message["type"] == "error" and message.get("code") == "replaced"
         ):
             return  # expected: the switch link resumed our session
+        if link.conn.unauthenticated:
+            # The handshake completed after all: an error sent before it was
+            # someone else's, and must not end this connection later.
+            link.conn.fatal, link.conn.unauthenticated = None, False
         reaction = self.session.receive(link.conn, message)
         self._view.show(reaction.lines)
         if reaction.confirmed:
@@ -291,6 +194,7 @@ class ChatClient:
             link.conn.fatal = RemoteProtocolError(
                 code, f"{text} [unauthenticated: sent before the handshake]"
             )
+            link.conn.unauthenticated = True
 
     def _registered(self, link: Link) -> None:
         if link is self._switch:

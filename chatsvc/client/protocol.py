@@ -29,11 +29,27 @@ from twisted.python.failure import Failure
 
 from ..wire.errors import RemoteProtocolError
 from ..wire.framing import MAX_FRAME
-from ..wire.messages import Message, decode, encode
-from .session import PRE_HANDSHAKE_ERRORS, ConnectionState
+from ..wire.messages import Message, decode_from_server, encode
+from .session import ConnectionState
 
 # The namespace the single chatsvc.client module logged under.
 _log = Logger(namespace="chatsvc.client")
+
+PRE_HANDSHAKE_ERRORS = frozenset(
+    {
+        "encryption-required",
+        "encryption-not-enabled",
+        "handshake-failed",
+        "timeout",
+        "server-full",
+        "too-many-connections",
+        "shutdown",
+        "banned",
+    }
+)
+"""The only errors an encrypted connection takes before its handshake has
+completed (issue 12, finding 7): anyone on the path could have sent them,
+so they are shown as unauthenticated and nothing else is acted on."""
 
 
 class Controller(_TypingProtocol):
@@ -108,7 +124,7 @@ class ChatClientProtocol(Int32StringReceiver):
     def stringReceived(self, body: bytes) -> None:
         self._heard()
         try:
-            message = decode(body)
+            message = decode_from_server(body)
         except RemoteProtocolError as e:
             _log.warn("ignoring a bad message from the server: {error}", error=e)
             return

@@ -34,22 +34,6 @@ from .lines import Line, rows
 from .parts import Parts
 from .rooms import DEFAULT_ROOM, Rooms, room_key
 
-PRE_HANDSHAKE_ERRORS = frozenset(
-    {
-        "encryption-required",
-        "encryption-not-enabled",
-        "handshake-failed",
-        "timeout",
-        "server-full",
-        "too-many-connections",
-        "shutdown",
-        "banned",
-    }
-)
-"""The only errors an encrypted connection takes before its handshake has
-completed (issue 12, finding 7): anyone on the path could have sent them,
-so they are shown as unauthenticated and nothing else is acted on."""
-
 
 def _is_seq(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
@@ -78,6 +62,7 @@ class ConnectionState:
     @ivar registered: C{True} once C{welcome} arrived.
     @ivar fatal: the fatal C{error} the server sent, if any.
     @ivar fatal_shown: whether that error was printed already.
+    @ivar unauthenticated: whether C{fatal} came before the handshake.
     @ivar parts: lists split over several messages, being gathered.
     """
 
@@ -91,6 +76,7 @@ class ConnectionState:
         self.registered = False
         self.fatal: Optional[RemoteProtocolError] = None
         self.fatal_shown = False
+        self.unauthenticated = False
         self.parts = Parts()
 
 

@@ -70,6 +70,11 @@ class IRedisBacked(Interface):
         "Its L{RedisLink <chatsvc.chat.redis.link.RedisLink>} for requests, whose"
         " C{observer} is called with each round trip in seconds."
     )
+    reader = Attribute(
+        "Its L{StreamReader <chatsvc.chat.redis.reader.StreamReader>}, whose"
+        " C{lag_observer} is called after each read with how far behind its"
+        " streams it reads, in seconds."
+    )
 
 
 class IServerMetrics(Interface):

@@ -50,6 +50,7 @@ def instrument(factory: Any, chat: Any, metrics: "PrometheusMetrics") -> None:
     redis = IRedisBacked(chat, None)
     if redis is not None:
         redis.commands.observer = metrics.redis_roundtrip
+        redis.reader.lag_observer = metrics.redis_stream_lag
 
 
 def enable_metrics(description: str, reactor: Any, factory: Any, chat: Any,

@@ -5,7 +5,9 @@ L{ChatProtocol}: one client connection, from decoded frames to the room.
 It speaks the plaintext protocol of PROTOCOL.md section 4 over
 C{Int32StringReceiver} frames and never learns whether an encrypting wrapper
 (L{chatsvc.server.encryption}) sits between it and the socket. Limits, timeouts and
-the decision to close live here; names, order and fan-out live in the room.
+the decision to close live here (holding input and acting on the rate
+limiter's verdicts in L{chatsvc.server.pacing}, which it inherits); names,
+order and fan-out live in the room.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ from typing import Any, Optional
 from twisted.internet.defer import Deferred
 from twisted.internet.protocol import connectionDone
 from twisted.logger import Logger
-from twisted.protocols.basic import Int32StringReceiver
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
@@ -26,7 +27,8 @@ from ..wire.errors import RemoteProtocolError
 from ..wire.framing import MAX_FRAME, encode_frame
 from ..wire.messages import Message, decode, encode, error
 from .interfaces import PLAIN, IChatTransport, IConnectionState, IServerConnection
-from .ratelimit import ALLOW, FLOOD, RateLimiter
+from .pacing import HOLD_TURN, InputPacing
+from .ratelimit import RateLimiter
 from .requests import HANDLERS, ROOM_REQUESTS
 
 _log = Logger()
@@ -48,12 +50,6 @@ _LEFT_REASONS = {
 
 # What a muted client may not send (PROTOCOL.md 4.6, `muted`).
 _MUTED_KINDS = frozenset({"say", "msg"})
-
-# Reasons to hold a client's input (bits of ChatProtocol._holds).
-_HOLD_ROOM = 1
-_HOLD_TURN = 2
-_HOLD_THROTTLE = 4
-
 
 _KEEPALIVE = frozenset({"ping", "pong"})
 _BEFORE_HELLO = frozenset({"hello", "ping"})
@@ -82,7 +78,7 @@ def _discard(frame: bytes) -> None:
 
 
 @implementer(IChatMember, IServerConnection, IConnectionState)
-class ChatProtocol(Int32StringReceiver):
+class ChatProtocol(InputPacing):
     """
     The server side of one client.
 
@@ -97,11 +93,9 @@ class ChatProtocol(Int32StringReceiver):
     peer = "?"
     closing = False
     encrypted = False
-    limiter: Optional[RateLimiter] = None
     _deadline = None
     _abort_call = None
     _ping_sent_at: Optional[float] = None
-    _holds = 0
     bytes_in = 0
     close_code: Optional[str] = None
     muted = False
@@ -175,17 +169,6 @@ class ChatProtocol(Int32StringReceiver):
         # Called from inside a fan-out too: the factory only pauses and
         # resumes reading, it never touches the room.
         self.factory.queue_behind(self, behind)
-
-    def throttle(self, on: bool) -> None:
-        """Stop (or start again) reading from this client, for the factory."""
-        if self.closing or self.transport is None:
-            return
-        if on:
-            self._hold(_HOLD_THROTTLE)
-        else:
-            # On the next turn: handling buffered frames now could throttle
-            # again in the middle of the factory's loop over its clients.
-            self._clock.callLater(0, self._throttle_released)
 
     def _overflowed(self) -> None:
         # Called from inside a fan-out: leave the room on the next turn.
@@ -290,7 +273,7 @@ class ChatProtocol(Int32StringReceiver):
         elif self.room.outbox_size > self.config.turn_budget:
             # This turn's fan-out is big enough: leave the rest of what this
             # client sent for the next turn, after the room has flushed.
-            self._hold(_HOLD_TURN)
+            self._hold(HOLD_TURN)
             self._clock.callLater(0, self._end_turn)
 
     def _about(self, kind: str, message: Message, e: RemoteProtocolError) -> RemoteProtocolError:
@@ -302,78 +285,6 @@ class ChatProtocol(Int32StringReceiver):
             if isinstance(room, str) and len(room) <= 64:
                 e.room = room
         return e
-
-    def _wait_for(self, result: Deferred, kind: str, message: Message) -> None:
-        """
-        A room that answers later (a distributed one) returned a Deferred:
-        read nothing more from this client until it fires, so that its
-        requests are still handled one at a time and in order.
-        """
-
-        def failed(failure: Failure) -> None:
-            failure.trap(RemoteProtocolError)
-            if not self.closing:
-                self._send_error(self._about(kind, message, failure.value))
-
-        answered = []
-        result.addErrback(failed)
-        result.addErrback(lambda f: _log.failure("room request failed", f))
-        result.addCallback(answered.append)
-        if answered:
-            # Already fired: carry on in the current dataReceived loop.
-            # Pausing and resuming here would re-enter dataReceived, which
-            # would handle this frame and the ones after it a second time.
-            return
-        self._hold(_HOLD_ROOM)
-        result.addCallback(lambda _: self._release(_HOLD_ROOM))
-
-    # -- holding input -------------------------------------------------------
-    #
-    # Reading from a client (and handling the frames already buffered) stops
-    # while any reason to hold it lasts: a room request in flight, this
-    # turn's fan-out budget spent, or the factory's throttle.
-
-    def _hold(self, reason: int) -> None:
-        if not self._holds and not self.paused:
-            Int32StringReceiver.pauseProducing(self)
-        self._holds |= reason
-
-    def _release(self, reason: int) -> None:
-        self._holds &= ~reason
-        if not self._holds and self.paused and not self.closing and self.transport is not None:
-            Int32StringReceiver.resumeProducing(self)  # handles what is buffered
-
-    def _end_turn(self) -> None:
-        self._release(_HOLD_TURN)
-
-    def _throttle_released(self) -> None:
-        if not self.factory.throttled:
-            self._release(_HOLD_THROTTLE)
-
-    def _keepalive_limited(self, now: float) -> bool:
-        """A C{ping} or C{pong} past its own bucket: dropped, counted toward C{flood}."""
-        limiter = self.limiter
-        if limiter is None:
-            return False
-        verdict = limiter.check_keepalive(now)
-        if verdict is FLOOD:
-            self.fatal("flood", "far over the message rate for too long")
-        return verdict is not ALLOW
-
-    def _limited(self, now: float) -> bool:
-        limiter = self.limiter
-        if limiter is None:
-            return False
-        verdict = limiter.check(now)
-        if verdict is ALLOW:
-            return False
-        if verdict is FLOOD:
-            self.fatal("flood", "far over the message rate for too long")
-        else:
-            self.factory.metrics.rate_limited()
-            self._send_error(RemoteProtocolError(
-                "rate-limited", "too many messages; this one was not delivered", fatal=False))
-        return True
 
     # -- what the request handlers ask (chatsvc.server.requests) ------------
 

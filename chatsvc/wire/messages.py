@@ -219,21 +219,39 @@ def _bad_json(text: str) -> RemoteProtocolError:
 
 def decode(body: bytes) -> Message:
     """
-    Parse a frame body into a message.
+    Parse the body of a frame a client sent to the server.
 
     @raise RemoteProtocolError: C{bad-json} (not fatal) unless C{body} is a
         UTF-8 JSON object with a string C{type}, no NaN or Infinity, no
         lone surrogate, at most L{MAX_CONTAINERS} arrays and objects and at
         most L{MAX_ITEMS} elements and members in them.
     """
+    return _decode_body(body, bounded=True)
+
+
+def decode_from_server(body: bytes) -> Message:
+    """
+    Parse the body of a frame the server sent to a client: the same rules
+    as L{decode} but the bounds on containers and items, which hold only for
+    what clients send (PROTOCOL.md 4.6). A server's answers are lists:
+    C{welcome} and C{users} name up to thousands of users, C{history} holds
+    whole messages, C{rooms} one object per room. A hostile server is
+    bounded by the frame size and by the client's own limits on split
+    lists; deep nesting is still C{bad-json}.
+    """
+    return _decode_body(body, bounded=False)
+
+
+def _decode_body(body: bytes, bounded: bool) -> Message:
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise _bad_json("not a UTF-8 JSON object") from None
-    if count_containers(text) > MAX_CONTAINERS:
-        raise _bad_json(f"more than {MAX_CONTAINERS} JSON arrays and objects")
-    if too_many_items(text):
-        raise _bad_json(f"more than {MAX_ITEMS} elements and members in JSON arrays and objects")
+    if bounded:
+        if count_containers(text) > MAX_CONTAINERS:
+            raise _bad_json(f"more than {MAX_CONTAINERS} JSON arrays and objects")
+        if too_many_items(text):
+            raise _bad_json(f"more than {MAX_ITEMS} elements and members in JSON arrays and objects")
     try:
         message = _decode(text) if _may_overflow(body) else _fast_decode(text)
     except (ValueError, RecursionError):
@@ -245,7 +263,7 @@ def decode(body: bytes) -> Message:
         # out at C speed (no walk over the message in Python).
         try:
             _encode(message).encode("utf-8")
-        except UnicodeEncodeError:
+        except (UnicodeEncodeError, RecursionError):
             raise _bad_json("a string holds a lone surrogate") from None
     return message
 

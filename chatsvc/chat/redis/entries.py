@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ...wire.framing import MAX_FRAME
-from ...wire.names import name_key, with_suffix
+from ...wire.names import look_alike_key, name_keys, with_suffix
 from ..common import json_str, split_list_frames
 
 _json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
@@ -110,6 +110,15 @@ class Entry:
         return int(self.fields.get(b"s", b"0"))
 
     @property
+    def time(self) -> Optional[float]:
+        """When Redis wrote it (seconds, by Redis's clock), or C{None} if it does not say."""
+        value = self.fields.get(b"t")
+        try:
+            return int(value) / 1000 if value is not None else None
+        except ValueError:
+            return None
+
+    @property
     def presence(self) -> bool:
         return self.fields.get(b"pr", b"1") == b"1"
 
@@ -179,16 +188,32 @@ def history_answer(
     return bodies, dropped <= since and not cut
 
 
-def name_candidates(wanted: str, start: int, count: int) -> List[Tuple[str, str]]:
+def name_candidates(wanted: str, start: int, count: int) -> List[Tuple[str, str, str]]:
     """
-    C{(name, key)} for the names a C{hello} for C{wanted} may get, in order:
-    C{wanted} itself (when C{start} is 1), then C{wanted_2}, C{wanted_3}, ...
+    C{(name, name key, look-alike key)} for the names a C{hello} for
+    C{wanted} may get, in order: C{wanted} itself (when C{start} is 1), then
+    C{wanted_2}, C{wanted_3}, ...
     """
     result = []
     for n in range(start, start + count):
         name = wanted if n == 1 else with_suffix(wanted, n)
-        result.append((name, name_key(name)))
+        result.append((name, *name_keys(name)))
     return result
+
+
+def guest_digits() -> str:
+    """
+    The look-alike key of each digit 0-9, one character each: the
+    C{register} script makes the look-alike key of C{guest_N} from them
+    (C{guest_} is its own, and a name of ASCII characters looks like the
+    look-alikes of its characters put together; the tests check both).
+    """
+    digits = "".join(look_alike_key(str(d)) for d in range(10))
+    assert len(digits) == 10 and look_alike_key("guest_") == "guest_", digits
+    return digits
+
+
+GUEST_DIGITS = guest_digits()
 
 
 # -- what the scripts complete -------------------------------------------------------

@@ -24,7 +24,7 @@ from ...wire.errors import RemoteProtocolError
 from ...wire.framing import MAX_FRAME
 from ...wire.messages import Message
 from ..common import MAX_WELCOME_USERS
-from .entries import _str, name_candidates
+from .entries import GUEST_DIGITS, _str, name_candidates
 from .ledger import unavailable
 from .link import connection_errors
 from .local import LocalMember
@@ -75,7 +75,7 @@ class HelloFlow:
         final = [_str(k) for k in reply[6]]
         info = LocalMember(member, session, key, token, plaintext, hello_id, send=lambda f: None)
         if member.closing:
-            chat.release_info(info, final, "disconnected")
+            chat.release_info(info, final, "disconnected", name)
             raise unavailable("closed")
         if kind == "r":
             old = chat.state.sessions.get(session)
@@ -123,6 +123,7 @@ class HelloFlow:
                 chat.server_id, hello_id, token, resume, "1" if plaintext else "0",
                 EVENTS_KEPT, "1" if wanted is None else "0", chat.max_rooms_per_client,
                 chat.max_rooms, "1" if named else "0", secrets.token_hex(8), len(rooms),
+                GUEST_DIGITS,
             ]
             args.extend(k for _, k in rooms)
             if wanted is not None:

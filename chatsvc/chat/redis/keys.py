@@ -65,6 +65,9 @@ class ChatKeys:
         members (the answer to C{rooms}, and the server's room limit).
       - C{roomsev} (hash): room key -> the room event that last updated
         C{rooms} (so that an older word never overwrites a newer one).
+      - C{alike} (hash): look-alike key -> the name key that holds it
+        (L{chatsvc.wire.names.name_keys}): a name whose look-alike key is
+        held by another name counts as taken (PROTOCOL.md 4.3, v2).
     """
 
     chat: str
@@ -89,7 +92,7 @@ class ChatKeys:
         """The C{KEYS} of every chat script, in this order."""
         return [self._key(part) for part in
                 ("meta", "names", "tokens", "servers", "events", "sessions", "gone", "rooms",
-                 "roomsev")]
+                 "roomsev", "alike")]
 
 
 @dataclass(frozen=True)

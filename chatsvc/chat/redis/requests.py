@@ -18,7 +18,7 @@ from twisted.python.failure import Failure
 from ...wire.errors import RemoteProtocolError
 from ...wire.framing import MAX_FRAME, encode_frame
 from ...wire.messages import Message, encode
-from ...wire.names import InvalidName, name_key, normalize
+from ...wire.names import InvalidName, name_key, name_keys, normalize
 from ..common import MAX_PUBLIC_BODY
 from .entries import (
     MAX_NAME_BYTES,
@@ -146,7 +146,7 @@ class RoomRequests:
         except InvalidName as e:
             raise _error("bad-name", str(e))
         info = self.state.members[member]
-        new_key = name_key(new)
+        new_key, new_alike = name_keys(new)
         if new_key != info.key and new_key in self.state.names:
             raise _error("name-taken", f"the name {new} is in use")
         if new == member.name:
@@ -174,7 +174,7 @@ class RoomRequests:
 
         d = self.call("rename", self.keys.all, [
             self.server_id, info.session, info.key, new_key, new, EVENTS_KEPT, info.token,
-            body, event])
+            body, event, new_alike, name_keys(member.name)[1]])
         return d.addCallbacks(answered, _as_unavailable)
 
     def join(self, member: Any, room: object) -> Deferred:

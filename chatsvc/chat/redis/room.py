@@ -34,6 +34,7 @@ from ...wire.names import InvalidName, normalize
 from ..common import SILENT_REASONS
 from ...metrics import IRedisBacked
 from ..interfaces import IChat
+from .admin import RedisRoomAdmin
 from .entries import _str, history_items, names_from_hash
 from .events import EventApplier
 from .hello import HelloFlow
@@ -58,7 +59,7 @@ def _error(code: str, text: str) -> RemoteProtocolError:
 
 
 @implementer(IChat, IRedisBacked)
-class RedisChat(RoomRequests):
+class RedisChat(RoomRequests, RedisRoomAdmin):
     """
     One chat shared through Redis by every server started with the same
     Redis and chat name.
@@ -259,9 +260,10 @@ class RedisChat(RoomRequests):
                                     self.left_body(member.name, reason, text),
                                     member.name, info.plaintext))
 
-    def release_info(self, info: Any, rooms: List[str], reason: str) -> None:
+    def release_info(self, info: Any, rooms: List[str], reason: str,
+                     name: Optional[str] = None) -> None:
         """Release a session this server got but will not keep (its client went)."""
-        name = info.member.name or ""
+        name = name or info.member.name or ""
         self.upkeep.release(Release(info.key, info.session, info.token, rooms,
                                     self.left_body(name, reason), name, info.plaintext))
 
@@ -328,7 +330,9 @@ class RedisChat(RoomRequests):
         go on from where the reader was, unless Redis lost its data or
         trimmed past this server: then take a new snapshot of the names.
         """
+        sent = self._clock.seconds()
         reply = await self.events.call("sync", self.keys.all, [])
+        self.reader.measure_offset(sent, reply[4], self._clock.seconds())
         ev, epoch = int(reply[0]), reply[1]
         if epoch is None and self.synced:
             # Redis came back empty and no server has restored it yet

@@ -18,15 +18,27 @@ put them between double quotes to build JSON without escaping anything.
 
 from __future__ import annotations
 
-ROOM_PRELUDE = r"""
-local meta, members, events, history = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-
+ADD_EVENT = r"""
+-- the time (ms, Redis's clock) in every event: a reader's lag is measured from it
+local event_ms
 local function add_event(evmax, ...)
+  if not event_ms then
+    local t = redis.call('TIME')
+    event_ms = t[1] .. string.format('%03d', math.floor(tonumber(t[2]) / 1000))
+  end
   local n = redis.call('HINCRBY', meta, 'ev', 1)
-  redis.call('XADD', events, 'MAXLEN', '~', evmax, n .. '-0', ...)
+  redis.call('XADD', events, 'MAXLEN', '~', evmax, n .. '-0', 't', event_ms, ...)
   return n
 end
+"""
+"""The Lua every script that writes an event shares (the chat's and a
+room's alike): C{add_event(evmax, field, value, ...)} appends the next
+numbered entry to C{events}, with Redis's time, and bumps C{meta}'s C{ev}.
+It expects C{meta} and C{events} as locals."""
 
+ROOM_PRELUDE = r"""
+local meta, members, events, history = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+""" + ADD_EVENT + r"""
 local function parse_member(v)
   return string.match(v, '^([^|]*)|([^|]*)|(.*)$')
 end
@@ -224,6 +236,31 @@ return {tonumber(redis.call('HGET', meta, 'ev') or '0'),
         redis.call('XRANGE', history, ARGV[1], '+')}
 """
 
+_OPERATOR_TOPIC = r"""
+-- ARGV: topic text, body up to the room's name, the rest of it, evmax
+-- an operator sets the topic of a room with members (its name goes between
+-- the two parts of the body, as the room spells it)
+-- returns {n, count, name}, or {-1, 0, ''} if the room has no members
+local count = redis.call('HLEN', members)
+if count == 0 then return {-1, 0, ''} end
+local room = redis.call('HGET', meta, 'name') or ''
+redis.call('HSET', meta, 'topic', ARGV[1])
+local n = add_event(ARGV[4], 'k', 't', 'b', ARGV[2] .. '"' .. room .. '"' .. ARGV[3])
+return {n, count, room}
+"""
+
+_CLEAR = r"""
+-- an operator forgets a room's history: its members stay, its seq goes on,
+-- and a since before now is no longer complete (dropped)
+-- returns the number of messages the history held, or -1 if the room has
+-- no members
+if redis.call('HLEN', members) == 0 then return -1 end
+local held = redis.call('XLEN', history)
+redis.call('DEL', history)
+redis.call('HSET', meta, 'dropped', redis.call('HGET', meta, 'seq') or '0')
+return held
+"""
+
 ROOM_SCRIPTS = {
     "join": _JOIN,
     "say": _SAY,
@@ -233,5 +270,7 @@ ROOM_SCRIPTS = {
     "who": _WHO,
     "rejoin": _REJOIN,
     "catch_up": _CATCH_UP,
+    "operator_topic": _OPERATOR_TOPIC,
+    "clear": _CLEAR,
 }
 """The room scripts' bodies, by name (L{ROOM_PRELUDE} goes before each)."""

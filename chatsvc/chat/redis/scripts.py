@@ -2,9 +2,10 @@
 """
 The Lua scripts of a chat (pure text), and the registry of every script.
 
-Chat scripts take L{ChatKeys.all} as C{KEYS} (the chat's hash slot): names,
-tokens, leases, sessions' room lists, the room index and the chat's own
-event stream. Room scripts (L{chatsvc.chat.redis.room_scripts}) take one
+Chat scripts take L{ChatKeys.all} as C{KEYS} (the chat's hash slot): names
+and their look-alike keys, tokens, leases, sessions' room lists, the room
+index and the chat's own event stream; those that take or give up a name
+(C{register}, C{rename}, C{leave}) are in L{chatsvc.chat.redis.name_scripts}. Room scripts (L{chatsvc.chat.redis.room_scripts}) take one
 room's keys. No script takes both, so on a Redis Cluster every script runs
 on one shard::
 
@@ -20,7 +21,8 @@ from __future__ import annotations
 import hashlib
 from typing import Dict, Tuple
 
-from .room_scripts import ROOM_PRELUDE, ROOM_SCRIPTS
+from .name_scripts import NAME_SCRIPTS
+from .room_scripts import ADD_EVENT, ROOM_PRELUDE, ROOM_SCRIPTS
 
 EVENTS_KEPT = 100_000
 """About how many events the chat's event stream keeps."""
@@ -30,8 +32,8 @@ ROOM_EVENTS_KEPT = 10_000
 reader falls further behind in a room catches up from its history."""
 
 _PRELUDE = r"""
-local meta, names, tokens, servers, events, sessions, gone, rooms, roomsev =
-  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
+local meta, names, tokens, servers, events, sessions, gone, rooms, roomsev, alike =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
 
 local function now_ms()
   local t = redis.call('TIME')
@@ -42,13 +44,7 @@ end
 local function parse_holder(v)
   return string.match(v, '^([^|]*)|([^|]*)|([^|]*)|([^|]*)|(.*)$')
 end
-
-local function add_event(evmax, ...)
-  local n = redis.call('HINCRBY', meta, 'ev', 1)
-  redis.call('XADD', events, 'MAXLEN', '~', evmax, n .. '-0', ...)
-  return n
-end
-
+""" + ADD_EVENT + r"""
 local function split(s)
   local t = {}
   for k in string.gmatch(s or '', '[^,]+') do table.insert(t, k) end
@@ -91,9 +87,36 @@ local function choose(old, add, per, most)
   return final, refused, why
 end
 
+-- whether a name (its name key and look-alike key) is free for the holder
+-- of the name key own ('': a newcomer): neither key held by someone else
+-- (a look-alike key that points at a name nobody holds is stale: free)
+local function name_free(key, a, own)
+  if key ~= own and redis.call('HEXISTS', names, key) == 1 then return false end
+  local h = redis.call('HGET', alike, a)
+  return (not h) or h == own or redis.call('HEXISTS', names, h) == 0
+end
+
+-- the look-alike key the name key `key` holds, by one pass over the
+-- look-alike hash (built once per script: only reaping needs it)
+local alike_rev
+local function alike_of(key)
+  if not alike_rev then
+    alike_rev = {}
+    local all = redis.call('HGETALL', alike)
+    for i = 1, #all, 2 do alike_rev[all[i + 1]] = all[i] end
+  end
+  return alike_rev[key]
+end
+
+-- the look-alike key a goes, if the name key `key` holds it
+local function release_alike(a, key)
+  if a and redis.call('HGET', alike, a) == key then redis.call('HDEL', alike, a) end
+end
+
 -- a reaped session: its name goes now, its rooms are told later (gone)
 local function bury(key, hsrv, hsid, htoken, hname, evmax)
   redis.call('HDEL', names, key)
+  release_alike(alike_of(key), key)
   redis.call('HDEL', tokens, htoken)
   local list = redis.call('HGET', sessions, hsid) or ''
   redis.call('HDEL', sessions, hsid)
@@ -121,66 +144,6 @@ local function reap(evmax, now)
   end
   return reaped
 end
-"""
-
-_REGISTER = r"""
--- ARGV: 1 server, 2 session, 3 token, 4 resume token or '', 5 p, 6 evmax,
---       7 '1' for a guest name, 8 rooms per client, 9 rooms per chat,
---       10 '1' if the hello named its rooms, 11 a new epoch, 12 G, then G
---       room keys, then candidate name, key, name, key, ...
--- returns {'j' or 'r', name, key, n, session, epoch, rooms, {}},
---         {'more'} if every candidate is taken, or {'too-many-rooms', room
---         key, 'client' or 'chat'} if the rooms would pass a limit (nothing
---         is claimed then)
-local srv, sid, token, p = ARGV[1], ARGV[2], ARGV[3], ARGV[5]
-local per, most = tonumber(ARGV[8]), tonumber(ARGV[9])
-redis.call('HSETNX', meta, 'epoch', ARGV[11])
-local epoch = redis.call('HGET', meta, 'epoch')
-local g = tonumber(ARGV[12])
-local given = {}
-for i = 13, 12 + g do table.insert(given, ARGV[i]) end
-if ARGV[4] ~= '' then
-  local key = redis.call('HGET', tokens, ARGV[4])
-  local h = key and redis.call('HGET', names, key)
-  if h then
-    local osrv, osid, otoken, _, oname = parse_holder(h)
-    if otoken == ARGV[4] then
-      local add = {}
-      if ARGV[10] == '1' then add = given end
-      local final, refused, why = choose(split(redis.call('HGET', sessions, osid)), add, per, most)
-      if #refused > 0 then return {'too-many-rooms', refused[1], why} end
-      redis.call('HSET', names, key, srv .. '|' .. osid .. '|' .. token .. '|' .. p .. '|' .. oname)
-      redis.call('HDEL', tokens, otoken)
-      redis.call('HSET', tokens, token, key)
-      redis.call('HSET', sessions, osid, table.concat(final, ','))
-      local n = add_event(ARGV[6], 'k', 'r', 'ov', osrv, 'oi', osid, 'v', srv, 'i', osid,
-                          'pi', sid, 'key', key, 'name', oname, 'p', p)
-      return {'r', oname, key, n, osid, epoch, final, refused}
-    end
-  end
-end
-local final, refused, why = choose({}, given, per, most)
-if #refused > 0 then return {'too-many-rooms', refused[1], why} end
-local name, key
-if ARGV[7] == '1' then
-  repeat
-    name = 'guest_' .. redis.call('HINCRBY', meta, 'guest', 1)
-    key = name
-  until redis.call('HEXISTS', names, key) == 0
-else
-  for i = 13 + g, #ARGV - 1, 2 do
-    if redis.call('HEXISTS', names, ARGV[i + 1]) == 0 then
-      name, key = ARGV[i], ARGV[i + 1]
-      break
-    end
-  end
-  if not name then return {'more'} end
-end
-redis.call('HSET', names, key, srv .. '|' .. sid .. '|' .. token .. '|' .. p .. '|' .. name)
-redis.call('HSET', tokens, token, key)
-redis.call('HSET', sessions, sid, table.concat(final, ','))
-local n = add_event(ARGV[6], 'k', 'j', 'v', srv, 'i', sid, 'key', key, 'name', name, 'p', p)
-return {'j', name, key, n, sid, epoch, final, refused}
 """
 
 _CLAIM = r"""
@@ -252,40 +215,6 @@ local n = add_event(ARGV[7], 'k', 'p', 's', seq, 'b', body,
 return {seq, n}
 """
 
-_RENAME = r"""
--- ARGV: 1 server, 2 session, 3 old key, 4 new key, 5 new name, 6 evmax,
---       7 token, 8 renamed body, 9 dedup id
--- returns {'ok', rooms}, {'same', ''}, {'taken', ''} or {'gone', ''}
-local h = redis.call('HGET', names, ARGV[3])
-if not h then return {'gone', ''} end
-local osrv, osid, otoken, op, oname = parse_holder(h)
-if osrv ~= ARGV[1] or osid ~= ARGV[2] or otoken ~= ARGV[7] then return {'gone', ''} end
-if ARGV[4] ~= ARGV[3] then
-  if redis.call('HEXISTS', names, ARGV[4]) == 1 then return {'taken', ''} end
-  redis.call('HDEL', names, ARGV[3])
-end
-if oname == ARGV[5] then return {'same', ''} end
-redis.call('HSET', names, ARGV[4], osrv .. '|' .. osid .. '|' .. otoken .. '|' .. op .. '|' .. ARGV[5])
-redis.call('HSET', tokens, otoken, ARGV[4])
-add_event(ARGV[6], 'k', 'n', 'ok', ARGV[3], 'key', ARGV[4], 'name', ARGV[5],
-          'v', ARGV[1], 'i', ARGV[2], 'd', ARGV[9], 'b', ARGV[8])
-return {'ok', redis.call('HGET', sessions, osid) or ''}
-"""
-
-_LEAVE = r"""
--- ARGV: server, session, key, evmax, token
--- (the token tells a session from the one that resumed it on this server)
-local h = redis.call('HGET', names, ARGV[3])
-if not h then return 0 end
-local osrv, osid, otoken = parse_holder(h)
-if osrv ~= ARGV[1] or osid ~= ARGV[2] or otoken ~= ARGV[5] then return 0 end
-redis.call('HDEL', names, ARGV[3])
-redis.call('HDEL', tokens, otoken)
-redis.call('HDEL', sessions, osid)
-add_event(ARGV[4], 'k', 'l', 'key', ARGV[3])
-return 1
-"""
-
 _BEAT = r"""
 -- ARGV: server, lease ms, evmax
 -- renews this server's lease and reaps the servers whose lease ran out;
@@ -302,8 +231,8 @@ return {0, reaped, buried}
 
 _RECONCILE = r"""
 -- ARGV: 1 server, 2 lease ms, 3 evmax, 4 a new epoch, 5 last event seen,
---       6 last private seq seen, 7... key, session, token, p, name, rooms
---       of each local member
+--       6 last private seq seen, 7... key, session, token, p, name, rooms,
+--       look-alike key of each local member
 -- After a (re)connection: makes Redis hold exactly this server's members.
 -- Returns {epoch, sessions whose name someone else holds now}.
 redis.call('HSETNX', meta, 'epoch', ARGV[4])
@@ -318,21 +247,25 @@ local now = now_ms()
 redis.call('ZADD', servers, now + tonumber(ARGV[2]), srv)
 reap(evmax, now)
 local mine = {}
-for i = 7, #ARGV - 5, 6 do mine[ARGV[i + 1]] = true end
+for i = 7, #ARGV - 6, 7 do mine[ARGV[i + 1]] = true end
 local all = redis.call('HGETALL', names)
 for i = 1, #all, 2 do
   local hsrv, hsid, htoken, _, hname = parse_holder(all[i + 1])
   if hsrv == srv and not mine[hsid] then bury(all[i], hsrv, hsid, htoken, hname, evmax) end
 end
 local conflicts = {}
-for i = 7, #ARGV - 5, 6 do
+for i = 7, #ARGV - 6, 7 do
   local key, sid, token, p, name = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
+  local a = ARGV[i + 6]
   local want = srv .. '|' .. sid .. '|' .. token .. '|' .. p .. '|' .. name
   local h = redis.call('HGET', names, key)
   local hsrv, hsid
   if h then hsrv, hsid = parse_holder(h) end
-  if not h or (hsrv == srv and hsid == sid) then
+  local ah = redis.call('HGET', alike, a)
+  if (not h or (hsrv == srv and hsid == sid))
+     and (not ah or ah == key or redis.call('HEXISTS', names, ah) == 0) then
     redis.call('HSET', names, key, want)
+    redis.call('HSET', alike, a, key)
     redis.call('HSET', tokens, token, key)
     redis.call('HSET', sessions, sid, ARGV[i + 5])
     if not h then
@@ -346,9 +279,10 @@ return {redis.call('HGET', meta, 'epoch'), conflicts}
 """
 
 _SYNC = r"""
--- returns {ev, epoch or false, names (flat hash), private seq}
+-- returns {ev, epoch or false, names (flat hash), private seq, Redis's TIME}
 return {tonumber(redis.call('HGET', meta, 'ev') or '0'), redis.call('HGET', meta, 'epoch'),
-        redis.call('HGETALL', names), tonumber(redis.call('HGET', meta, 'pseq') or '0')}
+        redis.call('HGETALL', names), tonumber(redis.call('HGET', meta, 'pseq') or '0'),
+        redis.call('TIME')}
 """
 
 _ROOMS = r"""
@@ -357,13 +291,11 @@ return redis.call('HGETALL', rooms)
 """
 
 CHAT_SCRIPTS = {
-    "register": _REGISTER,
+    **NAME_SCRIPTS,
     "claim": _CLAIM,
     "unclaim": _UNCLAIM,
     "index": _INDEX,
     "private": _PRIVATE,
-    "rename": _RENAME,
-    "leave": _LEAVE,
     "beat": _BEAT,
     "reconcile": _RECONCILE,
     "sync": _SYNC,

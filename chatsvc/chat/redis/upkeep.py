@@ -27,6 +27,7 @@ from twisted.internet.defer import Deferred, DeferredList, FirstError, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from ...wire.names import look_alike_key
 from .entries import _str, parse_gone
 from .keys import RoomKeys
 from .link import RedisLink, connection_errors
@@ -76,11 +77,11 @@ class Upkeep:
                       position, chat.state.pseq]
         for member, info in chat.state.members.items():
             args.extend([info.key, info.session, info.token, "1" if info.plaintext else "0",
-                         member.name, ",".join(info.rooms)])
+                         member.name, ",".join(info.rooms), look_alike_key(member.name)])
         for release in self.backlog:  # still held: released right after, with left
             args.extend([release.key, release.session, release.token,
                          "1" if release.plaintext else "0", release.name,
-                         ",".join(release.rooms)])
+                         ",".join(release.rooms), look_alike_key(release.name)])
         reply = await chat.call("reconcile", chat.keys.all, args, early=early)
         for session in reply[1]:
             member = chat.state.sessions.get(_str(session))
@@ -163,7 +164,8 @@ class Upkeep:
         parts = [self._part(chat.server_id, release.session, room, release.body, early)
                  for room in release.rooms]
         d = chat.call("leave", chat.keys.all, [chat.server_id, release.session, release.key,
-                                                EVENTS_KEPT, release.token], early=early)
+                                                EVENTS_KEPT, release.token,
+                                                look_alike_key(release.name)], early=early)
         done = DeferredList(parts + [d], fireOnOneErrback=True, consumeErrors=True)
 
         def failed(failure: Failure) -> None:
