@@ -281,15 +281,21 @@ def write_report(outdir: str, env: Dict[str, Any], runs: List[Dict[str, Any]]) -
                 f"{_pct(_median(_col(res, 'loadgen_cpu')))} | {_other(res)} | {len(res)} |")
         add("")
 
+    from .rooms_report import sections as rooms_sections
+
+    lines.extend(rooms_sections(runs, env))  # issue 9: register, rooms
+
     profiles = [r for r in runs if r.get("profile") and os.path.exists(r["profile"])]
     if profiles:
         from .profile import summarize
 
-        add("## Profiles (py-spy, chatsvc during fan-out at saturation)")
+        add("## Profiles (py-spy, chatsvc at saturation)")
         for r in profiles:
             res = r["result"] if r["ok"] else {}
             add("")
-            add(f"### {LABELS.get(r['server'], r['server'])}: "
+            where = (f", {r['scenario']} {r['opts']['layout']}" if r["opts"].get("layout")
+                     else "")
+            add(f"### {LABELS.get(r['server'], r['server'])}{where}: "
                 f"{_fmt(res.get('deliveries_per_s'))} deliveries/s in the profiled run "
                 f"(`{os.path.basename(r['profile'])}`)")
             add("")

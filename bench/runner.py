@@ -30,12 +30,13 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Optional
 
 from . import profile as profiling
+from . import rooms_plan
 from .report import write_report
 from .servers import (DEMO_KEY, LOADGEN_CPU, REPO, ngircd_path, pinned, server_specs,
                       start_server)
 
 ALL_SERVERS = ["chatsvc", "chatsvc-enc", "chatsvc-log", "chatsvc-irc", "relay", "ngircd"]
-ALL_SCENARIOS = ["fanout", "overload", "latency", "memory", "setup"]
+ALL_SCENARIOS = ["fanout", "overload", "latency", "memory", "setup", "register", "rooms"]
 
 # Which servers take part in which scenario (chatsvc-log only in fanout at
 # the headline size; the relay and ngircd have no flow control to test).
@@ -50,6 +51,7 @@ SCENARIO_SERVERS = {
     "memory": ["chatsvc", "chatsvc-enc", "relay", "chatsvc-ws", "chatsvc-ws-enc"],
     "setup": ["chatsvc", "chatsvc-enc", "ngircd"],
 }
+SCENARIO_SERVERS.update(rooms_plan.SCENARIO_SERVERS)  # issue 9: register, rooms
 
 
 @dataclass
@@ -111,6 +113,7 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
                         "both CPUs under 10%% busy")
     p.add_argument("--no-profile", action="store_true",
                    help="skip the py-spy profiles of chatsvc (plaintext and encrypted fan-out)")
+    rooms_plan.add_arguments(p)
     args = p.parse_args(argv)
     if args.smoke:
         args.reps = 1
@@ -126,6 +129,7 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
         args.probes = 2
         args.memory_clients = 60
         args.no_profile = True
+        rooms_plan.shrink_for_smoke(args)
     return args
 
 
@@ -146,8 +150,10 @@ def build_plan(args: argparse.Namespace, servers: List[str], scenarios: List[str
             if smoke:  # a few seconds: one run of everything that must not rot
                 names = {"fanout": names, "overload": ["chatsvc"],
                          "latency": ["chatsvc", "chatsvc-enc"], "memory": ["chatsvc"],
-                         "setup": ["chatsvc-enc"]}[scenario]
-            if scenario == "fanout":
+                         "setup": ["chatsvc-enc"], **rooms_plan.SMOKE_SERVERS}[scenario]
+            if scenario in rooms_plan.SCENARIO_SERVERS:
+                rooms_plan.plan(scenario, args, names, rep, add)
+            elif scenario == "fanout":
                 for n in sizes:
                     for name in names + (["chatsvc-log"] if n == head else []):
                         add("fanout", name, rep, clients=n, window=args.window,
@@ -187,12 +193,18 @@ def build_plan(args: argparse.Namespace, servers: List[str], scenarios: List[str
                                                     warmup=args.warmup, drain=20.0,
                                                     deadline=120 + head / 50), profile=True)
                 jobs.append(job)
+        if "chatsvc" in servers and "rooms" in scenarios:
+            # the first rooms layout: where rooms spend their time
+            rooms_plan.plan("rooms", args, ["chatsvc"], -1,
+                            lambda *a, **o: jobs.append(
+                                Job(a[0], a[1], a[2], dict(common, mode=a[0], **o), profile=True)),
+                            first_only=True)
     return jobs
 
 
 def run_job(job: Job, args: argparse.Namespace, workdir: str, outdir: str,
             logdir: Optional[str] = None) -> Run:
-    spec = server_specs()[job.server]
+    spec = all_specs(args)[job.server]
     t0 = time.monotonic()
     run = Run(job.scenario, job.server, job.rep, job.opts, ok=False)
     server = None
@@ -203,7 +215,8 @@ def run_job(job: Job, args: argparse.Namespace, workdir: str, outdir: str,
         opts = dict(job.opts, kind=spec.kind, port=server.port, server_pid=server.pid)
         if spec.web:
             opts.update(ws_port=server.web_port, ws_share=spec.ws_share)
-        argv = pinned([sys.executable, "-m", "bench.loadgen", json.dumps(opts)], LOADGEN_CPU)
+        module = opts.get("loadgen", "bench.loadgen")
+        argv = pinned([sys.executable, "-m", module, json.dumps(opts)], LOADGEN_CPU)
         env = dict(os.environ)
         env["PYTHONPATH"] = REPO + os.pathsep + env.get("PYTHONPATH", "")
         loadgen = subprocess.Popen(argv, cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -277,6 +290,13 @@ def run_job(job: Job, args: argparse.Namespace, workdir: str, outdir: str,
     return run
 
 
+def all_specs(args: argparse.Namespace) -> Dict[str, Any]:
+    """Every server, the baseline's included (L{rooms_plan.baseline_specs})."""
+    specs: Dict[str, Any] = dict(server_specs())
+    specs.update(rooms_plan.baseline_specs(args.baseline, getattr(args, "baseline_tree", None)))
+    return specs
+
+
 def background_load(seconds: float = 1.0) -> Dict[str, float]:
     from .loadgen import busy_between, cpu_jiffies
 
@@ -334,12 +354,14 @@ def main(argv: Optional[List[str]] = None) -> int:
             os.sched_setaffinity(0, {int(LOADGEN_CPU)})
     except (AttributeError, OSError):
         pass
-    specs = server_specs()
+    specs = all_specs(args)
     servers = [s for s in args.servers.split(",") if s]
+    if args.baseline:
+        servers += [s for s in rooms_plan.BASELINE_SERVERS if s not in servers]
     scenarios = [s for s in args.scenarios.split(",") if s]
     for name in servers:
         if name not in specs:
-            sys.exit(f"unknown server {name!r}; choose from {', '.join(ALL_SERVERS)}")
+            sys.exit(f"unknown server {name!r}; choose from {', '.join(specs)}")
     for name in scenarios:
         if name not in SCENARIO_SERVERS:
             sys.exit(f"unknown scenario {name!r}; choose from {', '.join(ALL_SCENARIOS)}")
@@ -376,6 +398,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     env["message_log_dir"] = disk or "the temp dir"
     with tempfile.TemporaryDirectory(prefix="chatsvc-bench-", dir=shm) as workdir, \
             tempfile.TemporaryDirectory(prefix="chatsvc-bench-log-", dir=disk) as logdir:
+        if args.baseline and any(s in rooms_plan.BASELINE_SERVERS for s in servers):
+            args.baseline_tree = rooms_plan.baseline_tree(args.baseline, workdir)
+            env["baseline_label"] = rooms_plan.baseline_label(args.baseline)
         for i, job in enumerate(jobs, 1):
             size = job.opts.get("clients", "")
             label = f"[{i}/{len(jobs)}] {job.scenario} {job.server} n={size} rep={job.rep + 1}"
@@ -432,4 +457,6 @@ def _one_line(run: Run) -> str:
                 f" ({run.wall_seconds:.0f} s)")
     if run.scenario == "setup":
         return f"{r['setups_per_s']:,.0f} set-ups/s{cpus} ({run.wall_seconds:.0f} s)"
+    if run.scenario in rooms_plan.SCENARIO_SERVERS:
+        return rooms_plan.one_line(run, cpus)
     return "ok"

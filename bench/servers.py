@@ -110,6 +110,7 @@ class ServerSpec:
     log_messages: bool = False
     available: bool = True
     note: str = ""
+    tree: Optional[str] = None  # run chatsvc from this directory instead of REPO
     web: bool = False  # also serve --web (the load generator's ws_port)
     ws_share: float = 0.0  # the share of clients on the WebSocket
 
@@ -215,9 +216,10 @@ def start_server(spec: ServerSpec, workdir: str, sendq: int, history: int,
             argv += ["--log-messages", os.path.join(logdir or workdir, f"messages-{port}.jsonl")]
     argv = pinned(argv, SERVER_CPU)
     env = dict(os.environ)
-    env["PYTHONPATH"] = REPO + os.pathsep + env.get("PYTHONPATH", "")
+    env["PYTHONPATH"] = (spec.tree or REPO) + os.pathsep + env.get("PYTHONPATH", "")
     with open(logfile, "wb") as log:
-        proc = subprocess.Popen(argv, cwd=REPO, stdin=subprocess.DEVNULL, stdout=log,
+        # the cwd is on sys.path first (python -c): the baseline's tree, if any
+        proc = subprocess.Popen(argv, cwd=spec.tree or REPO, stdin=subprocess.DEVNULL, stdout=log,
                                 stderr=subprocess.STDOUT, env=env)
     server = RunningServer(spec, port, proc, workdir, logfile, argv,
                            web_port=web_port if spec.web else 0)

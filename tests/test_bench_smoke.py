@@ -17,7 +17,7 @@ import sys
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TIMEOUT = 120  # the smoke run takes about 20 s; leave room for a busy machine
+TIMEOUT = 180  # the smoke run takes about 40 s; leave room for a busy machine
 
 
 class BenchSmokeTests(SynchronousTestCase):
@@ -57,7 +57,34 @@ class BenchSmokeTests(SynchronousTestCase):
                 self.assertEqual(result["clients_short"], 0, server)
                 self.assertEqual(result["clients_over"], 0, f"{server}: counted too many")
         scenarios = {r["scenario"] for r in runs}
-        self.assertEqual(scenarios, {"fanout", "overload", "latency", "memory", "setup"})
+        self.assertEqual(scenarios, {"fanout", "overload", "latency", "memory", "setup",
+                                     "register", "rooms"})
+        self.check_issue9_scenarios(report, runs)
+
+    def check_issue9_scenarios(self, report: str, runs: list) -> None:
+        """The register and rooms scenarios ran against a version 2 server."""
+        self.assertIn("## Registration into the default room", report)
+        for server in ("chatsvc", "chatsvc-enc"):
+            register = [r["result"] for r in runs
+                        if r["scenario"] == "register" and r["server"] == server]
+            self.assertEqual(sorted(r["clients"] for r in register), [40, 80], server)
+            for result in register:
+                self.assertEqual(result["clients_closed"], 0, server)
+                self.assertGreater(result["server_cpu_s"], 0, server)
+                self.assertGreater(result["rss_after_kib"], 0, server)
+                self.assertEqual(result["protocol"], 2, server)
+
+        self.assertIn("## Rooms against one room", report)
+        for server in ("chatsvc", "chatsvc-enc"):
+            rooms = {r["opts"]["layout"]: r["result"] for r in runs
+                     if r["scenario"] == "rooms" and r["server"] == server}
+            self.assertEqual(sorted(rooms), ["1x40", "4x10"], server)
+            for layout, result in rooms.items():
+                self.assertGreater(result["deliveries"], 0, (server, layout))
+                self.assertEqual(result["clients_short"], 0, (server, layout))
+                self.assertEqual(result["clients_over"], 0, (server, layout))
+            # a member of a room of 10 gets its room's messages and no others
+            self.assertEqual(rooms["4x10"]["delivered_fraction"], 1.0, server)
 
     def test_send_limit_probe(self) -> None:
         """C{python -m bench.sendlimit}: the machine's own send() rate."""
