@@ -1163,16 +1163,20 @@ def _pct(values: List[int], q: float) -> Optional[float]:
     return values[i] / 1e6
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: Optional[List[str]] = None, generator: Any = None) -> int:
+    """
+    Run one load generator (L{LoadGen}, or C{generator}: another class of
+    the same shape, such as L{bench.rooms.RoomsLoadGen}) with the JSON
+    options in C{argv[0]}, and print its result as one JSON line.
+    """
     argv = sys.argv[1:] if argv is None else argv
     opts = json.loads(argv[0])
     gc.disable()  # no collector pauses in the middle of a measurement
     limit = int(float(opts.get("deadline", 300))) + 30
     signal.signal(signal.SIGALRM, lambda *a: os._exit(3))
     signal.alarm(limit)  # a backstop beyond the loops' own deadlines
-    gen = LoadGen(opts)
     try:
-        result = gen.run()
+        result = (generator or LoadGen)(opts).run()
         result["ok"] = True
     except LoadError as e:
         result = {"ok": False, "error": str(e)}
@@ -1182,7 +1186,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         traceback.print_exc()
         result = {"ok": False, "error": f"{type(e).__name__}: {e}"}
     result["event"] = "result"
-    gen.emit(result)
+    sys.stdout.write(json.dumps(result) + "\n")
+    sys.stdout.flush()
     # Hold the connections until the runner has stopped the server.
     try:
         r, _, _ = select.select([sys.stdin], [], [], 60)

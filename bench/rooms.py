@@ -34,16 +34,12 @@ room member receives is its room's sender's.
 
 from __future__ import annotations
 
-import gc
-import json
-import os
-import select
-import signal
 import struct
 import sys
 import time
 from typing import Any, Dict, List, Optional
 
+from .loadgen import main as loadgen_main
 from .loadgen import (SENDER, SINK, TEXT_SIZE, ChatDialect, Client, EncChatDialect, LoadError,
                       LoadGen, busy_between, cpu_jiffies, proc_cpu_ns, proc_rss_kib)
 
@@ -231,33 +227,7 @@ class RoomsLoadGen(LoadGen):
 
 def main(argv: Optional[List[str]] = None) -> int:
     """As L{bench.loadgen.main}, with L{RoomsLoadGen}."""
-    argv = sys.argv[1:] if argv is None else argv
-    opts = json.loads(argv[0])
-    gc.disable()
-    signal.signal(signal.SIGALRM, lambda *a: os._exit(3))
-    signal.alarm(int(float(opts.get("deadline", 300))) + 30)
-    gen: Optional[RoomsLoadGen] = None
-    try:
-        gen = RoomsLoadGen(opts)
-        result = gen.run()
-        result["ok"] = True
-    except LoadError as e:
-        result = {"ok": False, "error": str(e)}
-    except Exception as e:  # report, do not hang the runner
-        import traceback
-
-        traceback.print_exc()
-        result = {"ok": False, "error": f"{type(e).__name__}: {e}"}
-    result["event"] = "result"
-    sys.stdout.write(json.dumps(result) + "\n")
-    sys.stdout.flush()
-    try:  # hold the connections until the runner has stopped the server
-        r, _, _ = select.select([sys.stdin], [], [], 60)
-        if r:
-            sys.stdin.read()
-    except (OSError, ValueError):
-        pass
-    return 0 if result.get("ok") else 1
+    return loadgen_main(argv, RoomsLoadGen)
 
 
 if __name__ == "__main__":

@@ -102,14 +102,19 @@ class FullScreenProcessTests(TestCase):
     timeout = 120
 
     @defer.inlineCallbacks
-    def test_chat_through_kill_and_restart(self):
+    def alice_and_bob(self):
+        """A server with a message log, and alice and bob connected to it full screen."""
         log = os.path.abspath(self.mktemp())
         server = yield ChatServer.start(self, "--log-messages", log)
-        port = server.port
-        alice = PtyClient.start(self, port, "--name", "alice", label="alice")
-        bob = PtyClient.start(self, port, "--name", "bob", label="bob")
+        alice = PtyClient.start(self, server.port, "--name", "alice", label="alice")
+        bob = PtyClient.start(self, server.port, "--name", "bob", label="bob")
         yield alice.status("| connected")
         yield bob.status("| connected")
+        return log, server, server.port, alice, bob
+
+    @defer.inlineCallbacks
+    def test_chat_through_kill_and_restart(self):
+        log, server, port, alice, bob = yield self.alice_and_bob()
         bob.type("hello alice\r")
         yield alice.shows("bob: hello alice")
         alice.type("half a line")
@@ -152,13 +157,7 @@ class FullScreenProcessTests(TestCase):
         tagged and counted, actions; after a kill -9 and a restart with the
         message log each room's catch-up is complete; after a restart
         without it, each room says the server's history was reset."""
-        log = os.path.abspath(self.mktemp())
-        server = yield ChatServer.start(self, "--log-messages", log)
-        port = server.port
-        alice = PtyClient.start(self, port, "--name", "alice", label="alice")
-        bob = PtyClient.start(self, port, "--name", "bob", label="bob")
-        yield alice.status("| connected")
-        yield bob.status("| connected")
+        log, server, port, alice, bob = yield self.alice_and_bob()
         alice.type("/join #dev\r")
         yield alice.status("#lobby | #dev | alice")
         bob.type("hello lobby\r")
