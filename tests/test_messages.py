@@ -457,6 +457,24 @@ class MiscTests(SynchronousTestCase):
         self.assertEqual(timestamp(0), "1970-01-01T00:00:00.000Z")
         self.assertEqual(timestamp(1795315800.9999), "2026-11-22T02:50:00.999Z")
 
+    def test_timestamp_reused_within_a_millisecond_only(self) -> None:
+        """The string made once per millisecond is right for every time in it, and after it."""
+        self.assertEqual(timestamp(1795315800.1231), "2026-11-22T02:50:00.123Z")
+        self.assertEqual(timestamp(1795315800.1239), "2026-11-22T02:50:00.123Z")
+        self.assertEqual(timestamp(1795315800.124), "2026-11-22T02:50:00.124Z")
+        self.assertEqual(timestamp(1795315801.124), "2026-11-22T02:50:01.124Z")
+        self.assertEqual(timestamp(1795315800.1235), "2026-11-22T02:50:00.123Z")  # clock went back
+
+    @settings(max_examples=500)
+    @given(st.lists(st.floats(min_value=0, max_value=4102444800), min_size=1, max_size=20))
+    def test_timestamp_as_datetime_formats_it(self, times: list) -> None:
+        from datetime import datetime, timezone
+
+        for seconds in times:
+            stamp = datetime.fromtimestamp(seconds, tz=timezone.utc)
+            expected = stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond // 1000:03d}Z"
+            self.assertEqual(timestamp(seconds), expected)
+
     def test_error(self) -> None:
         self.assertEqual(error("slow", "read!", True),
                          {"type": "error", "code": "slow", "text": "read!", "fatal": True})
