@@ -33,6 +33,23 @@ class OutboxTests(SynchronousTestCase):
         self.clock.advance(0)
         self.assertEqual((a.frames, b.frames, self.outbox.size), ([b"123"], [b"123"], 0))
 
+    def test_audience_size_counts_the_latest_audience_this_turn(self) -> None:
+        """The turn budget's measure: what the latest broadcast's own audience has queued."""
+        a, b = FakeMember(), FakeMember()
+        one, two = Room(a), Room(b)
+        self.outbox.to_room(one, b"1234")
+        self.outbox.to_room(two, b"12")
+        self.assertEqual((self.outbox.audience_size, self.outbox.size), (2, 6))
+        self.outbox.to_room(one, b"5")
+        self.assertEqual((self.outbox.audience_size, self.outbox.size), (5, 7))
+        self.outbox.to_members((a, b), b"xyz")
+        self.outbox.to_members((a, b), b"xyz")  # another tuple: another audience
+        self.assertEqual(self.outbox.audience_size, 3)
+        self.clock.advance(0)
+        self.assertEqual((self.outbox.audience_size, self.outbox.size), (0, 0))
+        self.outbox.to_room(one, b"6")
+        self.assertEqual(self.outbox.audience_size, 1)
+
     def test_order_across_audiences(self) -> None:
         """A member in two rooms gets everything in the order it was queued."""
         a, b, c = FakeMember(), FakeMember(), FakeMember()

@@ -151,6 +151,31 @@ class TurnBudgetTests(SynchronousTestCase):
         self.assertEqual(sender.transport.producerState, "producing")
 
 
+    def test_the_budget_is_per_room(self) -> None:
+        """
+        Two senders in two rooms, in one turn: each room gathers its own
+        budget's worth, so the second sender is not held after a single
+        message because the first filled the turn.
+        """
+        from .support.wire import frame
+
+        clock = Clock()
+        factory = make_factory(clock, rate_burst=0, turn_budget=8_000)
+        senders = [FakeClient(factory, version=2) for _ in range(2)]
+        for i, sender in enumerate(senders):
+            sender.hello(f"sender{i}", rooms=[f"#r{i}"])
+        for i, sender in enumerate(senders):
+            sender.protocol.dataReceived(b"".join(
+                frame({"type": "say", "room": f"#r{i}", "text": f"{n:03d} " + "y" * 996})
+                for n in range(100)))
+        self.assertEqual([s.transport.producerState for s in senders], ["paused"] * 2)
+        self.assertEqual([factory.room.room(f"#r{i}").seq for i in range(2)], [8, 8])
+        clock.advance(0)
+        for i, sender in enumerate(senders):
+            texts = [m["text"][:3] for m in sender.received() if m["type"] == "message"]
+            self.assertEqual(texts, [f"{n:03d}" for n in range(100)])
+
+
 class ThrottleReleaseTests(SynchronousTestCase):
     """
     The throttle's end, on the factory alone: most queues caught up is not

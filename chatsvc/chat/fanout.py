@@ -8,7 +8,10 @@ members (a C{left} or C{renamed} that goes to everyone sharing a room with
 someone). At the end of the turn, consecutive broadcasts to the same
 audience are joined into one write, so a busy room costs one write per
 member per turn however many messages it carried, and every member gets
-everything in the order it was broadcast::
+everything in the order it was broadcast. L{Outbox.audience_size} is what
+the latest broadcast's audience has queued this turn: the server's turn
+budget holds a sender once its own room's batch is big enough, so a turn
+with many busy rooms still gathers a good batch for each::
 
     outbox = Outbox(end_of_turn)       # the server's IEndOfTurn
     outbox.to_room(room, frame)
@@ -31,6 +34,8 @@ class Outbox:
     @param end_of_turn: an L{EndOfTurn <chatsvc.server.turns.EndOfTurn>}
         (anything with C{schedule} and C{cancel}).
     @ivar size: bytes queued and not yet handed out.
+    @ivar audience_size: bytes queued this turn for the audience of the
+        latest broadcast (one room, or one fixed set of members).
     @ivar metrics: told how many frames each flush handed out (C{--metrics}).
     """
 
@@ -41,8 +46,10 @@ class Outbox:
         self._audiences: List[Any] = []
         self._frames: List[bytes] = []
         self._late: Dict[Tuple[Any, Any], int] = {}  # (room, member) -> first index
+        self._sizes: Dict[int, int] = {}  # id(audience) -> bytes queued this turn
         self._scheduled = False
         self.size = 0
+        self.audience_size = 0
 
     def __len__(self) -> int:
         return len(self._frames)
@@ -64,7 +71,12 @@ class Outbox:
     def _queue(self, audience: Any, frame: bytes) -> None:
         self._audiences.append(audience)
         self._frames.append(frame)
-        self.size += len(frame)
+        size = len(frame)
+        self.size += size
+        sizes = self._sizes
+        key = id(audience)  # a tuple's own hash would cost a pass over its members
+        size = sizes[key] = sizes.get(key, 0) + size
+        self.audience_size = size
         if not self._scheduled:
             self._scheduled = True
             self._end_of_turn.schedule(self.flush)
@@ -80,7 +92,8 @@ class Outbox:
             return
         audiences, late = self._audiences, self._late
         self._frames, self._audiences, self._late = [], [], {}
-        self.size = 0
+        self._sizes = {}
+        self.size = self.audience_size = 0
         i, n = 0, len(frames)
         delivered = 0
         while i < n:

@@ -73,8 +73,9 @@ class IChat(Interface):
 
     default_room = Attribute("The default room's name (C{#lobby} unless configured).")
     outbox_size = Attribute(
-        "Bytes of this reactor turn's fan-out not yet handed to members;"
-        " a connection stops reading past its turn budget."
+        "Bytes of this reactor turn's fan-out queued for the audience of the"
+        " latest broadcast (its room); a connection whose request takes that"
+        " past its turn budget stops reading until the next turn."
     )
     available = Attribute("False while the chat cannot take requests (a store is down).")
 

@@ -148,7 +148,7 @@ class MemoryChat(RoomActions, OperatorActions):
 
     @property
     def outbox_size(self) -> int:
-        return self._outbox.size
+        return self._outbox.audience_size
 
     @property
     def seq(self) -> int:

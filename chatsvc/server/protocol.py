@@ -271,8 +271,10 @@ class ChatProtocol(InputPacing):
         if isinstance(result, Deferred):
             self._wait_for(result, kind, message)
         elif self.room.outbox_size > self.config.turn_budget:
-            # This turn's fan-out is big enough: leave the rest of what this
-            # client sent for the next turn, after the room has flushed.
+            # This turn's fan-out to the room this request went to is big
+            # enough: leave the rest of what this client sent for the next
+            # turn, after the room has flushed. (Counted per room, so that
+            # with many busy rooms each still gets a good batch per turn.)
             self._hold(HOLD_TURN)
             self._clock.callLater(0, self._end_turn)
 
