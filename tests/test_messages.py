@@ -457,6 +457,21 @@ class MiscTests(SynchronousTestCase):
         self.assertEqual(timestamp(0), "1970-01-01T00:00:00.000Z")
         self.assertEqual(timestamp(1795315800.9999), "2026-11-22T02:50:00.999Z")
 
+    @settings(max_examples=300)
+    @given(st.dictionaries(st.text(), st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
+        | st.text(),
+        lambda inner: st.lists(inner) | st.dictionaries(st.text(), inner), max_leaves=20)))
+    def test_encode_is_compact_json(self, message: dict) -> None:
+        """The encoder made once writes what C{json.dumps} would, every time."""
+        expected = json.dumps(message, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        self.assertEqual(encode(message), expected.encode("utf-8", "surrogatepass"))
+
+    def test_encode_refuses_what_is_not_json(self) -> None:
+        for bad in ({"x": float("nan")}, {"x": float("inf")}, {"x": object()}, {("k",): 1}):
+            with self.assertRaises((ValueError, TypeError)):
+                encode(bad)
+
     def test_timestamp_reused_within_a_millisecond_only(self) -> None:
         """The string made once per millisecond is right for every time in it, and after it."""
         self.assertEqual(timestamp(1795315800.1231), "2026-11-22T02:50:00.123Z")
