@@ -379,7 +379,10 @@ class _Timestamps:
 
     def __call__(self, seconds: float) -> str:
         """ISO 8601 UTC with milliseconds, e.g. C{2026-11-22T02:50:00.123Z}."""
-        ms = round(seconds * 1_000_000) // 1000  # as datetime rounds, then truncated
+        # Rounded to the microsecond as datetime does it (half to even, on
+        # the fraction alone), then cut to the millisecond.
+        fraction, whole = math.modf(seconds)
+        ms = int(whole) * 1000 + round(fraction * 1e6) // 1000
         if ms != self._ms:
             whole, fraction = divmod(ms, 1000)
             stamp = datetime.fromtimestamp(whole, tz=timezone.utc)
