@@ -11,7 +11,7 @@ rooms, outbox, message log) and is not used on its own.
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence
 
 from twisted.logger import Logger
 
@@ -54,7 +54,7 @@ class RoomActions:
         room.members[member] = member.send_frame
         mine = self._rooms_of[member]
         if room not in mine:  # (a resumed session is in its rooms already)
-            mine.append(room)
+            self._rooms_of[member] = mine + (room,)
         self.rooms.entered(room)
         if announce and self._presence(room, len(room.members)):
             joined: Message = {"type": "joined", "room": room.name, "name": member.name,
@@ -128,7 +128,7 @@ class RoomActions:
             parted["text"] = reason
         frame = _fitting(parted)
         del left.members[member]
-        self._rooms_of[member].remove(left)
+        self._rooms_of[member] = tuple(r for r in self._rooms_of[member] if r is not left)
         if presence:
             self._outbox.to_room(left, frame)
         member.send_frame(frame)
@@ -162,7 +162,7 @@ class RoomActions:
         for room in rooms:
             self.rooms.emptied(room)
 
-    def _to_rooms(self, rooms: List[ChatRoom], frame: bytes, also: Any = None) -> None:
+    def _to_rooms(self, rooms: Sequence[ChatRoom], frame: bytes, also: Any = None) -> None:
         """C{frame} once to every member of C{rooms} (and to C{also})."""
         if len(rooms) == 1 and (also is None or also in rooms[0].members):
             self._outbox.to_room(rooms[0], frame)
@@ -258,7 +258,7 @@ class RoomActions:
         self._listed[member] = json_str(new)
         frame = encode_frame(encode({"type": "renamed", "old": old, "new": new,
                                      "ts": self._now()}))
-        self._to_rooms(list(self._rooms_of[member]), frame, also=member)
+        self._to_rooms(self._rooms_of[member], frame, also=member)
         return new
 
     def set_topic(self, member: Any, room: object, text: str) -> None:

@@ -108,7 +108,9 @@ class MemoryChat(RoomActions, OperatorActions):
         self._names = NameTable()  # who holds which name (and its look-alikes)
         self._listed: Dict[Any, bytes] = {}  # member -> its name as JSON
         # member -> its rooms, in the order it joined them (a list: a few at most)
-        self._rooms_of: Dict[Any, List[ChatRoom]] = {}
+        # member -> the rooms it is in, in the order it joined them (a tuple:
+        # 48 bytes for the one room most members are in, a list 88)
+        self._rooms_of: Dict[Any, Tuple[ChatRoom, ...]] = {}
         self._tokens: Dict[str, Any] = {}  # resume token -> member
         self._token_of: Dict[Any, str] = {}
         self._ids = itertools.count(1)
@@ -257,7 +259,7 @@ class MemoryChat(RoomActions, OperatorActions):
         member.session_id = session_id
         self._names.add(assigned, member)
         self._listed[member] = json_str(assigned)
-        self._rooms_of.setdefault(member, [])
+        self._rooms_of.setdefault(member, ())
         token = secrets.token_urlsafe(18)
         self._tokens[token] = member
         self._token_of[member] = token
@@ -291,7 +293,7 @@ class MemoryChat(RoomActions, OperatorActions):
 
     def _replace(self, old: Any, new: Any) -> None:
         """C{new} takes C{old}'s place silently (4.5 resume)."""
-        rooms = self._rooms_of.pop(old, [])
+        rooms = self._rooms_of.pop(old, ())
         for room in rooms:
             del room.members[old]
         self._names.remove(old.name)
@@ -300,7 +302,7 @@ class MemoryChat(RoomActions, OperatorActions):
         if token is not None:
             del self._tokens[token]
         old.replaced()
-        self._rooms_of[new] = list(rooms)
+        self._rooms_of[new] = rooms
         for room in rooms:
             room.members[new] = new.send_frame
             self._outbox.joined(room, new)
