@@ -444,6 +444,23 @@ class ErrorTests(SynchronousTestCase):
                 record[index] ^= bit
                 self.assertRemoteError(server, bytes(record), "decrypt-failed")
 
+    def test_remote_ephemeral_taken_once(self) -> None:
+        """The server reads the client's ephemeral key once, for its replay check, then holds none."""
+        client = RecordSession(PSK, initiator=True)
+        server = RecordSession(PSK, initiator=False)
+        initiation = client.initiate()
+        _feed(server, initiation)
+        key = server.take_remote_ephemeral()
+        self.assertEqual(key, _bodies(initiation)[0][1:33])
+        self.assertEqual((server.remote_ephemeral, server.take_remote_ephemeral()), (b"", b""))
+
+    def test_remote_ephemeral_is_not_forgotten_before_the_handshake_ends(self) -> None:
+        server = RecordSession(PSK, initiator=False)
+        self.assertEqual(server.take_remote_ephemeral(), b"")
+        client = RecordSession(PSK, initiator=True)
+        _feed(server, client.initiate())
+        self.assertEqual(len(server.remote_ephemeral), 32)
+
     def test_replay(self) -> None:
         client, server = _open_pair()
         record = client.send(b"once")

@@ -136,7 +136,8 @@ class EncryptingProtocol(ProtocolWrapper):
                 if isinstance(event, DataReceived):
                     self.wrappedProtocol.dataReceived(event.data)
                 elif isinstance(event, HandshakeComplete):
-                    if not self._initiator and not self.factory.first_use(session.remote_ephemeral):
+                    if not self._initiator and not self.factory.first_use(
+                            session.take_remote_ephemeral()):
                         _log.warn("{peer} replayed a handshake message 1", peer=self._peer())
                         self._refuse("handshake-failed", "handshake message replayed")
                         return

@@ -54,18 +54,25 @@ class ReplayGuard:
     """
     The initiators' ephemeral keys of the last C{size} handshakes: NNpsk0's
     message 1 carries no freshness, so a responder refuses one it has seen.
+
+    It keeps each key's 64-bit C{hash()} (SipHash, keyed per process), not
+    the key: half the memory for the 16,384 a server remembers. The same key
+    always hashes the same, so a replay is always refused; a fresh key is
+    refused only if its hash equals one of the last C{size} (a chance of
+    2**-50 per handshake, and no one outside the process can aim for it).
     """
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self._seen: Dict[bytes, None] = {}
+        self._seen: Dict[int, None] = {}
 
     def first_use(self, ephemeral: bytes) -> bool:
         """Remember C{ephemeral}; C{False} if it was seen before."""
         seen = self._seen
-        if ephemeral in seen:
+        key = hash(ephemeral)
+        if key in seen:
             return False
-        seen[ephemeral] = None
+        seen[key] = None
         if len(seen) > self.size:
             del seen[next(iter(seen))]
         return True

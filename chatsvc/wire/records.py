@@ -136,6 +136,17 @@ class RecordSession:
             return self._handshake.remote_ephemeral
         return self._remote_ephemeral
 
+    def take_remote_ephemeral(self) -> bytes:
+        """
+        L{remote_ephemeral}, forgotten by the session once the handshake is
+        complete: a server checks it once, then keeps nothing of the
+        handshake for the rest of a (mostly idle) connection.
+        """
+        key = self.remote_ephemeral
+        if self._handshake is None:
+            self._remote_ephemeral = b""
+        return key
+
     def initiate(self) -> bytes:
         """Return the initiator's handshake record, to be sent first."""
         if not self.initiator:
