@@ -14,15 +14,15 @@ from zope.interface.verify import verifyObject
 from chatsvc.server.sendq import SendQueue
 from chatsvc.wire.framing import encode_frame
 
-from .support.fakes import PausingTransport, RecordingTransport
+from .support.fakes import PausingTransport, QueueOwner, RecordingTransport
 from .support.wire import frame
 
 
 class SendQueueTests(SynchronousTestCase):
     def setUp(self) -> None:
         self.transport = RecordingTransport()
-        self.overflows: List[bool] = []
-        self.q = SendQueue(self.transport, 100, lambda: self.overflows.append(True))
+        self.owner = QueueOwner()
+        self.q = SendQueue(self.transport, 100, self.owner)
         self.transport.registerProducer(self.q, True)
 
     def test_writes_through(self) -> None:
@@ -45,22 +45,23 @@ class SendQueueTests(SynchronousTestCase):
     def test_overflow(self) -> None:
         self.q.pauseProducing()
         self.q.write(b"a" * 100)
-        self.assertEqual(self.overflows, [])
+        self.assertEqual(self.owner.overflows, 0)
         self.q.write(b"b")
-        self.assertEqual(self.overflows, [True])
+        self.assertEqual(self.owner.overflows, 1)
         self.assertTrue(self.q.overflowed)
         self.assertEqual(self.q.queued, 0)
         self.q.write(b"c" * 1000)
-        self.assertEqual(self.overflows, [True])
+        self.assertEqual(self.owner.overflows, 1)
         self.assertEqual(self.q.queued, 0)
         self.q.flush()
         self.assertEqual(self.transport.value(), b"")
 
     def test_no_limit(self) -> None:
-        q = SendQueue(RecordingTransport(), 0, lambda: self.fail("overflow"))
+        owner = QueueOwner()
+        q = SendQueue(RecordingTransport(), 0, owner)
         q.pauseProducing()
         q.write(b"x" * 10**6)
-        self.assertEqual(q.queued, 10**6)
+        self.assertEqual((q.queued, owner.overflows), (10**6, 0))
 
     def test_flush_while_paused(self) -> None:
         self.q.pauseProducing()
@@ -72,7 +73,7 @@ class SendQueueTests(SynchronousTestCase):
 
     def test_resume_in_batches_until_paused_again(self) -> None:
         transport = PausingTransport(limit=70000)
-        q = SendQueue(transport, 0, lambda: None)
+        q = SendQueue(transport, 0, QueueOwner())
         transport.registerProducer(q, True)
         q.pauseProducing()
         transport.producer_paused = True
@@ -91,7 +92,7 @@ class SendQueueTests(SynchronousTestCase):
 
     def test_order_across_resumes(self) -> None:
         transport = PausingTransport(limit=3000)
-        q = SendQueue(transport, 0, lambda: None)
+        q = SendQueue(transport, 0, QueueOwner())
         transport.registerProducer(q, True)
         for i in range(100):
             q.write(encode_frame(b"%d" % i + b"-" * 100))
@@ -140,14 +141,8 @@ class SyncPausingTransport:
 class SendQueueThresholdTests(SynchronousTestCase):
     def make(self, limit: int = 1000, soft: int = 0, pause_at: int = 0) -> SendQueue:
         self.transport = SyncPausingTransport(pause_at)
-        self.overflows = 0
-        self.behind: List[bool] = []
-
-        def overflow() -> None:
-            self.overflows += 1
-
-        queue = SendQueue(self.transport, limit, overflow, soft=soft,
-                          on_behind=self.behind.append if soft else None)
+        self.owner = QueueOwner()
+        queue = SendQueue(self.transport, limit, self.owner, soft=soft)
         self.transport.producer = queue
         return queue
 
@@ -179,11 +174,11 @@ class SendQueueThresholdTests(SynchronousTestCase):
         queue = self.make(limit=10)
         queue.pauseProducing()
         queue.write(b"x" * 10)
-        self.assertEqual(self.overflows, 0)
+        self.assertEqual(self.owner.overflows, 0)
         queue.write(b"y")
-        self.assertEqual((self.overflows, queue.overflowed, queue.queued), (1, True, 0))
+        self.assertEqual((self.owner.overflows, queue.overflowed, queue.queued), (1, True, 0))
         queue.write(b"z" * 100)
-        self.assertEqual((self.overflows, queue.queued), (1, 0))
+        self.assertEqual((self.owner.overflows, queue.queued), (1, 0))
         queue.resumeProducing()
         self.assertEqual(self.transport.writes, [])
 
@@ -191,7 +186,7 @@ class SendQueueThresholdTests(SynchronousTestCase):
         queue = self.make(limit=0)
         queue.pauseProducing()
         queue.write(b"x" * 10_000_000)
-        self.assertEqual((self.overflows, queue.queued), (0, 10_000_000))
+        self.assertEqual((self.owner.overflows, queue.queued), (0, 10_000_000))
 
     def test_handed_over_a_batch_at_a_time(self) -> None:
         """
@@ -212,11 +207,11 @@ class SendQueueThresholdTests(SynchronousTestCase):
         queue = self.make(limit=0, soft=100_000)
         queue.pauseProducing()
         queue.write(b"a" * 100_000)
-        self.assertEqual((self.behind, queue.behind), ([], False))
+        self.assertEqual((self.owner.behind, queue.behind), ([], False))
         queue.write(b"a")
-        self.assertEqual((self.behind, queue.behind), ([True], True))
+        self.assertEqual((self.owner.behind, queue.behind), ([True], True))
         queue.write(b"a" * 1000)
-        self.assertEqual(self.behind, [True])
+        self.assertEqual(self.owner.behind, [True])
 
     def test_caught_up_at_half_the_soft_limit(self) -> None:
         """
@@ -227,12 +222,12 @@ class SendQueueThresholdTests(SynchronousTestCase):
         queue.pauseProducing()
         for _ in range(4):
             queue.write(b"a" * 40_000)
-        self.assertEqual(self.behind, [True])
+        self.assertEqual(self.owner.behind, [True])
         queue.resumeProducing()  # 80,000 left: under soft, over soft/2
         self.assertEqual(queue.queued, 80_000)
-        self.assertEqual((self.behind, queue.behind), ([True], True))
+        self.assertEqual((self.owner.behind, queue.behind), ([True], True))
         queue.resumeProducing()
-        self.assertEqual((self.behind, queue.behind), ([True, False], False))
+        self.assertEqual((self.owner.behind, queue.behind), ([True, False], False))
 
     def test_caught_up_at_exactly_half(self) -> None:
         queue = self.make(limit=0, soft=100_000, pause_at=1)
@@ -241,14 +236,14 @@ class SendQueueThresholdTests(SynchronousTestCase):
             queue.write(b"a" * size)
         queue.resumeProducing()  # 70,000 handed over; 50,000 = soft/2 left
         self.assertEqual(queue.queued, 50_000)
-        self.assertEqual(self.behind, [True, False])
+        self.assertEqual(self.owner.behind, [True, False])
 
     def test_overflow_and_discard_catch_up(self) -> None:
         queue = self.make(limit=150_000, soft=100_000)
         queue.pauseProducing()
         queue.write(b"a" * 120_000)
         queue.write(b"a" * 40_000)
-        self.assertEqual((self.overflows, self.behind), (1, [True, False]))
+        self.assertEqual((self.owner.overflows, self.owner.behind), (1, [True, False]))
 
     def test_flush_while_paused(self) -> None:
         queue = self.make(limit=0, soft=10)
@@ -257,7 +252,7 @@ class SendQueueThresholdTests(SynchronousTestCase):
         queue.write(b"defghijkl")
         queue.flush()
         self.assertEqual(self.transport.writes, [b"abcdefghijkl"])
-        self.assertEqual((queue.queued, self.behind), (0, [True, False]))
+        self.assertEqual((queue.queued, self.owner.behind), (0, [True, False]))
         queue.flush()
         self.assertEqual(len(self.transport.writes), 1)
 
@@ -277,9 +272,17 @@ class SendQueueThresholdTests(SynchronousTestCase):
         queue.write(b"x")
         self.assertEqual((other, self.transport.writes), ([b"x"], []))
 
-    def test_no_soft_limit_without_callback(self) -> None:
-        transport = SyncPausingTransport()
-        queue = SendQueue(transport, 0, lambda: None, soft=10)
+    def test_no_soft_limit_at_zero(self) -> None:
+        owner = QueueOwner()
+        queue = SendQueue(SyncPausingTransport(), 0, owner, soft=0)
         queue.pauseProducing()
         queue.write(b"a" * 100)
-        self.assertFalse(queue.behind)
+        self.assertEqual((queue.behind, owner.behind, owner.overflows), (False, [], 0))
+
+    def test_the_protocol_is_its_queues_owner(self) -> None:
+        from chatsvc.server.interfaces import ISendQueueOwner
+
+        from .support.protocol import FakeClient, make_factory
+
+        client = FakeClient(make_factory())
+        self.assertTrue(verifyObject(ISendQueueOwner, client.protocol))

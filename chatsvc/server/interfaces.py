@@ -11,6 +11,8 @@ What the server's parts ask of each other, beyond Twisted's own interfaces.
   - L{IServerConnection}: what the L{ChatFactory
     <chatsvc.server.factory.ChatFactory>} asks of each connection.
   - L{IConnectionState}: what the metrics and an operator read or set on one.
+  - L{ISendQueueOwner}: what a L{SendQueue <chatsvc.server.sendq.SendQueue>}
+    tells the connection it belongs to.
 """
 
 from __future__ import annotations
@@ -101,3 +103,19 @@ class IConnectionState(Interface):
         " while open; C{disconnected} for a close nobody chose."
     )
     muted = Attribute("True while an operator has muted it: C{say}/C{msg} get C{muted}.")
+
+
+class ISendQueueOwner(Interface):
+    """
+    What a send queue tells its connection. (One object, not two callbacks:
+    two bound methods would cost every idle connection 128 bytes.)
+    """
+
+    def send_queue_overflowed():
+        """
+        The queue passed its hard limit and dropped what it held (called
+        once). It may be called inside a fan-out: do not re-enter the chat.
+        """
+
+    def send_queue_behind(behind):
+        """The queue passed its soft limit (C{True}), or drained to half of it (C{False})."""

@@ -26,7 +26,8 @@ from ..metrics import close_code as code_of_close
 from ..wire.errors import RemoteProtocolError
 from ..wire.framing import MAX_FRAME, encode_frame
 from ..wire.messages import Message, decode, encode, error
-from .interfaces import PLAIN, IChatTransport, IConnectionState, IServerConnection
+from .interfaces import (PLAIN, IChatTransport, IConnectionState, IServerConnection,
+                         ISendQueueOwner)
 from .pacing import HOLD_TURN, InputPacing
 from .ratelimit import RateLimiter
 from .requests import HANDLERS, ROOM_REQUESTS
@@ -77,7 +78,7 @@ def _discard(frame: bytes) -> None:
     pass
 
 
-@implementer(IChatMember, IServerConnection, IConnectionState)
+@implementer(IChatMember, IServerConnection, IConnectionState, ISendQueueOwner)
 class ChatProtocol(InputPacing):
     """
     The server side of one client.
@@ -114,8 +115,8 @@ class ChatProtocol(InputPacing):
         peer = transport.getPeer()
         self.peer = getattr(peer, "host", str(peer))
         _tune_socket(transport, SNDBUF)
-        self.queue = self._sendq = self.factory.send_queue(transport, config.sendq, self._overflowed,
-                                             config.sendq_soft, self._behind)
+        self.queue = self._sendq = self.factory.send_queue(transport, config.sendq, self,
+                                                           config.sendq_soft)
         self.send_frame = self._sendq.write
         transport.registerProducer(self._sendq, True)
         now = self._clock.seconds()
@@ -165,12 +166,14 @@ class ChatProtocol(InputPacing):
             message["room"] = e.room
         self.send(message)
 
-    def _behind(self, behind: bool) -> None:
+    # -- ISendQueueOwner ------------------------------------------------------
+
+    def send_queue_behind(self, behind: bool) -> None:
         # Called from inside a fan-out too: the factory only pauses and
         # resumes reading, it never touches the room.
         self.factory.queue_behind(self, behind)
 
-    def _overflowed(self) -> None:
+    def send_queue_overflowed(self) -> None:
         # Called from inside a fan-out: leave the room on the next turn.
         self._clock.callLater(0, self.fatal, "slow", "you stopped reading; output queue full")
 

@@ -7,7 +7,8 @@ once its buffer passes 64 KiB. L{SendQueue} is that producer. While the
 transport is paused it keeps outgoing frames itself and counts them; past its
 limit it stops taking data and calls C{on_overflow} (the server then drops
 the client as C{slow}), so a client that stops reading costs at most the
-limit in memory and never slows anybody else.
+limit in memory and never slows anybody else. It tells its connection (an
+L{ISendQueueOwner}) when it overflows and when it falls behind.
 
 (The chat protocol must not register itself: C{Int32StringReceiver} as a
 producer would stop I{reading} from the client when paused.)
@@ -21,38 +22,35 @@ from typing import Any, Callable, Deque, Optional
 from twisted.internet.interfaces import IPushProducer
 from zope.interface import implementer
 
+from .interfaces import ISendQueueOwner
+
 
 @implementer(IPushProducer)
 class SendQueue:
     """
     @param transport: the transport to write to.
-    @param limit: the most bytes queued here before C{on_overflow} (0: none).
-    @param on_overflow: called once, when the limit is first passed. It must
-        not re-enter the room synchronously (it may run inside a fan-out).
+    @param limit: the most bytes queued here before C{owner}'s
+        C{send_queue_overflowed} (0: none); called once, when the limit is
+        first passed.
+    @param owner: the L{ISendQueueOwner} told of overflow and of falling
+        behind.
     @param soft: the soft limit (0: none): past it the queue is I{behind},
-        and C{on_behind(True)} is called; once it has drained to half of it,
-        C{on_behind(False)}. The server slows its senders down while many
-        queues are behind (see L{chatsvc.server.factory.ChatFactory}).
+        and C{owner.send_queue_behind(True)} is called; once it has drained
+        to half of it, C{send_queue_behind(False)}. The server slows its
+        senders down while many queues are behind (see
+        L{chatsvc.server.factory.ChatFactory}).
     @ivar drained: bytes handed to the transport from the queue so far; a
         queue that is behind and whose C{drained} does not move is stalled.
     """
 
-    __slots__ = ("_write", "_limit", "_on_overflow", "_soft", "_on_behind", "_queue",
+    __slots__ = ("_write", "_limit", "_owner", "_soft", "_queue",
                  "queued", "paused", "overflowed", "behind", "drained")
 
-    def __init__(
-        self,
-        transport: Any,
-        limit: int,
-        on_overflow: Callable[[], None],
-        soft: int = 0,
-        on_behind: Optional[Callable[[bool], None]] = None,
-    ) -> None:
+    def __init__(self, transport: Any, limit: int, owner: ISendQueueOwner, soft: int = 0) -> None:
         self._write = transport.write
         self._limit = limit
-        self._on_overflow = on_overflow
-        self._soft = soft if on_behind is not None else 0
-        self._on_behind = on_behind
+        self._owner = owner
+        self._soft = soft
         # Made when first needed: most clients never fall behind, and an
         # empty deque costs 600 bytes for each of them.
         self._queue: Optional[Deque[bytes]] = None
@@ -81,15 +79,15 @@ class SendQueue:
         if self._limit and queued > self._limit:
             self.overflowed = True
             self.discard()
-            self._on_overflow()
+            self._owner.send_queue_overflowed()
         elif self._soft and not self.behind and queued > self._soft:
             self.behind = True
-            self._on_behind(True)  # type: ignore[misc]
+            self._owner.send_queue_behind(True)
 
     def _caught_up(self) -> None:
         if self.behind:
             self.behind = False
-            self._on_behind(False)  # type: ignore[misc]
+            self._owner.send_queue_behind(False)
 
     def discard(self) -> None:
         """Forget everything queued."""

@@ -19,6 +19,7 @@ from zope.interface import implementer
 
 from chatsvc.chat.interfaces import IChatMember
 from chatsvc.chat.memory import Room
+from chatsvc.server.interfaces import ISendQueueOwner
 from chatsvc.wire.framing import encode_frame
 from chatsvc.wire.messages import encode
 
@@ -26,6 +27,26 @@ from .wire import decode_frames, v1_view
 
 T0 = 1795315800.123  # 2026-11-22T02:50:00.123Z
 """Where the chat's clock starts in L{RoomTestCase}."""
+
+
+@implementer(ISendQueueOwner)
+class QueueOwner:
+    """
+    A send queue's connection, recording what the queue told it.
+
+    @ivar overflows: how many times it overflowed.
+    @ivar behind: each C{send_queue_behind} argument, in order.
+    """
+
+    def __init__(self) -> None:
+        self.overflows = 0
+        self.behind: List[bool] = []
+
+    def send_queue_overflowed(self) -> None:
+        self.overflows += 1
+
+    def send_queue_behind(self, behind: bool) -> None:
+        self.behind.append(behind)
 
 
 @implementer(IChatMember)
