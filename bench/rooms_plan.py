@@ -11,8 +11,8 @@ run, so that "today's" figures are measured beside the new ones.
   - C{rooms}: for each layout of C{--rooms-layouts}, I{R}xI{M}: 100x10 is
     1,000 clients in 100 rooms of 10 (each also in the default room), one
     sender per room at saturation; 1x1000 the single-room fan-out (1,000
-    clients, C{--senders} senders) it is compared with, in the same
-    repetition.
+    clients, C{--senders} senders) issue 9 compares it with, and 1x10 one
+    room as large (10 clients, all senders), in the same repetition.
 """
 
 from __future__ import annotations
@@ -43,9 +43,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="register: clients registered into the default room, comma-separated")
     p.add_argument("--register-concurrency", type=int, default=64,
                    help="register: clients connecting and registering at once")
-    p.add_argument("--rooms-layouts", default="100x10,1x1000",
+    p.add_argument("--rooms-layouts", default="100x10,1x1000,1x10",
                    help="rooms: RxM is R rooms of M members, one sender per room (R <= 100); "
-                        "1xN is the single-room fan-out of N clients with --senders senders")
+                        "1xN is the single-room fan-out of N clients with --senders senders "
+                        "(1x1000: as many clients as 100x10; 1x10: one room as large)")
     p.add_argument("--baseline", metavar="REV_OR_DIR",
                    help="also run chatsvc from this git revision (exported with git archive) or "
                         "directory, as the servers chatsvc-base and chatsvc-base-enc (added to "
@@ -54,7 +55,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def shrink_for_smoke(args: argparse.Namespace) -> None:
     args.register_clients = "40,80"
-    args.rooms_layouts = "4x10,1x40"
+    args.rooms_layouts = "4x10,1x40,1x10"
 
 
 def plan(scenario: str, args: argparse.Namespace, names: List[str], rep: int,

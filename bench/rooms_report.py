@@ -170,7 +170,9 @@ def _rooms(runs: List[Dict[str, Any]], env: Dict[str, Any]) -> List[str]:
             f"{_pct(_median([x.get('loadgen_cpu') for x in res]))} | "
             f"{_pct(_median([_other(x) for x in res]))} | {ok} | {len(res)} |")
     out += ["", "Deliveries per server CPU-second, rooms over one room (each repetition "
-            "paired); issue 9's target is >= 0.8x against one room of as many clients:", ""]
+            "paired); issue 9's target is >= 0.8x against one room of as many clients "
+            "(which compares audiences of 10 and 1,000, see docs/bench/rooms.md); against "
+            "one room *as large* it measures what rooms themselves cost:", ""]
     for server in sorted({s for s, _ in groups}, key=_order):
         have = {lay for s, lay in groups if s == server}
         for lay in sorted(have, key=lambda x: _layout(x)[0], reverse=True):

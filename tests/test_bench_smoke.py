@@ -78,13 +78,17 @@ class BenchSmokeTests(SynchronousTestCase):
         for server in ("chatsvc", "chatsvc-enc"):
             rooms = {r["opts"]["layout"]: r["result"] for r in runs
                      if r["scenario"] == "rooms" and r["server"] == server}
-            self.assertEqual(sorted(rooms), ["1x40", "4x10"], server)
+            self.assertEqual(sorted(rooms), ["1x10", "1x40", "4x10"], server)
             for layout, result in rooms.items():
                 self.assertGreater(result["deliveries"], 0, (server, layout))
                 self.assertEqual(result["clients_short"], 0, (server, layout))
                 self.assertEqual(result["clients_over"], 0, (server, layout))
             # a member of a room of 10 gets its room's messages and no others
             self.assertEqual(rooms["4x10"]["delivered_fraction"], 1.0, server)
+        # both comparisons are in the report: as many clients, and rooms as large
+        self.assertIn("4x10 = ", report)
+        self.assertRegex(report, r"4x10 = [0-9.]+x 1x40 \(as many clients\)")
+        self.assertRegex(report, r"4x10 = [0-9.]+x 1x10 \(rooms as large\)")
 
     def test_send_limit_probe(self) -> None:
         """C{python -m bench.sendlimit}: the machine's own send() rate."""
