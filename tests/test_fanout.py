@@ -50,6 +50,17 @@ class OutboxTests(SynchronousTestCase):
         self.outbox.to_room(one, b"6")
         self.assertEqual(self.outbox.audience_size, 1)
 
+    def test_load_is_the_room_or_a_16th_of_the_turn(self) -> None:
+        rooms = [Room(FakeMember()) for _ in range(20)]
+        self.outbox.to_room(rooms[0], b"x" * 100)
+        self.assertEqual(self.outbox.load, 100)
+        for room in rooms[1:]:
+            self.outbox.to_room(room, b"y" * 100)
+        self.assertEqual((self.outbox.audience_size, self.outbox.size), (100, 2000))
+        self.assertEqual(self.outbox.load, 2000 // 16)
+        self.outbox.flush()
+        self.assertEqual(self.outbox.load, 0)
+
     def test_order_across_audiences(self) -> None:
         """A member in two rooms gets everything in the order it was queued."""
         a, b, c = FakeMember(), FakeMember(), FakeMember()

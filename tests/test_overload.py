@@ -176,6 +176,34 @@ class TurnBudgetTests(SynchronousTestCase):
             self.assertEqual(texts, [f"{n:03d}" for n in range(100)])
 
 
+    def test_all_rooms_together_are_bounded_too(self) -> None:
+        """
+        Forty senders in forty rooms in one turn: each room may gather its
+        budget, but the turn as a whole stops at 16 budgets.
+        """
+        from .support.wire import frame
+
+        clock = Clock()
+        factory = make_factory(clock, rate_burst=0, turn_budget=8_000, max_per_ip=0)
+        senders = [FakeClient(factory, version=2) for _ in range(40)]
+        for i, sender in enumerate(senders):
+            sender.hello(f"sender{i}", rooms=[f"#r{i}"])
+        for i, sender in enumerate(senders):
+            sender.protocol.dataReceived(b"".join(
+                frame({"type": "say", "room": f"#r{i}", "text": f"{n:03d} " + "y" * 996})
+                for n in range(20)))
+        handled = [factory.room.room(f"#r{i}").seq for i in range(40)]
+        self.assertEqual(handled[:14], [8] * 14)  # the first rooms: their own budget
+        self.assertLessEqual(sum(handled), 16 * 8 + 40)  # ~1 KB each: 16 budgets, one over each
+        self.assertEqual(handled[-1], 1)  # the last sender: one message, then held
+        clock.advance(0)
+        clock.advance(0)
+        clock.advance(0)
+        for i, sender in enumerate(senders):
+            texts = [m["text"][:3] for m in sender.received() if m["type"] == "message"]
+            self.assertEqual(texts, [f"{n:03d}" for n in range(20)], i)
+
+
 class ThrottleReleaseTests(SynchronousTestCase):
     """
     The throttle's end, on the factory alone: most queues caught up is not

@@ -8,10 +8,11 @@ members (a C{left} or C{renamed} that goes to everyone sharing a room with
 someone). At the end of the turn, consecutive broadcasts to the same
 audience are joined into one write, so a busy room costs one write per
 member per turn however many messages it carried, and every member gets
-everything in the order it was broadcast. L{Outbox.audience_size} is what
-the latest broadcast's audience has queued this turn: the server's turn
-budget holds a sender once its own room's batch is big enough, so a turn
-with many busy rooms still gathers a good batch for each::
+everything in the order it was broadcast. L{Outbox.load} is what the
+server's turn budget is held against: what the latest broadcast's audience
+has queued this turn, so that a turn with many busy rooms still gathers a
+good batch for each, or a L{TURN_AUDIENCES}th of all that is queued, so that
+the turn as a whole stays bounded::
 
     outbox = Outbox(end_of_turn)       # the server's IEndOfTurn
     outbox.to_room(room, frame)
@@ -27,6 +28,9 @@ from __future__ import annotations
 from typing import Any, Dict, List, Tuple
 
 from ..metrics import NO_METRICS
+
+TURN_AUDIENCES = 16
+"""How many audiences' budgets one turn may gather in all (L{Outbox.load})."""
 
 
 class Outbox:
@@ -53,6 +57,15 @@ class Outbox:
 
     def __len__(self) -> int:
         return len(self._frames)
+
+    @property
+    def load(self) -> int:
+        """
+        The larger of L{audience_size} and a L{TURN_AUDIENCES}th of L{size}:
+        past a turn budget of I{B} bytes, one room has I{B} queued this turn,
+        or all of them together 16 I{B}.
+        """
+        return max(self.audience_size, self.size // TURN_AUDIENCES)
 
     def to_room(self, room: Any, frame: bytes) -> None:
         """Queue C{frame} for the members of C{room} (its C{members}: member -> send)."""

@@ -73,9 +73,10 @@ class IChat(Interface):
 
     default_room = Attribute("The default room's name (C{#lobby} unless configured).")
     outbox_size = Attribute(
-        "Bytes of this reactor turn's fan-out queued for the audience of the"
-        " latest broadcast (its room); a connection whose request takes that"
-        " past its turn budget stops reading until the next turn."
+        "How full this reactor turn's fan-out is: the bytes queued for the"
+        " audience of the latest broadcast (its room), or a 16th of all bytes"
+        " queued this turn if more; a connection whose request takes it past"
+        " its turn budget stops reading until the next turn."
     )
     available = Attribute("False while the chat cannot take requests (a store is down).")
 

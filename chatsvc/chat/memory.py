@@ -150,7 +150,7 @@ class MemoryChat(RoomActions, OperatorActions):
 
     @property
     def outbox_size(self) -> int:
-        return self._outbox.audience_size
+        return self._outbox.load
 
     @property
     def seq(self) -> int:

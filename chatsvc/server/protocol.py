@@ -277,7 +277,8 @@ class ChatProtocol(InputPacing):
             # This turn's fan-out to the room this request went to is big
             # enough: leave the rest of what this client sent for the next
             # turn, after the room has flushed. (Counted per room, so that
-            # with many busy rooms each still gets a good batch per turn.)
+            # with many busy rooms each still gets a good batch per turn, and
+            # for all rooms together against 16 budgets.)
             self._hold(HOLD_TURN)
             self._clock.callLater(0, self._end_turn)
 
