@@ -81,7 +81,7 @@ class Options(usage.Options):
         ["flood-window", None, 30.0, "Seconds over which --flood counts refusals.", _non_negative(float, "flood-window")],
         ["sendq", None, 1 << 20, "Bytes queued for a client that is not reading before it is dropped as slow; 0 for no limit.", _non_negative(int, "sendq")],
         ["sendq-soft", None, 1 << 16, "Bytes queued for a client past which it is behind; when many are, the server stops reading from everyone until they catch up, instead of dropping them; 0 turns this off.", _non_negative(int, "sendq-soft")],
-        ["turn-budget", None, 1 << 16, "Bytes of broadcasts per room per reactor turn (16 times it for all rooms together); past it a sender's further messages wait for the next turn.", _non_negative(int, "turn-budget")],
+        ["turn-budget", None, 1 << 16, "Bytes of broadcasts per room per reactor turn (64 times it for all rooms together); past it a sender's further messages wait for the next turn.", _non_negative(int, "turn-budget")],
         ["cipher-cache", None, 2048, "Encrypted connections whose AES-GCM cipher (2.6 KiB each) is kept ready between sends; beyond that many busy ones, a cipher is made per record (0.8 microseconds).", _non_negative(int, "cipher-cache")],
         ["max-clients", None, 10000, "Open connections at most; 0 for no limit.", _non_negative(int, "max-clients")],
         ["max-per-ip", None, 16, "Connections per IP address (loopback exempt); 0 for no limit.", _non_negative(int, "max-per-ip")],

@@ -8,7 +8,7 @@ from typing import Any, Dict
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from chatsvc.chat.fanout import Outbox
+from chatsvc.chat.fanout import TURN_AUDIENCES, Outbox
 from chatsvc.server.turns import EndOfTurn
 
 from .support.fakes import FakeMember
@@ -50,14 +50,15 @@ class OutboxTests(SynchronousTestCase):
         self.outbox.to_room(one, b"6")
         self.assertEqual(self.outbox.audience_size, 1)
 
-    def test_load_is_the_room_or_a_16th_of_the_turn(self) -> None:
-        rooms = [Room(FakeMember()) for _ in range(20)]
+    def test_load_is_the_room_or_a_share_of_the_turn(self) -> None:
+        rooms = [Room(FakeMember()) for _ in range(2 * TURN_AUDIENCES)]
         self.outbox.to_room(rooms[0], b"x" * 100)
         self.assertEqual(self.outbox.load, 100)
         for room in rooms[1:]:
             self.outbox.to_room(room, b"y" * 100)
-        self.assertEqual((self.outbox.audience_size, self.outbox.size), (100, 2000))
-        self.assertEqual(self.outbox.load, 2000 // 16)
+        total = 2 * TURN_AUDIENCES * 100
+        self.assertEqual((self.outbox.audience_size, self.outbox.size), (100, total))
+        self.assertEqual(self.outbox.load, 200)
         self.outbox.flush()
         self.assertEqual(self.outbox.load, 0)
 

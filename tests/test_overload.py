@@ -178,23 +178,29 @@ class TurnBudgetTests(SynchronousTestCase):
 
     def test_all_rooms_together_are_bounded_too(self) -> None:
         """
-        Forty senders in forty rooms in one turn: each room may gather its
-        budget, but the turn as a whole stops at 16 budgets.
+        More senders in more rooms in one turn than the turn takes budgets:
+        each room may gather its budget, but the turn as a whole stops at
+        L{TURN_AUDIENCES} budgets.
         """
+        from chatsvc.chat.fanout import TURN_AUDIENCES
+
         from .support.wire import frame
 
         clock = Clock()
-        factory = make_factory(clock, rate_burst=0, turn_budget=8_000, max_per_ip=0)
-        senders = [FakeClient(factory, version=2) for _ in range(40)]
+        factory = make_factory(clock, rate_burst=0, turn_budget=8_000, max_per_ip=0,
+                               max_clients=0)
+        count = TURN_AUDIENCES + TURN_AUDIENCES // 2
+        senders = [FakeClient(factory, version=2) for _ in range(count)]
         for i, sender in enumerate(senders):
             sender.hello(f"sender{i}", rooms=[f"#r{i}"])
         for i, sender in enumerate(senders):
             sender.protocol.dataReceived(b"".join(
                 frame({"type": "say", "room": f"#r{i}", "text": f"{n:03d} " + "y" * 996})
                 for n in range(20)))
-        handled = [factory.room.room(f"#r{i}").seq for i in range(40)]
-        self.assertEqual(handled[:14], [8] * 14)  # the first rooms: their own budget
-        self.assertLessEqual(sum(handled), 16 * 8 + 40)  # ~1 KB each: 16 budgets, one over each
+        handled = [factory.room.room(f"#r{i}").seq for i in range(count)]
+        full = TURN_AUDIENCES * 8 // 9  # rooms of ~9 KB (8 frames of ~1.1 KB) fit in all
+        self.assertEqual(handled[:full], [8] * full)  # the first rooms: their own budget
+        self.assertLessEqual(sum(handled), TURN_AUDIENCES * 8 + count)  # one over each
         self.assertEqual(handled[-1], 1)  # the last sender: one message, then held
         clock.advance(0)
         clock.advance(0)

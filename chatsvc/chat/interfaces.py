@@ -74,7 +74,7 @@ class IChat(Interface):
     default_room = Attribute("The default room's name (C{#lobby} unless configured).")
     outbox_size = Attribute(
         "How full this reactor turn's fan-out is: the bytes queued for the"
-        " audience of the latest broadcast (its room), or a 16th of all bytes"
+        " audience of the latest broadcast (its room), or a 64th of all bytes"
         " queued this turn if more; a connection whose request takes it past"
         " its turn budget stops reading until the next turn."
     )

@@ -278,7 +278,7 @@ class ChatProtocol(InputPacing):
             # enough: leave the rest of what this client sent for the next
             # turn, after the room has flushed. (Counted per room, so that
             # with many busy rooms each still gets a good batch per turn, and
-            # for all rooms together against 16 budgets.)
+            # for all rooms together against 64 budgets.)
             self._hold(HOLD_TURN)
             self._clock.callLater(0, self._end_turn)
 
