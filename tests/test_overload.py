@@ -6,7 +6,7 @@ healthy readers as C{slow}; a reader that stalls on its own is still dropped.
 
 from __future__ import annotations
 
-from typing import List
+from typing import Any, List
 
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
@@ -151,30 +151,42 @@ class TurnBudgetTests(SynchronousTestCase):
         self.assertEqual(sender.transport.producerState, "producing")
 
 
+    def _senders_in_rooms(self, factory: Any, count: int, messages: int) -> List[FakeClient]:
+        """
+        C{count} clients, client I{i} alone in room C{#r}I{i}, each of which
+        then sends C{messages} messages of about 1 KB in one read, in turn.
+        """
+        from .support.wire import frame
+
+        senders = [FakeClient(factory, version=2) for _ in range(count)]
+        for i, sender in enumerate(senders):
+            sender.hello(f"sender{i}", rooms=[f"#r{i}"])
+        for i, sender in enumerate(senders):
+            sender.protocol.dataReceived(b"".join(
+                frame({"type": "say", "room": f"#r{i}", "text": f"{n:03d} " + "y" * 996})
+                for n in range(messages)))
+        return senders
+
+    def _assert_all_arrive(self, clock: Clock, senders: List[FakeClient], messages: int) -> None:
+        """Later turns handle the rest: every sender gets all its own messages back, in order."""
+        for _ in range(3):
+            clock.advance(0)
+        for i, sender in enumerate(senders):
+            texts = [m["text"][:3] for m in sender.received() if m["type"] == "message"]
+            self.assertEqual(texts, [f"{n:03d}" for n in range(messages)], i)
+
     def test_the_budget_is_per_room(self) -> None:
         """
         Two senders in two rooms, in one turn: each room gathers its own
         budget's worth, so the second sender is not held after a single
         message because the first filled the turn.
         """
-        from .support.wire import frame
-
         clock = Clock()
         factory = make_factory(clock, rate_burst=0, turn_budget=8_000)
-        senders = [FakeClient(factory, version=2) for _ in range(2)]
-        for i, sender in enumerate(senders):
-            sender.hello(f"sender{i}", rooms=[f"#r{i}"])
-        for i, sender in enumerate(senders):
-            sender.protocol.dataReceived(b"".join(
-                frame({"type": "say", "room": f"#r{i}", "text": f"{n:03d} " + "y" * 996})
-                for n in range(100)))
+        senders = self._senders_in_rooms(factory, 2, 100)
         self.assertEqual([s.transport.producerState for s in senders], ["paused"] * 2)
         self.assertEqual([factory.room.room(f"#r{i}").seq for i in range(2)], [8, 8])
-        clock.advance(0)
-        for i, sender in enumerate(senders):
-            texts = [m["text"][:3] for m in sender.received() if m["type"] == "message"]
-            self.assertEqual(texts, [f"{n:03d}" for n in range(100)])
-
+        self._assert_all_arrive(clock, senders, 100)
 
     def test_all_rooms_together_are_bounded_too(self) -> None:
         """
@@ -184,30 +196,17 @@ class TurnBudgetTests(SynchronousTestCase):
         """
         from chatsvc.chat.fanout import TURN_AUDIENCES
 
-        from .support.wire import frame
-
         clock = Clock()
         factory = make_factory(clock, rate_burst=0, turn_budget=8_000, max_per_ip=0,
                                max_clients=0)
         count = TURN_AUDIENCES + TURN_AUDIENCES // 2
-        senders = [FakeClient(factory, version=2) for _ in range(count)]
-        for i, sender in enumerate(senders):
-            sender.hello(f"sender{i}", rooms=[f"#r{i}"])
-        for i, sender in enumerate(senders):
-            sender.protocol.dataReceived(b"".join(
-                frame({"type": "say", "room": f"#r{i}", "text": f"{n:03d} " + "y" * 996})
-                for n in range(20)))
+        senders = self._senders_in_rooms(factory, count, 20)
         handled = [factory.room.room(f"#r{i}").seq for i in range(count)]
         full = TURN_AUDIENCES * 8 // 9  # rooms of ~9 KB (8 frames of ~1.1 KB) fit in all
         self.assertEqual(handled[:full], [8] * full)  # the first rooms: their own budget
         self.assertLessEqual(sum(handled), TURN_AUDIENCES * 8 + count)  # one over each
         self.assertEqual(handled[-1], 1)  # the last sender: one message, then held
-        clock.advance(0)
-        clock.advance(0)
-        clock.advance(0)
-        for i, sender in enumerate(senders):
-            texts = [m["text"][:3] for m in sender.received() if m["type"] == "message"]
-            self.assertEqual(texts, [f"{n:03d}" for n in range(20)], i)
+        self._assert_all_arrive(clock, senders, 20)
 
 
 class ThrottleReleaseTests(SynchronousTestCase):
