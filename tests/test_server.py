@@ -15,7 +15,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from chatsvc.server.protocol import ChatProtocol
 from chatsvc.chat.memory import Room
-from chatsvc.server.factory import ChatFactory, ServerConfig, _exempt_from_per_ip, address_key
+from chatsvc.server.factory import ChatFactory, ServerConfig, exempt_from_per_address, address_key
 
 from .support.fakes import LogCapture
 from .support.protocol import FakeClient, make_factory, only
@@ -185,9 +185,9 @@ class PerAddressTests(FactoryTestCase):
     def test_exempt_function(self) -> None:
         for host in ("127.0.0.1", "127.1.2.3", "::1", "::ffff:127.0.0.1", "::1%lo",
                      "UNIXAddress(None)"):
-            self.assertTrue(_exempt_from_per_ip(host), host)
+            self.assertTrue(exempt_from_per_address(host), host)
         for host in ("10.0.0.1", "192.168.1.1", "2001:db8::1", "::ffff:10.0.0.1", "fe80::1%eth0"):
-            self.assertFalse(_exempt_from_per_ip(host), host)
+            self.assertFalse(exempt_from_per_address(host), host)
 
 
 class ShutdownTests(FactoryTestCase):

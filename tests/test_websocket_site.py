@@ -5,9 +5,6 @@ on a loopback port (the page, its headers, the WebSocket and its gate).
 
 from __future__ import annotations
 
-import json
-from typing import Any, List
-
 from twisted.internet import defer, reactor
 from twisted.internet.endpoints import TCP4ClientEndpoint, TCP4ServerEndpoint
 from twisted.internet.protocol import Factory, Protocol
@@ -19,6 +16,7 @@ from chatsvc.server.factory import ChatFactory, ServerConfig
 from chatsvc.transports.site import WEB_DIR, normalise_origin, origin_allowed, web_site
 
 from .support.waiting import deadline
+from .support.web import connect_websocket
 
 
 class OriginTests(unittest.SynchronousTestCase):
@@ -131,44 +129,13 @@ class SiteTests(unittest.TestCase):
     @defer.inlineCallbacks
     def test_round_trip(self):
         """Twisted's own WebSocket client: hello, welcome; a text message is refused."""
-        from twisted.web.websocket import WebSocketClientEndpoint
-
-        received: List[Any] = []
-        closed: defer.Deferred = defer.Deferred()
-        welcomed: defer.Deferred = defer.Deferred()
-
-        class Client:
-            def negotiationStarted(self, transport: Any) -> None:
-                self.transport = transport
-
-            def negotiationFinished(self) -> None:
-                self.transport.sendBytesMessage(b'{"type":"hello","name":"ws"}')
-
-            def bytesMessageReceived(self, data: bytes) -> None:
-                received.append(json.loads(data))
-                if received[-1]["type"] == "history":
-                    welcomed.callback(None)
-
-            def textMessageReceived(self, text: str) -> None:
-                pass
-
-            def pongReceived(self, payload: bytes) -> None:
-                pass
-
-            def connectionLost(self, reason: Any) -> None:
-                closed.callback(None)
-
-        class ClientFactory:
-            def buildProtocol(self, url: str) -> Client:
-                return Client()
-
-        endpoint = WebSocketClientEndpoint.new(reactor, f"ws://{self.host}/ws")
-        client = yield defer.ensureDeferred(endpoint.connect(ClientFactory()))
-        yield deadline(welcomed, 10, "welcome")
-        self.assertEqual(received[0]["name"], "ws")
+        client = yield connect_websocket(f"ws://{self.host}/ws", "ws")
+        yield deadline(client.welcomed, 10, "welcome")
+        self.assertEqual(client.received[0]["name"], "ws")
         client.transport.sendTextMessage('{"type":"say","text":"hi"}')
-        yield deadline(closed, 10, "the server to close")
-        self.assertEqual((received[-1]["type"], received[-1]["code"]), ("error", "bad-frame"))
+        yield deadline(client.closed, 10, "the server to close")
+        last = client.received[-1]
+        self.assertEqual((last["type"], last["code"]), ("error", "bad-frame"))
 
     def test_idle_http_closes(self):
         """An idle HTTP connection is closed after HTTP_TIMEOUT, not Twisted's 12 hours."""
@@ -227,6 +194,21 @@ class WebOptionTests(unittest.SynchronousTestCase):
         self.addCleanup(service.stopService)
         listening = sorted((port, type(factory).__name__) for port, factory, _, _ in reactor.tcpServers)
         self.assertEqual(listening, [(8080, "ChatSite"), (8081, "ChatSite"), (8123, "EncryptingFactory")])
+
+    def test_per_address_limit_follows_max_per_ip(self) -> None:
+        """The web endpoint takes twice --max-per-ip connections per address (0: none)."""
+        from twisted.internet.testing import MemoryReactorClock
+
+        from chatsvc import tap
+
+        for given, expected in ((None, 32), ("5", 10), ("0", 0)):
+            reactor = MemoryReactorClock()
+            extra = ["--max-per-ip", given] if given is not None else []
+            service = tap.makeService(self.parse("--web", "tcp:8080", *extra), reactor)
+            service.startService()
+            self.addCleanup(service.stopService)
+            site = reactor.tcpServers[-1][1]
+            self.assertEqual(site.by_address.limit, expected, given)
 
     def test_bad_endpoint(self) -> None:
         from chatsvc import tap

@@ -88,7 +88,7 @@ def address_key(host: str) -> str:
     return str(address)
 
 
-def _exempt_from_per_ip(host: str) -> bool:
+def exempt_from_per_address(host: str) -> bool:
     """
     Whether the per-address limit spares this peer: loopback (an IPv4
     loopback address seen by a dual-stack IPv6 socket as C{::ffff:127.0.0.1}
@@ -237,7 +237,7 @@ class ChatFactory(Factory):
         count = self._per_ip.get(key, 0) + 1
         self._per_ip[key] = count
         self._counted[proto] = key
-        if config.max_per_ip and count > config.max_per_ip and not _exempt_from_per_ip(host):
+        if config.max_per_ip and count > config.max_per_ip and not exempt_from_per_address(host):
             _log.warn("refusing {peer}: too many connections from its address", peer=host)
             return ("too-many-connections", "too many connections from your address")
         if self.throttled:
@@ -270,7 +270,7 @@ class ChatFactory(Factory):
 
     def connection_closed(self, proto: IServerConnection) -> None:
         limiter = proto.limiter
-        if limiter is not None and limiter.flooded and not _exempt_from_per_ip(proto.peer):
+        if limiter is not None and limiter.flooded and not exempt_from_per_address(proto.peer):
             key = address_key(proto.peer)
             flooded = self._flooded
             flooded.pop(key, None)

@@ -9,18 +9,30 @@ page (the static files of C{chatsvc/web}) at C{/}, the WebSocket at C{/ws}::
 The WebSocket accepts browsers only from the page's own origin and those
 listed (L{origin_allowed}); a request without C{Origin} is not from a page
 (browsers always send one on a WebSocket) and is accepted.
+
+Each address may hold at most C{max_per_address} connections to the web
+endpoint at once, page fetches and WebSockets alike (L{ConnectionsByAddress};
+loopback exempt, as for the chat's own C{--max-per-ip}): the HTTP timeout
+bounds how long an idle connection stays, this bounds how many one address
+keeps open by trickling bytes. A WebSocket is also counted by the chat's
+own per-address limit once it is upgraded.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Any, Iterable, Optional
+from typing import Any, Dict, Iterable, Optional, Tuple
 from urllib.parse import urlsplit
 
+from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
+from twisted.web.http import HTTPChannel
 from twisted.web.resource import Resource
 from twisted.web.server import Site
 from twisted.web.static import File
+from zope.interface import Interface, implementer
+
+from ..server.factory import address_key, exempt_from_per_address
 
 _log = Logger()
 
@@ -39,6 +51,12 @@ HTTP_TIMEOUT = 30.0
 """Seconds an HTTP connection may stay idle (Twisted's default is 12 hours).
 A WebSocket is not idle in this sense: once upgraded, the chat's own
 handshake timeout and keepalive apply."""
+
+MAX_PER_ADDRESS = 32
+"""Connections one address may hold to the web endpoint at once, by default
+(a browser opens up to six for a page, then one per WebSocket; the chat's own
+C{--max-per-ip} of 16 still counts the WebSockets). C{twistd chat} makes it
+twice C{--max-per-ip}."""
 
 _CONTENT_TYPES = {
     ".html": "text/html; charset=utf-8",
@@ -132,18 +150,101 @@ class PageFile(File):
         return self.childNotFound
 
 
+class ConnectionsByAddress:
+    """
+    How many connections each address holds open, within C{limit} (0: no
+    limit). Addresses count as the chat's per-address limit counts them
+    (an IPv4 address, an IPv6 /64); loopback is counted but never refused.
+    No I/O.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._open: Dict[str, int] = {}
+
+    def open(self, host: str) -> Optional[str]:
+        """Count a connection from C{host}; its key, or C{None} if refused."""
+        key = address_key(host)
+        count = self._open.get(key, 0)
+        if self.limit and count >= self.limit and not exempt_from_per_address(host):
+            return None
+        self._open[key] = count + 1
+        return key
+
+    def close(self, key: str) -> None:
+        """A connection counted under C{key} ended."""
+        count = self._open.get(key, 0) - 1
+        if count > 0:
+            self._open[key] = count
+        else:
+            self._open.pop(key, None)
+
+    def count(self, host: str) -> int:
+        """Connections open from C{host}'s address."""
+        return self._open.get(address_key(host), 0)
+
+
+class ICountedConnection(Interface):
+    """What the WebSocket asks of the HTTP connection it was upgraded from."""
+
+    def release():
+        """
+        Stop counting this connection toward its address's limit (at most
+        once; an upgraded connection's end reaches the WebSocket, not the
+        HTTP channel, so the WebSocket calls this).
+        """
+
+
+@implementer(ICountedConnection)
+class CountedChannel(HTTPChannel):
+    """An HTTP connection counted toward its address's limit until it ends."""
+
+    counted: Optional[Tuple[ConnectionsByAddress, str]] = None
+
+    def connectionLost(self, reason: Any) -> None:
+        self.release()
+        HTTPChannel.connectionLost(self, reason)
+
+    def release(self) -> None:
+        counted, self.counted = self.counted, None
+        if counted is not None:
+            counted[0].close(counted[1])
+
+
+class _Refused(Protocol):
+    """A connection over its address's limit: closed at once."""
+
+    def connectionMade(self) -> None:
+        self.transport.abortConnection()
+
+
 class ChatSite(Site):
     """
     The web endpoint's factory. It also starts and stops the chat's
     (wrapping) factory, which a listening TCP port would otherwise be the
-    only one to do.
+    only one to do, and counts connections by address.
+
+    @ivar by_address: the open connections, by address.
     """
 
     noisy = False
+    protocol = CountedChannel
 
-    def __init__(self, resource: Resource, chat_factory: Any, timeout: float = HTTP_TIMEOUT) -> None:
+    def __init__(self, resource: Resource, chat_factory: Any, timeout: float = HTTP_TIMEOUT,
+                 max_per_address: int = MAX_PER_ADDRESS) -> None:
         Site.__init__(self, resource, timeout=timeout)
         self._chat_factory = chat_factory
+        self.by_address = ConnectionsByAddress(max_per_address)
+
+    def buildProtocol(self, addr: Any) -> Any:
+        host = getattr(addr, "host", None) or str(addr)  # a UNIX address has no host
+        key = self.by_address.open(host)
+        if key is None:
+            _log.warn("refusing web connection from {peer}: too many from its address", peer=host)
+            return _Refused()
+        channel = Site.buildProtocol(self, addr)
+        channel.counted = (self.by_address, key)
+        return channel
 
     def startFactory(self) -> None:
         Site.startFactory(self)
@@ -157,10 +258,12 @@ class ChatSite(Site):
         pass  # no access log: the chat logs connections itself
 
 
-def web_site(chat_factory: Any, origins: Iterable[str] = (), web_dir: str = WEB_DIR) -> ChatSite:
+def web_site(chat_factory: Any, origins: Iterable[str] = (), web_dir: str = WEB_DIR,
+             max_per_address: int = MAX_PER_ADDRESS) -> ChatSite:
     """
     The page at C{/} and the WebSocket at C{/ws}, whose connections go
-    through C{chat_factory} (the server's wrapping factory).
+    through C{chat_factory} (the server's wrapping factory); at most
+    C{max_per_address} connections from one address at once (0: no limit).
 
     @raise ImportError: without Twisted's WebSocket support
         (C{pip install "chatsvc[web]"}).
@@ -172,4 +275,4 @@ def web_site(chat_factory: Any, origins: Iterable[str] = (), web_dir: str = WEB_
     root = PageFile(web_dir)
     socket = WebSocketResource(WebSocketChatFactory(chat_factory))
     root.putChild(b"ws", OriginGate(socket, origins))
-    return ChatSite(root, chat_factory)
+    return ChatSite(root, chat_factory, max_per_address=max_per_address)

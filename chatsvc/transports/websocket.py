@@ -43,6 +43,7 @@ from wsproto.utilities import LocalProtocolError
 from ..metrics import ITransportLabel
 from ..server.fastwrite import send_now, supports
 from ..wire.framing import HEADER, HEADER_SIZE, MAX_FRAME
+from .site import ICountedConnection
 
 _log = Logger()
 
@@ -243,6 +244,9 @@ class WebSocketChat:
         self._request = request
         self._incomplete = 0
         self._completed = False
+        # Its HTTP connection's place in the web endpoint's per-address
+        # count: once upgraded, the connection's end reaches us, not it.
+        self._counted = ICountedConnection(request.channel, None)
 
     def negotiationStarted(self, transport: Any) -> None:
         self._ws = transport
@@ -310,6 +314,9 @@ class WebSocketChat:
         pass  # the chat's own ping does the keepalive (PROTOCOL.md 7.1)
 
     def connectionLost(self, reason: Failure) -> None:
+        if self._counted is not None:
+            self._counted.release()
+            self._counted = None
         transport = self._transport
         if transport is None:
             return

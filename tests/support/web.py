@@ -237,3 +237,62 @@ def self_signed(directory: str, address: str) -> Tuple[str, str]:
     with open(cert_path, "wb") as f:
         f.write(cert.public_bytes(serialization.Encoding.PEM))
     return key_path, cert_path
+
+
+class RecordingWebSocket:
+    """
+    A client of the WebSocket (Twisted's own WebSocket client protocol):
+    says C{hello} as C{name} once connected and records every message.
+
+    @ivar received: the messages, decoded.
+    @ivar welcomed: fires once the C{history} after C{welcome} has come.
+    @ivar closed: fires when the connection ends.
+    """
+
+    transport: Any = None
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.received: List[Any] = []
+        self.welcomed: defer.Deferred = defer.Deferred()
+        self.closed: defer.Deferred = defer.Deferred()
+
+    def negotiationStarted(self, transport: Any) -> None:
+        self.transport = transport
+
+    def negotiationFinished(self) -> None:
+        import json
+
+        self.transport.sendBytesMessage(json.dumps({"type": "hello", "name": self.name}).encode())
+
+    def bytesMessageReceived(self, data: bytes) -> None:
+        import json
+
+        self.received.append(json.loads(data))
+        if self.received[-1]["type"] == "history" and not self.welcomed.called:
+            self.welcomed.callback(None)
+
+    def textMessageReceived(self, text: str) -> None:
+        pass
+
+    def pongReceived(self, payload: bytes) -> None:
+        pass
+
+    def connectionLost(self, reason: Any) -> None:
+        if not self.closed.called:
+            self.closed.callback(None)
+
+
+def connect_websocket(url: str, name: str) -> defer.Deferred:
+    """A L{RecordingWebSocket} connected to C{url} (C{ws://host:port/ws}), saying hello as C{name}."""
+    from twisted.internet import reactor
+    from twisted.web.websocket import WebSocketClientEndpoint
+
+    client = RecordingWebSocket(name)
+
+    class _Factory:
+        def buildProtocol(self, url: str) -> RecordingWebSocket:
+            return client
+
+    endpoint = WebSocketClientEndpoint.new(reactor, url)
+    return defer.ensureDeferred(endpoint.connect(_Factory()))
