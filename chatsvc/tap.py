@@ -272,7 +272,8 @@ def _web_services(options: Options, reactor: Any, wrapper: Any, service: MultiSe
         from .transports.site import web_site
         # A page's fetches and its WebSockets: twice the chat's own limit
         # (raised with it behind a reverse proxy; 0, none, with it too).
-        site = web_site(wrapper, options["web-origin"], max_per_address=2 * options["max-per-ip"])
+        site = web_site(wrapper, options["web-origin"], max_per_address=2 * options["max-per-ip"],
+                        reactor=reactor)
     except ImportError as e:
         raise SystemExit(f"chat: --web needs the web extra (pip install \"chatsvc[web]\"): {e}")
     for description in options["web"]:

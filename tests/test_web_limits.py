@@ -67,7 +67,8 @@ def _site(limit: int, clock: Any = None) -> Any:
     """The web endpoint's factory, its chat on C{clock} (a new L{Clock} if not given)."""
     clock = clock if clock is not None else Clock()
     chat = ChatFactory(Room(clock), ServerConfig(max_per_ip=0), clock)
-    return web_site(EncryptingFactory(chat, None, clock=clock), max_per_address=limit)
+    return web_site(EncryptingFactory(chat, None, clock=clock), max_per_address=limit,
+                    reactor=clock)
 
 
 class SiteLimitTests(unittest.SynchronousTestCase):
@@ -81,6 +82,8 @@ class SiteLimitTests(unittest.SynchronousTestCase):
         site = _site(2)
         (one, _), (two, _) = (self._connect(site, "10.0.0.1", p) for p in (1, 2))
         self.assertTrue(verifyObject(ICountedConnection, one))
+        # HTTP timeouts run on the site's own clock, not the global reactor
+        self.assertEqual(len(site.reactor.getDelayedCalls()), 2)
         _, refused = self._connect(site, "10.0.0.1", 3)
         self.assertTrue(refused.aborted)
         _, other = self._connect(site, "10.0.0.2", 4)  # another address is not affected

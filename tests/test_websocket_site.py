@@ -209,6 +209,7 @@ class WebOptionTests(unittest.SynchronousTestCase):
             self.addCleanup(service.stopService)
             site = reactor.tcpServers[-1][1]
             self.assertEqual(site.by_address.limit, expected, given)
+            self.assertIs(site.reactor, reactor)
 
     def test_bad_endpoint(self) -> None:
         from chatsvc import tap

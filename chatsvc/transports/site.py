@@ -228,11 +228,13 @@ class ChatSite(Site):
     """
 
     noisy = False
+    # HTTP/1.1 only (which is what a WebSocket upgrade needs): the channel
+    # itself, not Twisted's wrapper that can also negotiate HTTP/2.
     protocol = CountedChannel
 
     def __init__(self, resource: Resource, chat_factory: Any, timeout: float = HTTP_TIMEOUT,
-                 max_per_address: int = MAX_PER_ADDRESS) -> None:
-        Site.__init__(self, resource, timeout=timeout)
+                 max_per_address: int = MAX_PER_ADDRESS, reactor: Any = None) -> None:
+        Site.__init__(self, resource, timeout=timeout, reactor=reactor)
         self._chat_factory = chat_factory
         self.by_address = ConnectionsByAddress(max_per_address)
 
@@ -259,11 +261,12 @@ class ChatSite(Site):
 
 
 def web_site(chat_factory: Any, origins: Iterable[str] = (), web_dir: str = WEB_DIR,
-             max_per_address: int = MAX_PER_ADDRESS) -> ChatSite:
+             max_per_address: int = MAX_PER_ADDRESS, reactor: Any = None) -> ChatSite:
     """
     The page at C{/} and the WebSocket at C{/ws}, whose connections go
     through C{chat_factory} (the server's wrapping factory); at most
     C{max_per_address} connections from one address at once (0: no limit).
+    Its HTTP timeouts run on C{reactor} (default: the global one).
 
     @raise ImportError: without Twisted's WebSocket support
         (C{pip install "chatsvc[web]"}).
@@ -275,4 +278,4 @@ def web_site(chat_factory: Any, origins: Iterable[str] = (), web_dir: str = WEB_
     root = PageFile(web_dir)
     socket = WebSocketResource(WebSocketChatFactory(chat_factory))
     root.putChild(b"ws", OriginGate(socket, origins))
-    return ChatSite(root, chat_factory, max_per_address=max_per_address)
+    return ChatSite(root, chat_factory, max_per_address=max_per_address, reactor=reactor)
