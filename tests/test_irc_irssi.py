@@ -12,7 +12,6 @@ before it is sent, so delivery is checked on the other side).
 
 from __future__ import annotations
 
-import datetime
 import os
 import re
 import shutil
@@ -26,6 +25,7 @@ from chatsvc.keys import load_key
 
 from .support.frameclient import registered
 from .support.processes import DEMO_KEY, ChatServer
+from .support.web import self_signed
 
 WAIT = 30.0
 
@@ -52,33 +52,6 @@ def poll(condition: Callable[[], Any], what: str, timeout: float = WAIT):
         if reactor.seconds() > end:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         yield task.deferLater(reactor, 0.1, lambda: None)
-
-
-def self_signed(directory: str) -> tuple:
-    """A key and a self-signed certificate for 127.0.0.1, as PEM files."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-    import ipaddress
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(days=1))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                           critical=False)
-            .sign(key, hashes.SHA256()))
-    key_path, cert_path = os.path.join(directory, "key.pem"), os.path.join(directory, "cert.pem")
-    with open(key_path, "wb") as f:
-        f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                  serialization.NoEncryption()))
-    with open(cert_path, "wb") as f:
-        f.write(cert.public_bytes(serialization.Encoding.PEM))
-    return key_path, cert_path
 
 
 class Irssi:
@@ -205,7 +178,7 @@ class IrssiTests(TestCase):
         """A server that requires encryption: irssi over TLS, the key line as its PASS."""
         directory = tempfile.mkdtemp(prefix="irc-tls-")
         self.addCleanup(shutil.rmtree, directory, True)
-        key, cert = self_signed(directory)
+        key, cert = self_signed(directory, "127.0.0.1")
         with open(DEMO_KEY) as f:
             key_line = [x.strip() for x in f if x.strip() and not x.startswith("#")][0]
         joined = yield self.converse(
