@@ -197,18 +197,25 @@ class RoomActions:
         """
         target = self._member_room(member, room)
         seq = target.seq + 1
-        message: Message = {"type": "message", "room": target.name, "from": member.name,
-                            "text": text, "ts": self._now(), "seq": seq}
-        if action:
-            message["action"] = True
-        body = encode(message)
-        if len(body) > MAX_PUBLIC_BODY:
-            raise too_big()
-        self._append_log(body)
+        body = self._logged({"type": "message", "room": target.name, "from": member.name,
+                             "text": text, "ts": self._now(), "seq": seq}, action, MAX_PUBLIC_BODY)
         target.seq = seq
         target.history.append(seq, body)
         self._outbox.to_room(target, encode_frame(body))
         return seq
+
+    def _logged(self, message: Message, action: bool, limit: int) -> bytes:
+        """
+        C{message} (a C{message} or C{private}; with C{action: true} if
+        C{action}) encoded, no longer than C{limit}, and in the message log.
+        """
+        if action:
+            message["action"] = True
+        body = encode(message)
+        if len(body) > limit:
+            raise too_big()
+        self._append_log(body)
+        return body
 
     def private(self, member: Any, to: object, text: str, action: bool = False) -> int:
         """
@@ -221,14 +228,8 @@ class RoomActions:
         if target is None:
             raise RemoteProtocolError("no-such-user", "no user of that name is online", fatal=False)
         seq = self.private_seq + 1
-        message: Message = {"type": "private", "from": member.name, "to": target.name,
-                            "text": text, "ts": self._now(), "seq": seq}
-        if action:
-            message["action"] = True
-        body = encode(message)
-        if len(body) > MAX_FRAME:
-            raise too_big()
-        self._append_log(body)
+        body = self._logged({"type": "private", "from": member.name, "to": target.name,
+                             "text": text, "ts": self._now(), "seq": seq}, action, MAX_FRAME)
         self.private_seq = seq
         self.flush()  # after what was broadcast before it
         frame = encode_frame(body)
